@@ -1,0 +1,439 @@
+// Package index is the compiled decision index: an immutable, lock-free view
+// of the policies, organised for one decision in a few map lookups whatever
+// the number of rules, entities or users.
+//
+// The index keeps one immutable snapshot per entity behind an atomic pointer,
+// and an immutable map of entities behind another. A change copies only the
+// snapshots of the entities it touches (and the entity map when entities
+// appear or vanish) and publishes them with atomic stores, so readers never
+// lock and never see half a change to an entity. Writers must be serialised
+// by the caller.
+//
+// The index follows the Casbin model's semantics for any set of rules, not
+// only the ones the engine writes: roles are per entity (a role link and a
+// permission meet only inside one entity), and a role's permission on an
+// (object type, action) is the union of its "allowed" and "allowed_for_own"
+// rules.
+package index
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/gatehouse-authz/gatehouse/internal/rules"
+	"github.com/gatehouse-authz/gatehouse/model"
+)
+
+// DefaultMarker is the role index of a member without an explicit role.
+const DefaultMarker int32 = -1
+
+// NoRole is the role index of an entity without a default role.
+const NoRole int32 = -1
+
+// Permission bits of a role's slot: which rules exist.
+const (
+	bitOwn uint8 = 1 << iota // an allowed_for_own rule exists
+	bitAll                   // an allowed rule exists
+)
+
+// Role is one role of an entity, immutable once published.
+type Role struct {
+	ID       model.RoleID
+	Name     string
+	Declared bool  // a p2 rule exists
+	Created  int64 // Unix milliseconds
+	Updated  int64 // Unix milliseconds
+	bits     []uint8
+	nbits    int // number of set bits: rules of type p
+}
+
+// Perm returns the role's effective permission at catalog slot i.
+func (r *Role) Perm(slot int) model.Permission {
+	b := r.bits[slot]
+	switch {
+	case b&bitAll != 0:
+		return model.Allowed
+	case b&bitOwn != 0:
+		return model.AllowedForOwn
+	}
+	return model.NotAllowed
+}
+
+// Rules returns the number of permission rules of the role.
+func (r *Role) Rules() int { return r.nbits }
+
+// Entity is one entity's snapshot, immutable once published.
+type Entity struct {
+	ID      model.EntityID
+	Partner model.PartnerID // "" when no partner owns it
+	Default int32           // index in Roles of the default role, or NoRole
+	Roles   []*Role         // by role index; nil where a role was removed
+	RoleIdx map[model.RoleID]int32
+	Users   map[model.UserID]int32 // role index, or DefaultMarker
+}
+
+// Role returns the role with id r, or nil.
+func (en *Entity) Role(r model.RoleID) *Role {
+	i, ok := en.RoleIdx[r]
+	if !ok {
+		return nil
+	}
+	return en.Roles[i]
+}
+
+// UserRole returns the role user u reaches (its own or the default), whether
+// it came from the default role, and whether u is a member at all. The role
+// is nil when u is a member without a role in an entity without a default.
+func (en *Entity) UserRole(u model.UserID) (role *Role, viaDefault, member bool) {
+	i, ok := en.Users[u]
+	if !ok {
+		return nil, false, false
+	}
+	if i == DefaultMarker {
+		if en.Default == NoRole {
+			return nil, true, true
+		}
+		return en.Roles[en.Default], true, true
+	}
+	return en.Roles[i], false, true
+}
+
+func (en *Entity) empty() bool {
+	return en.Partner == "" && en.Default == NoRole && len(en.RoleIdx) == 0 && len(en.Users) == 0
+}
+
+type cell struct{ snap atomic.Pointer[Entity] }
+
+type entMap map[model.EntityID]*cell
+
+// Index is the compiled policy. Reads are lock-free and safe for concurrent
+// use with one writer at a time.
+type Index struct {
+	cat     *model.Catalog
+	ents    atomic.Pointer[entMap]
+	userEnt sync.Map // model.UserID -> model.EntityID
+	roleEnt sync.Map // model.RoleID -> model.EntityID
+}
+
+// New returns an empty index over catalog c.
+func New(c *model.Catalog) *Index {
+	ix := &Index{cat: c}
+	m := entMap{}
+	ix.ents.Store(&m)
+	return ix
+}
+
+// Catalog returns the catalog the index was built for.
+func (ix *Index) Catalog() *model.Catalog { return ix.cat }
+
+// Entity returns the snapshot of entity e, or nil if no rule names it.
+func (ix *Index) Entity(e model.EntityID) *Entity {
+	c := (*ix.ents.Load())[e]
+	if c == nil {
+		return nil
+	}
+	return c.snap.Load()
+}
+
+// Entities calls fn for every entity's snapshot, in no particular order.
+func (ix *Index) Entities(fn func(*Entity) bool) {
+	for _, c := range *ix.ents.Load() {
+		if !fn(c.snap.Load()) {
+			return
+		}
+	}
+}
+
+// UserEntity returns the entity user u is a member of.
+func (ix *Index) UserEntity(u model.UserID) (model.EntityID, bool) {
+	v, ok := ix.userEnt.Load(u)
+	if !ok {
+		return "", false
+	}
+	return v.(model.EntityID), true
+}
+
+// RoleEntity returns the entity role r belongs to.
+func (ix *Index) RoleEntity(r model.RoleID) (model.EntityID, bool) {
+	v, ok := ix.roleEnt.Load(r)
+	if !ok {
+		return "", false
+	}
+	return v.(model.EntityID), true
+}
+
+// Apply removes then adds the given facts and publishes the result. Facts
+// about (object type, action) pairs outside the catalog are skipped and
+// counted. The caller serialises calls to Apply.
+func (ix *Index) Apply(remove, add []rules.Fact) (skipped int) {
+	b := ix.Begin()
+	for _, f := range remove {
+		if !b.Remove(f) {
+			skipped++
+		}
+	}
+	for _, f := range add {
+		if !b.Add(f) {
+			skipped++
+		}
+	}
+	b.Publish()
+	return skipped
+}
+
+// Batch collects changes to publish together. Use it from one goroutine.
+type Batch struct {
+	ix     *Index
+	work   map[model.EntityID]*Entity
+	owned  map[*Role]bool
+	slotOf func(model.Key) (int, bool)
+}
+
+// Begin starts a batch of changes.
+func (ix *Index) Begin() *Batch {
+	return &Batch{ix: ix, work: map[model.EntityID]*Entity{}, owned: map[*Role]bool{}, slotOf: ix.cat.Slot}
+}
+
+// entity returns the batch's working copy of e, creating it if needed.
+func (b *Batch) entity(e model.EntityID) *Entity {
+	if en := b.work[e]; en != nil {
+		return en
+	}
+	var en *Entity
+	if old := b.ix.Entity(e); old != nil {
+		en = &Entity{ID: e, Partner: old.Partner, Default: old.Default,
+			Roles:   append([]*Role(nil), old.Roles...),
+			RoleIdx: make(map[model.RoleID]int32, len(old.RoleIdx)),
+			Users:   make(map[model.UserID]int32, len(old.Users))}
+		for k, v := range old.RoleIdx {
+			en.RoleIdx[k] = v
+		}
+		for k, v := range old.Users {
+			en.Users[k] = v
+		}
+	} else {
+		en = &Entity{ID: e, Default: NoRole, RoleIdx: map[model.RoleID]int32{}, Users: map[model.UserID]int32{}}
+	}
+	b.work[e] = en
+	return en
+}
+
+// role returns the index of a writable copy of role r in en, creating the
+// role if create is set (else -1 when it does not exist).
+func (b *Batch) role(en *Entity, r model.RoleID, create bool) int32 {
+	i, ok := en.RoleIdx[r]
+	if !ok {
+		if !create {
+			return -1
+		}
+		i = int32(len(en.Roles))
+		nr := &Role{ID: r, bits: make([]uint8, b.ix.cat.Len())}
+		en.Roles = append(en.Roles, nr)
+		en.RoleIdx[r] = i
+		b.owned[nr] = true
+		return i
+	}
+	if old := en.Roles[i]; !b.owned[old] {
+		nr := *old
+		nr.bits = append([]uint8(nil), old.bits...)
+		en.Roles[i] = &nr
+		b.owned[&nr] = true
+	}
+	return i
+}
+
+// Add applies one added fact. It returns false if the fact names an
+// (object type, action) outside the catalog.
+func (b *Batch) Add(f rules.Fact) bool {
+	en := b.entity(f.Entity)
+	switch f.Kind {
+	case rules.KindPermission:
+		slot, ok := b.slotOf(f.Key)
+		if !ok {
+			return false
+		}
+		r := en.Roles[b.role(en, f.Role, true)]
+		bit := bitOwn
+		if f.Perm == model.Allowed {
+			bit = bitAll
+		}
+		if r.bits[slot]&bit == 0 {
+			r.bits[slot] |= bit
+			r.nbits++
+		}
+	case rules.KindRole:
+		r := en.Roles[b.role(en, f.Role, true)]
+		r.Declared, r.Name, r.Created, r.Updated = true, f.Name, f.Created, f.Updated
+	case rules.KindMember:
+		if f.Role == "" {
+			en.Users[f.User] = DefaultMarker
+		} else {
+			en.Users[f.User] = b.role(en, f.Role, true)
+		}
+	case rules.KindDefaultRole:
+		en.Default = b.role(en, f.Role, true)
+	case rules.KindOwner:
+		en.Partner = f.Partner
+	}
+	return true
+}
+
+// Remove applies one removed fact. It returns false if the fact names an
+// (object type, action) outside the catalog.
+func (b *Batch) Remove(f rules.Fact) bool {
+	en := b.entity(f.Entity)
+	switch f.Kind {
+	case rules.KindPermission:
+		slot, ok := b.slotOf(f.Key)
+		if !ok {
+			return false
+		}
+		if i := b.role(en, f.Role, false); i >= 0 {
+			r := en.Roles[i]
+			bit := bitOwn
+			if f.Perm == model.Allowed {
+				bit = bitAll
+			}
+			if r.bits[slot]&bit != 0 {
+				r.bits[slot] &^= bit
+				r.nbits--
+			}
+		}
+	case rules.KindRole:
+		if i := b.role(en, f.Role, false); i >= 0 {
+			r := en.Roles[i]
+			if r.Declared && r.Name == f.Name && r.Created == f.Created && r.Updated == f.Updated {
+				r.Declared, r.Name, r.Created, r.Updated = false, "", 0, 0
+			}
+		}
+	case rules.KindMember:
+		want := DefaultMarker
+		if f.Role != "" {
+			i, ok := en.RoleIdx[f.Role]
+			if !ok {
+				return true
+			}
+			want = i
+		}
+		if cur, ok := en.Users[f.User]; ok && cur == want {
+			delete(en.Users, f.User)
+		}
+	case rules.KindDefaultRole:
+		if i, ok := en.RoleIdx[f.Role]; ok && en.Default == i {
+			en.Default = NoRole
+		}
+	case rules.KindOwner:
+		if en.Partner == f.Partner {
+			en.Partner = ""
+		}
+	}
+	return true
+}
+
+// Publish makes the batch's changes visible to readers.
+func (b *Batch) Publish() {
+	if len(b.work) == 0 {
+		return
+	}
+	top := *b.ix.ents.Load()
+	var next entMap // a copy of top, made when entities appear or vanish
+	cow := func() {
+		if next == nil {
+			next = make(entMap, len(top)+len(b.work))
+			for k, v := range top {
+				next[k] = v
+			}
+		}
+	}
+	for id, en := range b.work {
+		b.gc(en)
+		old := b.ix.Entity(id)
+		b.syncLookups(old, en)
+		switch c := top[id]; {
+		case en.empty():
+			if c != nil {
+				cow()
+				delete(next, id)
+			}
+		case c != nil:
+			c.snap.Store(en)
+		default:
+			cow()
+			nc := &cell{}
+			nc.snap.Store(en)
+			next[id] = nc
+		}
+	}
+	if next != nil {
+		b.ix.ents.Store(&next)
+	}
+	b.work = map[model.EntityID]*Entity{}
+	b.owned = map[*Role]bool{}
+}
+
+// gc drops roles that no rule mentions any more.
+func (b *Batch) gc(en *Entity) {
+	var held map[int32]bool
+	for r, i := range en.RoleIdx {
+		role := en.Roles[i]
+		if role.Declared || role.nbits > 0 || en.Default == i {
+			continue
+		}
+		if held == nil {
+			held = make(map[int32]bool, len(en.Users))
+			for _, ui := range en.Users {
+				held[ui] = true
+			}
+		}
+		if !held[i] {
+			delete(en.RoleIdx, r)
+			en.Roles[i] = nil
+		}
+	}
+	for len(en.Roles) > 0 && en.Roles[len(en.Roles)-1] == nil {
+		en.Roles = en.Roles[:len(en.Roles)-1]
+	}
+}
+
+// syncLookups updates the user and role lookups from old to en.
+func (b *Batch) syncLookups(old, en *Entity) {
+	if old != nil {
+		for u := range old.Users {
+			if _, ok := en.Users[u]; !ok {
+				b.ix.userEnt.CompareAndDelete(u, en.ID)
+			}
+		}
+		for r := range old.RoleIdx {
+			if _, ok := en.RoleIdx[r]; !ok {
+				b.ix.roleEnt.CompareAndDelete(r, en.ID)
+			}
+		}
+	}
+	for u := range en.Users {
+		if old == nil || !hasUser(old, u) {
+			b.ix.userEnt.Store(u, en.ID)
+		}
+	}
+	for r := range en.RoleIdx {
+		if old == nil || !hasRole(old, r) {
+			b.ix.roleEnt.Store(r, en.ID)
+		}
+	}
+}
+
+func hasUser(en *Entity, u model.UserID) bool { _, ok := en.Users[u]; return ok }
+func hasRole(en *Entity, r model.RoleID) bool { _, ok := en.RoleIdx[r]; return ok }
+
+// Grants returns the permission rules the role has at slot i: none, one, or
+// (only in hand-made data) both allowed_for_own and allowed.
+func (r *Role) Grants(slot int) []model.Permission {
+	switch r.bits[slot] {
+	case bitOwn:
+		return []model.Permission{model.AllowedForOwn}
+	case bitAll:
+		return []model.Permission{model.Allowed}
+	case bitOwn | bitAll:
+		return []model.Permission{model.AllowedForOwn, model.Allowed}
+	}
+	return nil
+}

@@ -1,0 +1,255 @@
+package policy
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/casbin/casbin/v2/persist"
+
+	"github.com/gatehouse-authz/gatehouse/internal/index"
+	"github.com/gatehouse-authz/gatehouse/internal/rules"
+	"github.com/gatehouse-authz/gatehouse/model"
+)
+
+// Engine owns the policies and decides requests. Create one with [New].
+type Engine struct {
+	cat   *model.Catalog
+	ix    atomic.Pointer[index.Index] // replaced whole only by Reload
+	store Store
+	now   func() time.Time
+	log   *slog.Logger
+	newID func() string
+
+	mu       sync.Mutex // serialises changes
+	revision atomic.Int64
+}
+
+type options struct {
+	catalog *model.Catalog
+	store   Store
+	now     func() time.Time
+	logger  *slog.Logger
+	newID   func() string
+}
+
+// Option configures an [Engine].
+type Option func(*options)
+
+// WithCatalog sets the catalog of object types and actions. The default is
+// [model.DefaultCatalog] (Monite's).
+func WithCatalog(c *model.Catalog) Option { return func(o *options) { o.catalog = c } }
+
+// WithStore sets where the policies are stored. The default keeps them in
+// memory only.
+func WithStore(s Store) Option { return func(o *options) { o.store = s } }
+
+// WithAdapter stores the policies through a Casbin adapter (see
+// [AdapterStore]).
+func WithAdapter(a persist.Adapter) Option {
+	return func(o *options) { o.store = AdapterStore(a) }
+}
+
+// WithNow sets the clock used for role timestamps. The default is time.Now.
+func WithNow(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithLogger sets the logger. The default discards.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithIDGenerator sets how role ids are made when a [RoleSpec] has none.
+// The default makes random UUIDs (version 4).
+func WithIDGenerator(f func() string) Option { return func(o *options) { o.newID = f } }
+
+// New returns an engine with the policies loaded from its store.
+func New(ctx context.Context, opts ...Option) (*Engine, error) {
+	o := options{store: memoryStore{}, now: time.Now, newID: newUUID}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.catalog == nil {
+		o.catalog = model.DefaultCatalog()
+	}
+	if o.logger == nil {
+		o.logger = slog.New(slog.DiscardHandler)
+	}
+	e := &Engine{cat: o.catalog, store: o.store, now: o.now, log: o.logger, newID: o.newID}
+	if err := e.load(ctx); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// load reads every stored rule into a fresh index, in batches so that the
+// whole table is never held twice.
+func (e *Engine) load(ctx context.Context) error {
+	ix := index.New(e.cat)
+	b := ix.Begin()
+	var n, skipped, bad int
+	err := e.store.Load(ctx, func(r model.Rule) error {
+		f, err := rules.Decode(r)
+		if err != nil {
+			bad++
+			e.log.WarnContext(ctx, "gatehouse: ignoring a stored rule", "rule", r.String(), "err", err)
+			return nil
+		}
+		if !b.Add(f) {
+			skipped++
+		}
+		if n++; n%10000 == 0 {
+			b.Publish()
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("%w: loading policies: %w", ErrStorage, err)
+	}
+	b.Publish()
+	if skipped > 0 {
+		e.log.WarnContext(ctx, "gatehouse: stored permissions outside the catalog are ignored", "rules", skipped)
+	}
+	e.log.DebugContext(ctx, "gatehouse: policies loaded", "rules", n, "ignored", bad+skipped)
+	e.ix.Store(ix)
+	return nil
+}
+
+// Catalog returns the engine's catalog.
+func (e *Engine) Catalog() *model.Catalog { return e.cat }
+
+// Revision returns the number of the last change the engine applied: the
+// store's revision when it numbers changes, else a local counter.
+func (e *Engine) Revision() int64 { return e.revision.Load() }
+
+// commit stores ch and then publishes it to the index. The caller holds e.mu.
+func (e *Engine) commit(ctx context.Context, ch *Change) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if actor, ok := ActorFromContext(ctx); ok {
+		ch.Actor = actor
+	}
+	rm, add, err := decodeAll(ch)
+	if err != nil {
+		return err
+	}
+	if err := e.store.Commit(ctx, ch); err != nil {
+		e.log.ErrorContext(ctx, "gatehouse: storing a change failed", "op", ch.Op, "entity", string(ch.Entity), "err", err)
+		return fmt.Errorf("%w: %s: %w", ErrStorage, ch.Op, err)
+	}
+	e.ix.Load().Apply(rm, add)
+	e.bump(ch.Revision)
+	return nil
+}
+
+func (e *Engine) bump(rev int64) {
+	if rev > 0 {
+		e.revision.Store(rev)
+	} else {
+		e.revision.Add(1)
+	}
+}
+
+func decodeAll(ch *Change) (rm, add []rules.Fact, err error) {
+	dec := func(rs []model.Rule) ([]rules.Fact, error) {
+		out := make([]rules.Fact, 0, len(rs))
+		for _, r := range rs {
+			f, err := rules.Decode(r)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+			}
+			out = append(out, f)
+		}
+		return out, nil
+	}
+	if rm, err = dec(ch.Remove); err != nil {
+		return nil, nil, err
+	}
+	if add, err = dec(ch.Add); err != nil {
+		return nil, nil, err
+	}
+	return rm, add, nil
+}
+
+// ApplyCommitted publishes a change that another engine already committed
+// to the shared store (a replica's watcher calls it). It does not write to
+// the store. Changes must be applied in commit order.
+func (e *Engine) ApplyCommitted(ch Change) error {
+	rm, add, err := decodeAll(&ch)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.ix.Load().Apply(rm, add)
+	e.bump(ch.Revision)
+	return nil
+}
+
+// Reload replaces the index with the store's current content. A replica that
+// lost track of changes calls it.
+func (e *Engine) Reload(ctx context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.load(ctx)
+}
+
+// Rules returns every rule of the current policy, in the persistence format
+// (for export to Casbin's tools, and for tests).
+func (e *Engine) Rules() []model.Rule {
+	var out []model.Rule
+	e.ix.Load().Entities(func(en *index.Entity) bool {
+		out = append(out, entityRules(e.cat, en)...)
+		return true
+	})
+	return out
+}
+
+// entityRules returns the rules that make up one entity's snapshot.
+func entityRules(cat *model.Catalog, en *index.Entity) []model.Rule {
+	var out []model.Rule
+	if en.Partner != "" {
+		out = append(out, rules.Owner(en.Partner, en.ID))
+	}
+	for _, r := range en.Roles {
+		if r == nil {
+			continue
+		}
+		out = append(out, roleRules(cat, en.ID, r)...)
+	}
+	if en.Default != index.NoRole {
+		out = append(out, rules.DefaultRole(en.ID, en.Roles[en.Default].ID))
+	}
+	for u, i := range en.Users {
+		var role model.RoleID
+		if i != index.DefaultMarker {
+			role = en.Roles[i].ID
+		}
+		out = append(out, rules.Member(en.ID, u, role))
+	}
+	return out
+}
+
+// roleRules returns a role's declaration and permission rules.
+func roleRules(cat *model.Catalog, e model.EntityID, r *index.Role) []model.Rule {
+	var out []model.Rule
+	if r.Declared {
+		out = append(out, rules.RoleDecl(e, r.ID, r.Name, r.Created, r.Updated))
+	}
+	for slot := 0; slot < cat.Len(); slot++ {
+		for _, p := range r.Grants(slot) {
+			out = append(out, rules.Permission(e, r.ID, cat.Key(slot), p))
+		}
+	}
+	return out
+}
+
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}

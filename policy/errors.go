@@ -1,0 +1,25 @@
+package policy
+
+import "errors"
+
+// Sentinel errors. Every error the engine returns wraps one of them, so
+// callers test with errors.Is.
+var (
+	// ErrNotFound: the entity, role or user does not exist (in that entity).
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: the change contradicts the current state (a duplicate id
+	// or role name, deleting a role that is held or is the default role).
+	ErrConflict = errors.New("conflict")
+	// ErrInvalid: the input is malformed (an id, a name, an unknown object
+	// type or action, a permission value). It also wraps the model error
+	// that says what is wrong (model.ErrInvalidID, model.ErrUnknownObject,
+	// ...).
+	ErrInvalid = errors.New("invalid input")
+	// ErrEscalation: a subject tried to create, change or assign a role that
+	// grants more than the subject holds itself.
+	ErrEscalation = errors.New("privilege escalation")
+	// ErrStorage: the store failed; nothing was changed.
+	ErrStorage = errors.New("storage error")
+	// ErrClosed: the engine was closed.
+	ErrClosed = errors.New("engine closed")
+)

@@ -1,0 +1,508 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/gatehouse-authz/gatehouse/internal/index"
+	"github.com/gatehouse-authz/gatehouse/internal/rules"
+	"github.com/gatehouse-authz/gatehouse/model"
+)
+
+// Entity is a tenant: owned by one partner, with an optional default role.
+type Entity struct {
+	ID          model.EntityID
+	Partner     model.PartnerID
+	DefaultRole model.RoleID // "" when the entity has none
+}
+
+// Role is a named set of permissions inside one entity.
+type Role struct {
+	ID          model.RoleID
+	Entity      model.EntityID
+	Name        string
+	Permissions model.Permissions // only the pairs that are not not_allowed
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// User is an entity user: a member of one entity, with a role or without
+// one (then the entity's default role applies).
+type User struct {
+	ID     model.UserID
+	Entity model.EntityID
+	Role   model.RoleID // "" when the user has no explicit role
+}
+
+// RoleSpec describes a role to create.
+type RoleSpec struct {
+	ID          model.RoleID // optional: generated when empty
+	Name        string       // 1 to MaxNameLen bytes, unique in the entity
+	Permissions model.Permissions
+}
+
+// RoleUpdate describes a change to a role. Nil fields are left alone.
+type RoleUpdate struct {
+	Name        *string
+	Permissions model.Permissions // replaces all permissions when not nil
+}
+
+// MaxNameLen is the longest role name, in bytes.
+const MaxNameLen = 100
+
+func invalid(err error) error { return fmt.Errorf("%w: %w", ErrInvalid, err) }
+
+func validateName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%w: role name is empty", ErrInvalid)
+	case len(name) > MaxNameLen:
+		return fmt.Errorf("%w: role name is longer than %d bytes", ErrInvalid, MaxNameLen)
+	case !utf8.ValidString(name):
+		return fmt.Errorf("%w: role name is not UTF-8", ErrInvalid)
+	}
+	for _, c := range name {
+		if unicode.IsControl(c) {
+			return fmt.Errorf("%w: role name has a control character", ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// entity returns the snapshot of an existing (partner-owned) entity.
+func (e *Engine) entity(id model.EntityID) (*index.Entity, error) {
+	if err := id.Validate(); err != nil {
+		return nil, invalid(err)
+	}
+	en := e.ix.Load().Entity(id)
+	if en == nil || en.Partner == "" {
+		return nil, fmt.Errorf("%w: entity %q", ErrNotFound, id)
+	}
+	return en, nil
+}
+
+// declaredRole returns role id of en, if it exists.
+func declaredRole(en *index.Entity, id model.RoleID) (*index.Role, error) {
+	if err := id.Validate(); err != nil {
+		return nil, invalid(err)
+	}
+	r := en.Role(id)
+	if r == nil || !r.Declared {
+		return nil, fmt.Errorf("%w: role %q in entity %q", ErrNotFound, id, en.ID)
+	}
+	return r, nil
+}
+
+func (e *Engine) toRole(en *index.Entity, r *index.Role) Role {
+	ps := model.Permissions{}
+	for slot := 0; slot < e.cat.Len(); slot++ {
+		if p := r.Perm(slot); p != model.NotAllowed {
+			ps[e.cat.Key(slot)] = p
+		}
+	}
+	return Role{ID: r.ID, Entity: en.ID, Name: r.Name, Permissions: ps,
+		CreatedAt: time.UnixMilli(r.Created).UTC(), UpdatedAt: time.UnixMilli(r.Updated).UTC()}
+}
+
+func toEntity(en *index.Entity) Entity {
+	out := Entity{ID: en.ID, Partner: en.Partner}
+	if en.Default != index.NoRole {
+		out.DefaultRole = en.Roles[en.Default].ID
+	}
+	return out
+}
+
+func toUser(en *index.Entity, u model.UserID, i int32) User {
+	out := User{ID: u, Entity: en.ID}
+	if i != index.DefaultMarker {
+		out.Role = en.Roles[i].ID
+	}
+	return out
+}
+
+// CreateEntity creates entity id, owned by partner.
+func (e *Engine) CreateEntity(ctx context.Context, partner model.PartnerID, id model.EntityID) (Entity, error) {
+	if err := partner.Validate(); err != nil {
+		return Entity{}, invalid(err)
+	}
+	if err := id.Validate(); err != nil {
+		return Entity{}, invalid(err)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.ix.Load().Entity(id) != nil {
+		return Entity{}, fmt.Errorf("%w: entity %q exists", ErrConflict, id)
+	}
+	ch := &Change{Op: "entity.create", Entity: id, Add: []model.Rule{rules.Owner(partner, id)}}
+	if err := e.commit(ctx, ch); err != nil {
+		return Entity{}, err
+	}
+	return Entity{ID: id, Partner: partner}, nil
+}
+
+// GetEntity returns entity id.
+func (e *Engine) GetEntity(ctx context.Context, id model.EntityID) (Entity, error) {
+	en, err := e.entity(id)
+	if err != nil {
+		return Entity{}, err
+	}
+	return toEntity(en), nil
+}
+
+// ListEntities returns the entities of partner, sorted by id.
+func (e *Engine) ListEntities(ctx context.Context, partner model.PartnerID) ([]Entity, error) {
+	if err := partner.Validate(); err != nil {
+		return nil, invalid(err)
+	}
+	var out []Entity
+	e.ix.Load().Entities(func(en *index.Entity) bool {
+		if en.Partner == partner {
+			out = append(out, toEntity(en))
+		}
+		return ctx.Err() == nil
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, ctx.Err()
+}
+
+// RemoveEntity removes entity id with its roles, members and default role.
+func (e *Engine) RemoveEntity(ctx context.Context, id model.EntityID) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	en, err := e.entity(id)
+	if err != nil {
+		return err
+	}
+	return e.commit(ctx, &Change{Op: "entity.remove", Entity: id, Remove: entityRules(e.cat, en)})
+}
+
+// SetDefaultRole makes role the default role of entity: the role of every
+// member without an explicit role, from the next decision on. An empty role
+// clears the default.
+func (e *Engine) SetDefaultRole(ctx context.Context, entity model.EntityID, role model.RoleID) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	en, err := e.entity(entity)
+	if err != nil {
+		return err
+	}
+	ch := &Change{Op: "entity.default_role", Entity: entity}
+	if en.Default != index.NoRole {
+		old := en.Roles[en.Default].ID
+		if old == role {
+			return nil
+		}
+		ch.Remove = append(ch.Remove, rules.DefaultRole(entity, old))
+	}
+	if role != "" {
+		if _, err := declaredRole(en, role); err != nil {
+			return err
+		}
+		ch.Add = append(ch.Add, rules.DefaultRole(entity, role))
+	}
+	if len(ch.Remove)+len(ch.Add) == 0 {
+		return nil
+	}
+	return e.commit(ctx, ch)
+}
+
+// CreateRole creates a role in entity. Its name must be unique in the entity
+// and its permissions in the catalog.
+func (e *Engine) CreateRole(ctx context.Context, entity model.EntityID, spec RoleSpec) (Role, error) {
+	if err := validateName(spec.Name); err != nil {
+		return Role{}, err
+	}
+	if err := spec.Permissions.Validate(e.cat); err != nil {
+		return Role{}, invalid(err)
+	}
+	if spec.ID == "" {
+		spec.ID = model.RoleID(e.newID())
+	}
+	if err := spec.ID.Validate(); err != nil {
+		return Role{}, invalid(err)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	en, err := e.entity(entity)
+	if err != nil {
+		return Role{}, err
+	}
+	if _, taken := e.ix.Load().RoleEntity(spec.ID); taken {
+		return Role{}, fmt.Errorf("%w: role id %q exists", ErrConflict, spec.ID)
+	}
+	if err := nameFree(en, spec.Name, ""); err != nil {
+		return Role{}, err
+	}
+	now := e.now().UnixMilli()
+	ch := &Change{Op: "role.create", Entity: entity, Add: []model.Rule{rules.RoleDecl(entity, spec.ID, spec.Name, now, now)}}
+	for _, g := range spec.Permissions.Grants() {
+		ch.Add = append(ch.Add, rules.Permission(entity, spec.ID, model.Key{Object: g.Object, Action: g.Action}, g.Permission))
+	}
+	if err := e.commit(ctx, ch); err != nil {
+		return Role{}, err
+	}
+	return Role{ID: spec.ID, Entity: entity, Name: spec.Name, Permissions: spec.Permissions.Clone(),
+		CreatedAt: time.UnixMilli(now).UTC(), UpdatedAt: time.UnixMilli(now).UTC()}, nil
+}
+
+func nameFree(en *index.Entity, name string, except model.RoleID) error {
+	for _, r := range en.Roles {
+		if r != nil && r.Declared && r.Name == name && r.ID != except {
+			return fmt.Errorf("%w: entity %q has a role named %q", ErrConflict, en.ID, name)
+		}
+	}
+	return nil
+}
+
+// GetRole returns role id of entity.
+func (e *Engine) GetRole(ctx context.Context, entity model.EntityID, id model.RoleID) (Role, error) {
+	en, err := e.entity(entity)
+	if err != nil {
+		return Role{}, err
+	}
+	r, err := declaredRole(en, id)
+	if err != nil {
+		return Role{}, err
+	}
+	return e.toRole(en, r), nil
+}
+
+// ListRoles returns the roles of entity, oldest first (then by id).
+func (e *Engine) ListRoles(ctx context.Context, entity model.EntityID) ([]Role, error) {
+	en, err := e.entity(entity)
+	if err != nil {
+		return nil, err
+	}
+	var out []Role
+	for _, r := range en.Roles {
+		if r != nil && r.Declared {
+			out = append(out, e.toRole(en, r))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].CreatedAt.Equal(out[j].CreatedAt) {
+			return out[i].CreatedAt.Before(out[j].CreatedAt)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, nil
+}
+
+// UpdateRole renames a role and/or replaces its permissions. Members holding
+// it (or reaching it as the default role) see the change from the next
+// decision on.
+func (e *Engine) UpdateRole(ctx context.Context, entity model.EntityID, id model.RoleID, u RoleUpdate) (Role, error) {
+	if u.Name != nil {
+		if err := validateName(*u.Name); err != nil {
+			return Role{}, err
+		}
+	}
+	if err := u.Permissions.Validate(e.cat); err != nil {
+		return Role{}, invalid(err)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	en, err := e.entity(entity)
+	if err != nil {
+		return Role{}, err
+	}
+	r, err := declaredRole(en, id)
+	if err != nil {
+		return Role{}, err
+	}
+	name := r.Name
+	if u.Name != nil {
+		if err := nameFree(en, *u.Name, id); err != nil {
+			return Role{}, err
+		}
+		name = *u.Name
+	}
+	now := e.now().UnixMilli()
+	ch := &Change{Op: "role.update", Entity: entity,
+		Remove: []model.Rule{rules.RoleDecl(entity, id, r.Name, r.Created, r.Updated)},
+		Add:    []model.Rule{rules.RoleDecl(entity, id, name, r.Created, now)}}
+	if u.Permissions != nil {
+		for slot := 0; slot < e.cat.Len(); slot++ {
+			k := e.cat.Key(slot)
+			want := u.Permissions[k]
+			have := r.Grants(slot)
+			if len(have) == 1 && have[0] == want {
+				continue
+			}
+			for _, p := range have {
+				ch.Remove = append(ch.Remove, rules.Permission(entity, id, k, p))
+			}
+			if want != model.NotAllowed {
+				ch.Add = append(ch.Add, rules.Permission(entity, id, k, want))
+			}
+		}
+	}
+	if err := e.commit(ctx, ch); err != nil {
+		return Role{}, err
+	}
+	en = e.ix.Load().Entity(entity)
+	return e.toRole(en, en.Role(id)), nil
+}
+
+// DeleteRole deletes a role. It is refused (ErrConflict) while a member holds
+// it or while it is the entity's default role.
+func (e *Engine) DeleteRole(ctx context.Context, entity model.EntityID, id model.RoleID) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	en, err := e.entity(entity)
+	if err != nil {
+		return err
+	}
+	r, err := declaredRole(en, id)
+	if err != nil {
+		return err
+	}
+	i := en.RoleIdx[id]
+	if en.Default == i {
+		return fmt.Errorf("%w: role %q is the default role of entity %q", ErrConflict, id, entity)
+	}
+	for u, ui := range en.Users {
+		if ui == i {
+			return fmt.Errorf("%w: role %q is held by user %q", ErrConflict, id, u)
+		}
+	}
+	return e.commit(ctx, &Change{Op: "role.delete", Entity: entity, Remove: roleRules(e.cat, entity, r)})
+}
+
+// AddUser adds user to entity with role, or without a role (the entity's
+// default role then applies) when role is empty. A user id is unique across
+// entities.
+func (e *Engine) AddUser(ctx context.Context, entity model.EntityID, user model.UserID, role model.RoleID) (User, error) {
+	if err := user.Validate(); err != nil {
+		return User{}, invalid(err)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	en, err := e.entity(entity)
+	if err != nil {
+		return User{}, err
+	}
+	if _, taken := e.ix.Load().UserEntity(user); taken {
+		return User{}, fmt.Errorf("%w: user %q exists", ErrConflict, user)
+	}
+	if role != "" {
+		if _, err := declaredRole(en, role); err != nil {
+			return User{}, err
+		}
+	}
+	if err := e.commit(ctx, &Change{Op: "user.add", Entity: entity, Add: []model.Rule{rules.Member(entity, user, role)}}); err != nil {
+		return User{}, err
+	}
+	return User{ID: user, Entity: entity, Role: role}, nil
+}
+
+// member returns the role index of user in en.
+func member(en *index.Entity, user model.UserID) (int32, error) {
+	if err := user.Validate(); err != nil {
+		return 0, invalid(err)
+	}
+	i, ok := en.Users[user]
+	if !ok {
+		return 0, fmt.Errorf("%w: user %q in entity %q", ErrNotFound, user, en.ID)
+	}
+	return i, nil
+}
+
+// SetUserRole gives user a role of its entity, or takes its role away (the
+// default role then applies) when role is empty.
+func (e *Engine) SetUserRole(ctx context.Context, entity model.EntityID, user model.UserID, role model.RoleID) (User, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	en, err := e.entity(entity)
+	if err != nil {
+		return User{}, err
+	}
+	i, err := member(en, user)
+	if err != nil {
+		return User{}, err
+	}
+	if role != "" {
+		if _, err := declaredRole(en, role); err != nil {
+			return User{}, err
+		}
+	}
+	cur := toUser(en, user, i)
+	if cur.Role == role {
+		return cur, nil
+	}
+	ch := &Change{Op: "user.role", Entity: entity,
+		Remove: []model.Rule{rules.Member(entity, user, cur.Role)},
+		Add:    []model.Rule{rules.Member(entity, user, role)}}
+	if err := e.commit(ctx, ch); err != nil {
+		return User{}, err
+	}
+	return User{ID: user, Entity: entity, Role: role}, nil
+}
+
+// RemoveUser removes user from entity.
+func (e *Engine) RemoveUser(ctx context.Context, entity model.EntityID, user model.UserID) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	en, err := e.entity(entity)
+	if err != nil {
+		return err
+	}
+	i, err := member(en, user)
+	if err != nil {
+		return err
+	}
+	cur := toUser(en, user, i)
+	return e.commit(ctx, &Change{Op: "user.remove", Entity: entity, Remove: []model.Rule{rules.Member(entity, user, cur.Role)}})
+}
+
+// GetUser returns user of entity.
+func (e *Engine) GetUser(ctx context.Context, entity model.EntityID, user model.UserID) (User, error) {
+	en, err := e.entity(entity)
+	if err != nil {
+		return User{}, err
+	}
+	i, err := member(en, user)
+	if err != nil {
+		return User{}, err
+	}
+	return toUser(en, user, i), nil
+}
+
+// ListUsers returns the members of entity, sorted by id.
+func (e *Engine) ListUsers(ctx context.Context, entity model.EntityID) ([]User, error) {
+	en, err := e.entity(entity)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]User, 0, len(en.Users))
+	for u, i := range en.Users {
+		out = append(out, toUser(en, u, i))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// LookupEntityUser returns the entity user belongs to and that entity's
+// partner (the token service asks it before it issues an entity-user token).
+func (e *Engine) LookupEntityUser(ctx context.Context, user model.UserID) (model.EntityID, model.PartnerID, error) {
+	if err := user.Validate(); err != nil {
+		return "", "", invalid(err)
+	}
+	ix := e.ix.Load()
+	ent, ok := ix.UserEntity(user)
+	if !ok {
+		return "", "", fmt.Errorf("%w: user %q", ErrNotFound, user)
+	}
+	en := ix.Entity(ent)
+	if en == nil || en.Partner == "" {
+		return "", "", fmt.Errorf("%w: user %q", ErrNotFound, user)
+	}
+	if _, ok := en.Users[user]; !ok {
+		return "", "", fmt.Errorf("%w: user %q", ErrNotFound, user)
+	}
+	return ent, en.Partner, nil
+}
