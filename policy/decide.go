@@ -25,18 +25,18 @@ type Reason uint8
 
 // The reasons of a [Decision].
 const (
-	ReasonInvalid         Reason = iota // the request is malformed (see Decision.Err)
-	ReasonUnknownEntity                 // no such entity
-	ReasonPartnerOwner                  // a partner acting in its own entity
-	ReasonPartnerForeign                // a partner acting in an entity it does not own
-	ReasonNotMember                     // the user is not a member of the entity
-	ReasonNoRole                        // no role and no default role
-	ReasonNotAllowed                    // the role does not allow it
-	ReasonAllowed                       // the role allows it on every object
-	ReasonOwnObject                     // allowed_for_own, and the user created the object
-	ReasonOwnCreate                     // allowed_for_own, and the user creates a new object
-	ReasonOwnList                       // allowed_for_own on a list: filter to the user's objects
-	ReasonNotOwner                      // allowed_for_own, but someone else created the object
+	ReasonInvalid        Reason = iota // the request is malformed (see Decision.Err)
+	ReasonUnknownEntity                // no such entity
+	ReasonPartnerOwner                 // a partner acting in its own entity
+	ReasonPartnerForeign               // a partner acting in an entity it does not own
+	ReasonNotMember                    // the user is not a member of the entity
+	ReasonNoRole                       // no role and no default role
+	ReasonNotAllowed                   // the role does not allow it
+	ReasonAllowed                      // the role allows it on every object
+	ReasonOwnObject                    // allowed_for_own, and the user created the object
+	ReasonOwnCreate                    // allowed_for_own, and the user creates a new object
+	ReasonOwnList                      // allowed_for_own on a list: filter to the user's objects
+	ReasonNotOwner                     // allowed_for_own, but someone else created the object
 )
 
 var reasonText = [...]string{
