@@ -139,9 +139,31 @@ func (e *Engine) commit(ctx context.Context, ch *Change) error {
 		e.log.ErrorContext(ctx, "gatehouse: storing a change failed", "op", ch.Op, "entity", string(ch.Entity), "err", err)
 		return fmt.Errorf("%w: %s: %w", ErrStorage, ch.Op, err)
 	}
+	if defer_, ok := ctx.Value(deferKey{}).(func(apply func())); ok {
+		rev := ch.Revision
+		defer_(func() {
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			e.ix.Load().Apply(rm, add)
+			e.bump(rev)
+		})
+		return nil
+	}
 	e.ix.Load().Apply(rm, add)
 	e.bump(ch.Revision)
 	return nil
+}
+
+type deferKey struct{}
+
+// WithDeferredApply returns a context under which a change is committed to
+// the store but not yet published to the engine's index: instead, defer_ is
+// called with a function that publishes it. A store that runs changes inside
+// an application's own transaction uses it to publish them only once that
+// transaction commits (and to drop them when it rolls back). Until then,
+// decisions and later changes on this engine do not see the change.
+func WithDeferredApply(ctx context.Context, defer_ func(apply func())) context.Context {
+	return context.WithValue(ctx, deferKey{}, defer_)
 }
 
 func (e *Engine) bump(rev int64) {
