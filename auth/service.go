@@ -1,0 +1,357 @@
+package auth
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gatehouse-authz/gatehouse/model"
+)
+
+// Service issues, verifies and revokes tokens and manages API clients. It is
+// safe for concurrent use. Create it with [New] and stop it with
+// [Service.Close].
+type Service struct {
+	store Store
+	dir   Directory
+	o     options
+	log   *slog.Logger
+
+	keys       atomic.Pointer[keyset]
+	keysMu     sync.Mutex   // serialises key reloads and rotations
+	lastReload atomic.Int64 // monotonic nanoseconds since start of the last reload on an unknown kid
+
+	cache   *tokenCache
+	revoked *revokedSet
+	limiter *limiter
+	dummy   []byte // hash compared when the client does not exist
+
+	start    time.Time    // monotonic origin
+	lastSync atomic.Int64 // monotonic nanoseconds since start of the last good revocation read
+	closed   atomic.Bool
+	cancel   context.CancelFunc
+	done     chan struct{}
+	once     sync.Once
+}
+
+// New returns a Service on store. dir answers the entity_user grant; with a
+// nil dir that grant is refused. New loads the signing keys (creating the
+// first one if the store has none) and the revocation list, and starts a
+// goroutine that polls the store for revocations and key rotations until
+// [Service.Close]. The store's schema must exist (see [GormStore.Migrate]).
+//
+// Defaults: tokens live 30 minutes, issuer "gatehouse", HS256, leeway 5 s,
+// cache of 10,000 verified tokens, revocation poll every 200 ms, fail closed
+// after 30 s without a successful poll, 5 failed client authentications per
+// minute then a one-minute cool-down, bodies up to 16 KiB.
+func New(ctx context.Context, store Store, dir Directory, opts ...Option) (*Service, error) {
+	if store == nil {
+		return nil, fmt.Errorf("%w: nil store", ErrInvalidRequest)
+	}
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	s := &Service{
+		store:   store,
+		dir:     dir,
+		o:       o,
+		log:     o.log.With(slog.String("component", "gatehouse/auth")),
+		cache:   newTokenCache(o.cacheSize),
+		revoked: newRevokedSet(),
+		limiter: newLimiter(&o),
+		dummy:   make([]byte, sha256.Size),
+		start:   time.Now(),
+		done:    make(chan struct{}),
+	}
+	copy(s.dummy, s.hashSecret(randomToken(32)))
+	if err := s.loadKeys(ctx, true); err != nil {
+		return nil, err
+	}
+	var rs revocationSync
+	if err := rs.sync(ctx, store, s.revoked, o.now()); err != nil {
+		return nil, fmt.Errorf("auth: load revocations: %w", err)
+	}
+	s.lastSync.Store(int64(time.Since(s.start)))
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancel = cancel
+	go s.run(bg, &rs)
+	return s, nil
+}
+
+// Close stops the background poller and waits for it. Afterwards
+// Authenticate returns [ErrUnavailable]. Close is idempotent.
+func (s *Service) Close() error {
+	s.once.Do(func() {
+		s.closed.Store(true)
+		s.cancel()
+		<-s.done
+	})
+	return nil
+}
+
+// run polls the store until ctx is cancelled.
+func (s *Service) run(ctx context.Context, rs *revocationSync) {
+	defer close(s.done)
+	t := time.NewTicker(s.o.poll)
+	defer t.Stop()
+	lastPrune, lastKeys := time.Now(), time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := rs.sync(ctx, s.store, s.revoked, s.o.now()); err != nil {
+			if ctx.Err() == nil {
+				s.log.WarnContext(ctx, "reading revocations failed", slog.Any("error", err))
+			}
+		} else {
+			s.lastSync.Store(int64(time.Since(s.start)))
+		}
+		if time.Since(lastKeys) >= keyReloadEvery {
+			lastKeys = time.Now()
+			if err := s.loadKeys(ctx, false); err != nil && ctx.Err() == nil {
+				s.log.WarnContext(ctx, "reloading signing keys failed", slog.Any("error", err))
+			}
+		}
+		if time.Since(lastPrune) >= pruneEvery {
+			lastPrune = time.Now()
+			cut := s.o.now()
+			s.revoked.prune(cut)
+			if n, err := s.store.PruneRevocations(ctx, cut); err != nil {
+				if ctx.Err() == nil {
+					s.log.WarnContext(ctx, "pruning revocations failed", slog.Any("error", err))
+				}
+			} else if n > 0 {
+				s.log.DebugContext(ctx, "pruned revocations", slog.Int64("count", n))
+			}
+		}
+	}
+}
+
+// loadKeys reads the keys from the store; with create, it makes a first
+// signing key when there is none.
+func (s *Service) loadKeys(ctx context.Context, create bool) error {
+	s.keysMu.Lock()
+	defer s.keysMu.Unlock()
+	recs, err := s.store.SigningKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("auth: load signing keys: %w", err)
+	}
+	ks, err := buildKeyset(recs, s.o.kek, &s.o, s.o.now())
+	if err != nil {
+		return fmt.Errorf("auth: load signing keys: %w", err)
+	}
+	if ks.signing == nil && create {
+		k, err := generateKey(s.o.alg, s.o.now(), s.o.kek)
+		if err != nil {
+			return err
+		}
+		if err := s.store.AddSigningKey(ctx, k); err != nil {
+			return fmt.Errorf("auth: store signing key: %w", err)
+		}
+		s.log.InfoContext(ctx, "created signing key", slog.String("kid", k.ID), slog.String("alg", string(k.Algorithm)))
+		if ks, err = buildKeyset(append(recs, k), s.o.kek, &s.o, s.o.now()); err != nil {
+			return err
+		}
+	}
+	if ks.signing == nil {
+		return errors.New("auth: no signing key in the store")
+	}
+	s.keys.Store(ks)
+	return nil
+}
+
+// RotateSigningKey creates a new signing key of the configured algorithm and
+// retires the others: they keep verifying the tokens they signed until those
+// expire (token TTL, plus leeway and the time other replicas take to notice
+// the rotation). It returns the new key id.
+func (s *Service) RotateSigningKey(ctx context.Context) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	now := s.o.now()
+	k, err := generateKey(s.o.alg, now, s.o.kek)
+	if err != nil {
+		return "", err
+	}
+	if err := s.store.AddSigningKey(ctx, k); err != nil {
+		return "", fmt.Errorf("auth: store signing key: %w", err)
+	}
+	until := now.Add(s.o.ttl + s.o.leeway + 2*keyReloadEvery)
+	if err := s.store.RetireSigningKeys(ctx, k.ID, now, until); err != nil {
+		return "", fmt.Errorf("auth: retire signing keys: %w", err)
+	}
+	if err := s.loadKeys(ctx, false); err != nil {
+		return "", err
+	}
+	s.log.InfoContext(ctx, "rotated signing key", slog.String("kid", k.ID))
+	return k.ID, nil
+}
+
+// Authenticate verifies a bearer token and returns who it speaks for. It
+// fails closed: any doubt gives an error wrapping [ErrInvalidToken]
+// ([ErrExpiredToken] and [ErrRevokedToken] wrap it too), or [ErrUnavailable]
+// when the revocation list is stale or the service closed. It never panics.
+//
+// A verified token is cached (keyed by the SHA-256 of the whole string) until
+// it expires; the revocation list is consulted on every call, cached or not.
+func (s *Service) Authenticate(ctx context.Context, token string) (p Principal, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.ErrorContext(ctx, "panic while verifying a token", slog.Any("panic", r))
+			p, err = Principal{}, ErrInvalidToken
+		}
+	}()
+	if len(token) == 0 || len(token) > maxTokenLen {
+		return Principal{}, ErrInvalidToken
+	}
+	if s.closed.Load() {
+		return Principal{}, fmt.Errorf("%w: service closed", ErrUnavailable)
+	}
+	if s.o.maxStale > 0 && time.Since(s.start)-time.Duration(s.lastSync.Load()) > s.o.maxStale {
+		return Principal{}, fmt.Errorf("%w: revocation list is stale", ErrUnavailable)
+	}
+	now := s.o.now()
+	var key [32]byte
+	if s.cache != nil {
+		key = sha256.Sum256([]byte(token))
+		if p, ok := s.cache.get(&key, now.UnixNano()); ok {
+			if s.revoked.has(&p) {
+				s.cache.remove(&key)
+				return Principal{}, ErrRevokedToken
+			}
+			return p, nil
+		}
+	}
+	p, k, err := s.verify(ctx, token)
+	if err != nil {
+		return Principal{}, err
+	}
+	if s.revoked.has(&p) {
+		return Principal{}, ErrRevokedToken
+	}
+	if s.cache != nil {
+		exp := p.ExpiresAt
+		if !k.verifyUntil.IsZero() && k.verifyUntil.Before(exp) {
+			exp = k.verifyUntil
+		}
+		s.cache.put(&key, p, exp.UnixNano(), now.UnixNano())
+	}
+	return p, nil
+}
+
+// verify checks the token's signature and claims. On an unknown kid it
+// reloads the keys from the store (at most once a second) and tries again, so
+// that a key rotated on another replica is picked up.
+func (s *Service) verify(ctx context.Context, token string) (Principal, *verifyKey, error) {
+	p, k, err := parse(s.keys.Load(), token)
+	if err != nil && errors.Is(err, errUnknownKID) && s.mayReload() {
+		if lerr := s.loadKeys(ctx, false); lerr != nil {
+			s.log.WarnContext(ctx, "reloading signing keys failed", slog.Any("error", lerr))
+			return Principal{}, nil, err
+		}
+		p, k, err = parse(s.keys.Load(), token)
+	}
+	return p, k, err
+}
+
+func (s *Service) mayReload() bool {
+	now := int64(time.Since(s.start))
+	last := s.lastReload.Load()
+	return (last == 0 || now-last >= int64(time.Second)) && s.lastReload.CompareAndSwap(last, now)
+}
+
+// Revoke revokes a token issued by this service (or a replica): it is refused
+// everywhere from now on (on other replicas within the poll interval) until
+// it would have expired. Revoking an expired or already revoked token does
+// nothing. A token that does not verify gives [ErrInvalidToken].
+func (s *Service) Revoke(ctx context.Context, token string) error {
+	return s.revoke(ctx, token, "")
+}
+
+// revoke revokes token; with a non-empty owner, only if the token belongs to
+// that partner.
+func (s *Service) revoke(ctx context.Context, token string, owner model.PartnerID) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(token) == 0 || len(token) > maxTokenLen {
+		return ErrInvalidToken
+	}
+	p, _, err := s.verify(ctx, token)
+	if err != nil && !errors.Is(err, ErrExpiredToken) {
+		return err
+	}
+	if owner != "" && p.PartnerID != owner {
+		return ErrNotOwner
+	}
+	if err != nil { // expired: nothing to do
+		return nil
+	}
+	return s.addRevocation(ctx, Revocation{ID: p.TokenID, PartnerID: p.PartnerID, ExpiresAt: p.ExpiresAt.Add(s.o.leeway)})
+}
+
+func (s *Service) addRevocation(ctx context.Context, r Revocation) error {
+	r.RevokedAt = s.o.now()
+	if err := s.store.AddRevocation(ctx, r); err != nil {
+		return fmt.Errorf("auth: store revocation: %w", err)
+	}
+	s.revoked.add(r)
+	s.log.InfoContext(ctx, "revoked", slog.String("id", r.ID), slog.String("partner_id", string(r.PartnerID)))
+	return nil
+}
+
+// IssuePartnerToken authenticates the client and issues a partner token
+// (grant type client_credentials). Errors: [ErrInvalidClient],
+// [ErrTooManyAttempts], or a store failure.
+func (s *Service) IssuePartnerToken(ctx context.Context, creds ClientCredentials) (Token, error) {
+	c, err := s.authenticateClient(ctx, creds.ID, creds.Secret)
+	if err != nil {
+		return Token{}, err
+	}
+	return s.sign(Principal{Kind: KindPartner, PartnerID: c.PartnerID, ClientID: c.ID, APIs: c.APIs})
+}
+
+// IssueEntityUserToken authenticates the client and issues a token for the
+// entity user (grant type entity_user), if the user belongs to an entity of
+// the client's partner. Errors: [ErrInvalidClient], [ErrTooManyAttempts],
+// [ErrInvalidRequest] for a malformed user id, [ErrUnknownUser] for a user
+// that is unknown or belongs to another partner (not told apart), or a
+// directory or store failure.
+func (s *Service) IssueEntityUserToken(ctx context.Context, creds ClientCredentials, user model.UserID) (Token, error) {
+	c, err := s.authenticateClient(ctx, creds.ID, creds.Secret)
+	if err != nil {
+		return Token{}, err
+	}
+	if err := user.Validate(); err != nil {
+		return Token{}, fmt.Errorf("%w: %w", ErrInvalidRequest, err)
+	}
+	if s.dir == nil {
+		return Token{}, fmt.Errorf("%w: no directory of entity users is configured", ErrUnknownUser)
+	}
+	entity, partner, err := s.dir.LookupEntityUser(ctx, user)
+	if err != nil {
+		if errors.Is(err, ErrUnknownUser) {
+			return Token{}, ErrUnknownUser
+		}
+		return Token{}, fmt.Errorf("auth: look up entity user: %w", err)
+	}
+	if partner != c.PartnerID {
+		s.log.InfoContext(ctx, "entity user of another partner refused", slog.String("client_id", c.ID))
+		return Token{}, ErrUnknownUser
+	}
+	if err := entity.Validate(); err != nil {
+		return Token{}, fmt.Errorf("auth: directory returned a bad entity id: %w", err)
+	}
+	return s.sign(Principal{Kind: KindEntityUser, PartnerID: c.PartnerID, EntityID: entity, UserID: user, ClientID: c.ID, APIs: c.APIs})
+}
