@@ -352,4 +352,3 @@ func (g *GormStore) PruneRevocations(ctx context.Context, t time.Time) (int64, e
 	res := g.db.WithContext(ctx).Table(g.revoks).Where("expires_at < ?", nanos(t)).Delete(&revocationRow{})
 	return res.RowsAffected, res.Error
 }
-

@@ -51,8 +51,8 @@ type ClientRecord struct {
 	ID             string
 	PartnerID      model.PartnerID
 	SecretHash     []byte
-	PrevSecretHash []byte    // the secret before the last rotation, or nil
-	PrevValidUntil time.Time // cut-off of PrevSecretHash
+	PrevSecretHash []byte             // the secret before the last rotation, or nil
+	PrevValidUntil time.Time          // cut-off of PrevSecretHash
 	APIs           []model.ObjectType // nil: all object types
 	CreatedAt      time.Time
 }
