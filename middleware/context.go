@@ -1,0 +1,66 @@
+package middleware
+
+import (
+	"context"
+
+	"github.com/gatehouse-authz/gatehouse/auth"
+	"github.com/gatehouse-authz/gatehouse/model"
+)
+
+// ctxKey is the key of the request state in a context.
+type ctxKey struct{}
+
+// state is what the middleware knows about a request. One state is
+// allocated per request, when the principal is established; the entity and
+// the scope are filled in by later stages before the handler runs, and never
+// changed while the handler runs.
+type state struct {
+	p         auth.Principal
+	entity    model.EntityID
+	scope     model.Scope
+	hasEntity bool
+	hasScope  bool
+}
+
+func stateFrom(ctx context.Context) *state {
+	st, _ := ctx.Value(ctxKey{}).(*state)
+	return st
+}
+
+// NewContext returns a copy of ctx carrying p as the authenticated
+// principal. The guards of a [Middleware] trust a principal found in the
+// context and do not read the Authorization header again; use it in tests,
+// or behind an authentication of your own.
+func NewContext(ctx context.Context, p auth.Principal) context.Context {
+	return context.WithValue(ctx, ctxKey{}, &state{p: p})
+}
+
+// PrincipalFromContext returns the principal the request was authenticated
+// as, and whether there is one.
+func PrincipalFromContext(ctx context.Context) (auth.Principal, bool) {
+	if st := stateFrom(ctx); st != nil {
+		return st.p, true
+	}
+	return auth.Principal{}, false
+}
+
+// EntityFromContext returns the entity the request acts in, once
+// [Middleware.Entity] or a guard has resolved it, and whether there is one.
+func EntityFromContext(ctx context.Context) (model.EntityID, bool) {
+	if st := stateFrom(ctx); st != nil && st.hasEntity {
+		return st.entity, true
+	}
+	return "", false
+}
+
+// ScopeFromContext returns what a list handler may return, once a guard has
+// allowed the request: [model.ScopeAll] (every object of the entity) or
+// [model.ScopeOwn] (only the objects the subject created). Without a
+// decision it returns [model.ScopeNone] and false. [FilterScope] turns it
+// into a query condition.
+func ScopeFromContext(ctx context.Context) (model.Scope, bool) {
+	if st := stateFrom(ctx); st != nil && st.hasScope {
+		return st.scope, true
+	}
+	return model.ScopeNone, false
+}

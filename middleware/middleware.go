@@ -1,0 +1,283 @@
+package middleware
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/textproto"
+	"strings"
+
+	"github.com/gatehouse-authz/gatehouse/auth"
+	"github.com/gatehouse-authz/gatehouse/model"
+	"github.com/gatehouse-authz/gatehouse/policy"
+)
+
+// Authenticator verifies a bearer token and says who it speaks for.
+// *auth.Service implements it. Errors wrapping auth.ErrInvalidToken
+// (auth.ErrExpiredToken and auth.ErrRevokedToken included) answer 401; any
+// other error answers 503 and is logged.
+type Authenticator interface {
+	Authenticate(ctx context.Context, token string) (auth.Principal, error)
+}
+
+// Decider is the part of the policy engine the middleware uses.
+// *policy.Engine implements it.
+type Decider interface {
+	Decide(policy.Request) policy.Decision
+	GetEntity(ctx context.Context, id model.EntityID) (policy.Entity, error)
+}
+
+var (
+	_ Authenticator = (*auth.Service)(nil)
+	_ Decider       = (*policy.Engine)(nil)
+)
+
+// Defaults of [Config].
+const (
+	DefaultEntityHeader = "X-Entity-Id"
+	DefaultRealm        = "gatehouse"
+)
+
+// Config configures a [Middleware]. Authenticator and Engine are required.
+type Config struct {
+	// Authenticator verifies bearer tokens (an *auth.Service).
+	Authenticator Authenticator
+	// Engine decides requests (a *policy.Engine).
+	Engine Decider
+	// EntityHeader names the header that carries the entity id. The default
+	// is "X-Entity-Id"; Monite's is "x-monite-entity-id".
+	EntityHeader string
+	// Realm is the realm of the WWW-Authenticate challenge (default
+	// "gatehouse"). It may not contain quotes, backslashes or control
+	// characters.
+	Realm string
+	// ErrorWriter writes every error answer (default [WriteProblem]).
+	ErrorWriter ErrorWriter
+	// OnDecision, when set, receives every authorization decision of the
+	// guards, allowed or not ([SlogHook] logs them). It runs on the request's
+	// goroutine before the handler or the error answer: keep it fast.
+	OnDecision DecisionHook
+	// Logger receives failures (at Error: storage, misconfiguration) and
+	// refusals (at Debug). Tokens are never logged. The default discards.
+	Logger *slog.Logger
+	// Pattern, when set, tells [Middleware.Routes] the route pattern of a
+	// request when r.Pattern is empty (the table middleware runs before the
+	// router has matched, as with chi's Use). See Routes for the default.
+	Pattern func(r *http.Request) string
+}
+
+// Middleware authenticates requests, resolves their entity and authorizes
+// them against the policy engine. Create it with [New]; it is safe for
+// concurrent use and its methods build the per-route middlewares.
+type Middleware struct {
+	authn     Authenticator
+	eng       Decider
+	cat       *model.Catalog // nil when the engine does not say
+	header    string         // canonical form of the entity header
+	writeErr  ErrorWriter
+	hook      DecisionHook
+	log       *slog.Logger
+	pattern   func(*http.Request) string
+	challenge map[Code]string // WWW-Authenticate values
+}
+
+// New checks cfg and returns a Middleware.
+func New(cfg Config) (*Middleware, error) {
+	if cfg.Authenticator == nil || cfg.Engine == nil {
+		return nil, errors.New("middleware: Config.Authenticator and Config.Engine are required")
+	}
+	m := &Middleware{
+		authn: cfg.Authenticator, eng: cfg.Engine, writeErr: cfg.ErrorWriter,
+		hook: cfg.OnDecision, log: cfg.Logger, pattern: cfg.Pattern,
+	}
+	if c, ok := cfg.Engine.(interface{ Catalog() *model.Catalog }); ok {
+		m.cat = c.Catalog()
+	}
+	h := cfg.EntityHeader
+	if h == "" {
+		h = DefaultEntityHeader
+	}
+	if !validHeaderName(h) {
+		return nil, fmt.Errorf("middleware: entity header %q is not a valid header name", h)
+	}
+	m.header = textproto.CanonicalMIMEHeaderKey(h)
+	realm := cfg.Realm
+	if realm == "" {
+		realm = DefaultRealm
+	}
+	for i := 0; i < len(realm); i++ {
+		if c := realm[i]; c < 0x20 || c == 0x7f || c == '"' || c == '\\' {
+			return nil, fmt.Errorf("middleware: realm %q has a character not allowed in a quoted string", realm)
+		}
+	}
+	if m.writeErr == nil {
+		m.writeErr = WriteProblem
+	}
+	if m.log == nil {
+		m.log = slog.New(slog.DiscardHandler)
+	}
+	base := `Bearer realm="` + realm + `"`
+	m.challenge = map[Code]string{CodeMissingToken: base}
+	for code, desc := range tokenErrors {
+		m.challenge[code] = base + `, error="invalid_token", error_description="` + desc.challenge + `"`
+	}
+	return m, nil
+}
+
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// tokenErrors are the answers to unusable tokens: the RFC 6750
+// error_description and the problem detail.
+var tokenErrors = map[Code]struct{ challenge, detail string }{
+	CodeInvalidToken: {"The access token is malformed or invalid", "The access token is malformed or invalid."},
+	CodeExpiredToken: {"The access token expired", "The access token expired."},
+	CodeRevokedToken: {"The access token was revoked", "The access token was revoked."},
+}
+
+// Authenticate returns a middleware that requires a valid bearer token and
+// puts its principal in the request context ([PrincipalFromContext]). It
+// does not authorize anything: use it for routes any caller may use, or in
+// front of the guards. The guards authenticate by themselves when no
+// principal is in the context yet, so it is optional in front of them.
+func (m *Middleware) Authenticate() func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if _, r, ok := m.principal(w, r); ok {
+				next.ServeHTTP(w, r)
+			}
+		})
+	}
+}
+
+// principal returns the request's state, authenticating the request if no
+// principal is in its context yet. On failure it has written the answer.
+func (m *Middleware) principal(w http.ResponseWriter, r *http.Request) (*state, *http.Request, bool) {
+	if st := stateFrom(r.Context()); st != nil {
+		return st, r, true
+	}
+	token, code := bearerToken(r.Header)
+	if code != "" {
+		m.refuseToken(w, r, code)
+		return nil, r, false
+	}
+	p, err := m.authn.Authenticate(r.Context(), token)
+	if err != nil {
+		switch {
+		case errors.Is(err, auth.ErrExpiredToken):
+			m.refuseToken(w, r, CodeExpiredToken)
+		case errors.Is(err, auth.ErrRevokedToken):
+			m.refuseToken(w, r, CodeRevokedToken)
+		case errors.Is(err, auth.ErrInvalidToken):
+			m.refuseToken(w, r, CodeInvalidToken)
+		default:
+			m.log.ErrorContext(r.Context(), "gatehouse: cannot verify tokens", slog.String("error", redact(err, token)))
+			w.Header().Set("Retry-After", "1")
+			m.fail(w, r, http.StatusServiceUnavailable, CodeUnavailable, "Authentication is unavailable; retry later.")
+		}
+		return nil, r, false
+	}
+	if !wellFormed(&p) {
+		m.log.ErrorContext(r.Context(), "gatehouse: the authenticator returned an incomplete principal", slog.String("kind", p.Kind.String()))
+		m.refuseToken(w, r, CodeInvalidToken)
+		return nil, r, false
+	}
+	st := &state{p: p}
+	return st, r.WithContext(context.WithValue(r.Context(), ctxKey{}, st)), true
+}
+
+// wellFormed reports whether p names a partner, or an entity user with its
+// entity: anything else is refused like an invalid token.
+func wellFormed(p *auth.Principal) bool {
+	switch p.Kind {
+	case auth.KindPartner:
+		return p.PartnerID != ""
+	case auth.KindEntityUser:
+		return p.UserID != "" && p.EntityID != ""
+	}
+	return false
+}
+
+// redact removes the token from an error message, should an authenticator
+// ever quote it.
+func redact(err error, token string) string {
+	s := err.Error()
+	if token != "" && strings.Contains(s, token) {
+		s = strings.ReplaceAll(s, token, "[redacted]")
+	}
+	return s
+}
+
+// bearerToken extracts the token of an "Authorization: Bearer <token>"
+// header (RFC 6750 §2.1). It returns CodeMissingToken when there is no
+// header and CodeInvalidToken when the header is not one well-formed bearer
+// credential.
+func bearerToken(h http.Header) (string, Code) {
+	vals := h["Authorization"]
+	switch {
+	case len(vals) == 0 || len(vals) == 1 && vals[0] == "":
+		return "", CodeMissingToken
+	case len(vals) > 1:
+		return "", CodeInvalidToken
+	}
+	v := vals[0]
+	const scheme = "bearer "
+	if len(v) <= len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) {
+		return "", CodeInvalidToken
+	}
+	tok := strings.TrimLeft(v[len(scheme):], " ")
+	if !token68(tok) {
+		return "", CodeInvalidToken
+	}
+	return tok, ""
+}
+
+// token68 reports whether s matches RFC 7235's token68:
+// 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
+func token68(s string) bool {
+	i := 0
+	for ; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/') {
+			break
+		}
+	}
+	if i == 0 {
+		return false
+	}
+	for ; i < len(s); i++ {
+		if s[i] != '=' {
+			return false
+		}
+	}
+	return true
+}
+
+// refuseToken answers 401 with a Bearer challenge.
+func (m *Middleware) refuseToken(w http.ResponseWriter, r *http.Request, code Code) {
+	w.Header().Set("WWW-Authenticate", m.challenge[code])
+	detail := "An access token is required."
+	if d, ok := tokenErrors[code]; ok {
+		detail = d.detail
+	}
+	m.log.DebugContext(r.Context(), "gatehouse: token refused", slog.String("code", string(code)))
+	m.fail(w, r, http.StatusUnauthorized, code, detail)
+}
+
+// fail writes an error answer through the error writer.
+func (m *Middleware) fail(w http.ResponseWriter, r *http.Request, status int, code Code, detail string) {
+	m.writeErr(w, r, Problem{Status: status, Code: code, Detail: detail})
+}

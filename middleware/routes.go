@@ -1,0 +1,162 @@
+package middleware
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/gatehouse-authz/gatehouse/model"
+)
+
+// Route declares what the requests of one route do.
+type Route struct {
+	// Pattern is the route's pattern exactly as registered with the router,
+	// optionally preceded by a method: "GET /payables/{id}" (http.ServeMux),
+	// or "/payables/{id}" (chi, or any method).
+	Pattern string
+	// Object is the object type the route acts on. It is empty for a
+	// partner-only route.
+	Object model.ObjectType
+	// Action is the action; empty means the method's default (GET and HEAD
+	// read, POST create, PUT and PATCH update, DELETE delete).
+	Action model.Action
+	// Owner, when set, looks up the creator of the route's object (see
+	// [Middleware.RequireOwned]).
+	Owner OwnerLookup
+	// PartnerOnly marks a partner operation (see [Middleware.PartnerOnly]).
+	PartnerOnly bool
+}
+
+// Routes is a table of route declarations.
+type Routes []Route
+
+// Routes returns one middleware for a whole router, which authorizes each
+// request as its entry in table says (as [Middleware.Require],
+// [Middleware.RequireOwned] or [Middleware.PartnerOnly] would). The table is
+// checked first: a malformed or repeated pattern, a missing object type, an
+// object type or action outside the engine's catalog, or a method with no
+// default action is an error.
+//
+// A request's pattern is r.Pattern (set by http.ServeMux and chi once they
+// have matched, so the middleware may wrap each handler or sit in chi's
+// With); when it is empty, Config.Pattern is asked; and when that is unset
+// or also answers "" and the wrapped handler is an *http.ServeMux, the mux
+// itself says which pattern it will serve (so Routes(table)(mux) works). A
+// request that the mux will answer 404 or 405 is passed to it once
+// authenticated.
+//
+// Fail closed: an authenticated request whose pattern is not in the table is
+// refused with 500 (a server misconfiguration, logged at Error level), and
+// never reaches the handler.
+func (m *Middleware) Routes(table Routes) (func(http.Handler) http.Handler, error) {
+	rt := make(map[string]map[string]*guard, len(table)) // path → method ("" any) → guard
+	for _, e := range table {
+		method, path, err := splitPattern(e.Pattern)
+		if err != nil {
+			return nil, err
+		}
+		if rt[path][method] != nil {
+			return nil, fmt.Errorf("middleware: route %q is declared twice", e.Pattern)
+		}
+		var g *guard
+		switch {
+		case e.PartnerOnly && (e.Object != "" || e.Action != "" || e.Owner != nil):
+			return nil, fmt.Errorf("middleware: partner-only route %q declares an object, action or owner", e.Pattern)
+		case e.PartnerOnly:
+			g = &guard{partnerOnly: true}
+		default:
+			if e.Action == "" && method != "" && methodAction(method) == "" {
+				return nil, fmt.Errorf("middleware: route %q: method %s has no default action", e.Pattern, method)
+			}
+			if err := m.checkDecl(e.Object, e.Action); err != nil {
+				return nil, fmt.Errorf("middleware: route %q: %w", e.Pattern, err)
+			}
+			if e.Action == "" && method != "" && m.cat != nil {
+				if err := m.cat.Check(e.Object, methodAction(method)); err != nil {
+					return nil, fmt.Errorf("middleware: route %q: %w", e.Pattern, err)
+				}
+			}
+			g = &guard{obj: e.Object, act: e.Action, owner: e.Owner}
+			if g.act == "" && method != "" {
+				g.act = methodAction(method)
+			}
+		}
+		if rt[path] == nil {
+			rt[path] = map[string]*guard{}
+		}
+		rt[path][method] = g
+	}
+	return func(next http.Handler) http.Handler {
+		mux, _ := next.(*http.ServeMux)
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			st, r, ok := m.principal(w, r)
+			if !ok {
+				return
+			}
+			pat := r.Pattern
+			if pat == "" && m.pattern != nil {
+				pat = m.pattern(r)
+			}
+			if pat == "" && mux != nil {
+				if _, pat = mux.Handler(r); pat == "" {
+					next.ServeHTTP(w, r) // the mux answers 404, 405 or a redirect
+					return
+				}
+			}
+			g := lookupRoute(rt, pat, r.Method)
+			if g == nil {
+				m.log.ErrorContext(r.Context(), "gatehouse: no route declaration; request refused",
+					slog.String("pattern", pat), slog.String("method", r.Method), slog.String("subject", st.p.Subject().String()))
+				m.fail(w, r, http.StatusInternalServerError, CodeInternal, detailInternal)
+				return
+			}
+			m.authorize(w, r, g, g.act, next)
+		})
+	}, nil
+}
+
+// lookupRoute finds the guard of a request. The method comes from the
+// pattern when it has one, else from the request; HEAD falls back to GET,
+// and any method to a method-less declaration.
+func lookupRoute(rt map[string]map[string]*guard, pattern, method string) *guard {
+	if pattern == "" {
+		return nil
+	}
+	pm, path, err := splitPattern(pattern)
+	if err != nil {
+		return nil
+	}
+	if pm != "" {
+		method = pm
+	}
+	byMethod := rt[path]
+	if g := byMethod[method]; g != nil {
+		return g
+	}
+	if method == http.MethodHead {
+		if g := byMethod[http.MethodGet]; g != nil {
+			return g
+		}
+	}
+	return byMethod[""]
+}
+
+// splitPattern splits "[METHOD ]path" at the first run of spaces or tabs.
+func splitPattern(p string) (method, path string, err error) {
+	i := strings.IndexAny(p, " \t")
+	if i < 0 {
+		path = p
+	} else {
+		method, path = p[:i], strings.TrimLeft(p[i+1:], " \t")
+		for j := 0; j < len(method); j++ {
+			if c := method[j]; c < 'A' || c > 'Z' {
+				return "", "", fmt.Errorf("middleware: pattern %q: method %q is not an upper-case token", p, method)
+			}
+		}
+	}
+	if path == "" || strings.ContainsAny(path, " \t") {
+		return "", "", fmt.Errorf("middleware: pattern %q: want [METHOD ]path", p)
+	}
+	return method, path, nil
+}
