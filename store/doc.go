@@ -1,0 +1,52 @@
+// Package store is Gatehouse's transactional policy store over SQL
+// databases, through GORM: SQLite, PostgreSQL, MySQL and MariaDB.
+//
+// # Pieces
+//
+// [Open] turns a DSN into a *gorm.DB (or bring your own and share its
+// pool). [New] wraps it in a [Store], a policy.Store for
+// policy.WithStore. [Store.Migrate] creates the tables, explicitly and
+// idempotently: nothing else changes the schema.
+//
+//	db, _ := store.Open(ctx, "postgres://app@db/app")
+//	st, _ := store.New(ctx, db)
+//	_ = st.Migrate(ctx)
+//	eng, _ := policy.New(ctx, policy.WithStore(st))
+//	w, _ := store.NewWatcher(ctx, st, eng) // with other replicas
+//	defer w.Close()
+//
+// # Tables
+//
+// The rules live in <prefix>rules in gorm-adapter's layout, so Casbin's
+// tools read them through [Store.Adapter]. <prefix>changes is both the
+// change feed that replicas follow and the audit trail ([Store.Audit]);
+// <prefix>revision holds the number of the last change. The prefix is
+// "gatehouse_" unless [WithTablePrefix] says otherwise.
+//
+// # Atomicity
+//
+// Each [Store.Commit] is one database transaction: the revision number,
+// the rules removed and added, and the feed and audit row, all or nothing.
+// The engine publishes a change to its index only after Commit succeeded,
+// so a failed write leaves the database and the decisions as before.
+// [Store.InTransaction] runs policy changes inside an application's own
+// transaction and publishes them only if it commits. Commit refuses with
+// [ErrConflict] a change whose removed rules are not all stored or whose
+// added rules are: the engine that made it was behind the database.
+//
+// # Replicas
+//
+// Engines in several processes share one database; each has its own Store
+// and a [Watcher] that applies the other replicas' changes incrementally,
+// in commit order, from the change feed (revisions are assigned under a
+// lock on the revision row, so they follow commit order without gaps).
+// On PostgreSQL commits notify the watchers with NOTIFY; everywhere the
+// watchers also poll. [Watcher.Revision] against [Store.Revision] tells
+// how far behind a replica is; [Watcher.Wait] waits for a revision.
+//
+// # Concurrency
+//
+// Store and Watcher are safe for concurrent use. A Store serves one
+// engine. Close watchers with [Watcher.Close]; the store itself owns no
+// goroutine, and the *gorm.DB stays the caller's to close.
+package store

@@ -1,0 +1,70 @@
+package store
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+var errNoPgx = errors.New("the connection is not a pgx connection")
+
+// listenLoop wakes the watcher on PostgreSQL notifications from commits.
+// When the connection fails it catches up and listens again, with backoff.
+func (w *Watcher) listenLoop() {
+	defer w.wg.Done()
+	backoff := 100 * time.Millisecond
+	for {
+		err := w.listenOnce(w.ctx)
+		if w.ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, errNoPgx) {
+			w.st.log.WarnContext(w.ctx, "gatehouse: LISTEN/NOTIFY unavailable, polling only", "err", err)
+			return
+		}
+		w.st.log.WarnContext(w.ctx, "gatehouse: listening for changes failed, retrying", "err", err, "backoff", backoff)
+		w.kick() // notifications may have been missed
+		select {
+		case <-w.ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+// listenOnce holds one pool connection in LISTEN until an error or ctx ends.
+// The connection is then discarded rather than returned to the pool in
+// LISTEN state.
+func (w *Watcher) listenOnce(ctx context.Context) error {
+	sqlDB, err := w.st.db.DB()
+	if err != nil {
+		return err
+	}
+	conn, err := sqlDB.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return conn.Raw(func(dc any) error {
+		pc, ok := dc.(interface{ Conn() *pgx.Conn })
+		if !ok {
+			return fmt.Errorf("%w: %T", errNoPgx, dc)
+		}
+		c := pc.Conn()
+		if _, err := c.Exec(ctx, "LISTEN "+pgx.Identifier{w.st.channel}.Sanitize()); err != nil {
+			return fmt.Errorf("%w: LISTEN: %w", driver.ErrBadConn, err)
+		}
+		w.kick() // catch up on what happened before LISTEN took effect
+		for {
+			if _, err := c.WaitForNotification(ctx); err != nil {
+				return fmt.Errorf("%w: %w", driver.ErrBadConn, err)
+			}
+			w.kick()
+		}
+	})
+}

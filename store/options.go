@@ -1,0 +1,45 @@
+package store
+
+import (
+	"context"
+	"log/slog"
+	"time"
+)
+
+type options struct {
+	prefix    string
+	logger    *slog.Logger
+	now       func() time.Time
+	batchSize int
+	hook      func(ctx context.Context, step string) error // tests: fault injection
+}
+
+// Option configures a [Store].
+type Option func(*options)
+
+// DefaultTablePrefix is the prefix of the store's table names:
+// gatehouse_rules, gatehouse_changes and gatehouse_revision.
+const DefaultTablePrefix = "gatehouse_"
+
+// WithTablePrefix sets the prefix of the store's table names (default
+// [DefaultTablePrefix]). It may hold ASCII letters, digits and "_", and
+// must start with a letter; tests use it to get tables of their own.
+func WithTablePrefix(p string) Option { return func(o *options) { o.prefix = p } }
+
+// WithLogger sets the logger of the store and its watchers. The default
+// discards.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithNow sets the clock that stamps audit records. The default is
+// time.Now.
+func WithNow(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithLoadBatchSize sets how many rules [Store.Load] reads per query
+// (default 5,000).
+func WithLoadBatchSize(n int) Option { return func(o *options) { o.batchSize = n } }
+
+// withHook calls h at named steps of a commit; an error it returns fails
+// the commit there. For fault-injection tests.
+func withHook(h func(ctx context.Context, step string) error) Option {
+	return func(o *options) { o.hook = h }
+}

@@ -1,0 +1,510 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	gormadapter "github.com/casbin/gorm-adapter/v3"
+	"gorm.io/gorm"
+
+	"github.com/gatehouse-authz/gatehouse/model"
+	"github.com/gatehouse-authz/gatehouse/policy"
+)
+
+var _ policy.Store = (*Store)(nil)
+
+const (
+	dialectSQLite   = "sqlite"
+	dialectPostgres = "postgres"
+	dialectMySQL    = "mysql"
+)
+
+// Store is a transactional [policy.Store] over a GORM database (SQLite,
+// PostgreSQL, MySQL or MariaDB). Create it with [New], create its tables
+// with [Store.Migrate], and give it to one engine with policy.WithStore.
+// A Store serves one engine: every replica (process) has its own Store and
+// [Watcher] over the shared database.
+//
+// A Store is safe for concurrent use.
+type Store struct {
+	db                       *gorm.DB
+	dialect                  string
+	rules, changes, revision string // table names
+	channel                  string // PostgreSQL NOTIFY channel
+	origin                   string // marks the feed rows this store wrote
+	log                      *slog.Logger
+	now                      func() time.Time
+	batchSize                int
+	hook                     func(ctx context.Context, step string) error
+	adapter                  *gormadapter.Adapter
+	loaded                   atomic.Int64 // revision of the last Load's snapshot
+	mu                       sync.Mutex
+	wakers                   map[*Watcher]struct{}
+}
+
+// New returns a store over db, an open GORM database that the application
+// may share (see [Open]). New does not touch the schema: call
+// [Store.Migrate] once before use.
+func New(ctx context.Context, db *gorm.DB, opts ...Option) (*Store, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if db == nil {
+		return nil, errors.New("store: nil *gorm.DB")
+	}
+	o := options{prefix: DefaultTablePrefix, now: time.Now, batchSize: 5000}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.logger == nil {
+		o.logger = slog.New(slog.DiscardHandler)
+	}
+	if o.batchSize <= 0 {
+		o.batchSize = 5000
+	}
+	if !validPrefix(o.prefix) {
+		return nil, fmt.Errorf("store: invalid table prefix %q", o.prefix)
+	}
+	var dialect string
+	switch name := db.Dialector.Name(); name {
+	case "sqlite", "sqlite3":
+		dialect = dialectSQLite
+	case "postgres":
+		dialect = dialectPostgres
+	case "mysql":
+		dialect = dialectMySQL
+	default:
+		return nil, fmt.Errorf("%w: dialect %q", ErrUnsupported, name)
+	}
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails (Go 1.24+)
+	s := &Store{
+		db:        db,
+		dialect:   dialect,
+		rules:     o.prefix + "rules",
+		changes:   o.prefix + "changes",
+		revision:  o.prefix + "revision",
+		channel:   o.prefix + "changes",
+		origin:    hex.EncodeToString(b[:]),
+		log:       o.logger,
+		now:       o.now,
+		batchSize: o.batchSize,
+		hook:      o.hook,
+		wakers:    map[*Watcher]struct{}{},
+	}
+	// The adapter never migrates: the schema is Migrate's business.
+	adb := db.WithContext(context.Background())
+	gormadapter.TurnOffAutoMigrate(adb)
+	a, err := gormadapter.NewAdapterByDBUseTableName(adb, "", s.rules)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	s.adapter = a
+	return s, nil
+}
+
+func validPrefix(p string) bool {
+	if p == "" || len(p) > 40 {
+		return p == ""
+	}
+	for i, c := range []byte(p) {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+		case i > 0 && ('0' <= c && c <= '9' || c == '_'):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// DB returns the store's database.
+func (s *Store) DB() *gorm.DB { return s.db }
+
+// RulesTable returns the name of the table that holds the Casbin rules.
+func (s *Store) RulesTable() string { return s.rules }
+
+// Adapter returns a gorm-adapter Casbin adapter over the rules table (with
+// auto-migration off), for Casbin tools and enforcers that read the same
+// policy. Changes written through it bypass the change feed: call
+// [Watcher.Update] afterwards so that replicas reload.
+func (s *Store) Adapter() *gormadapter.Adapter { return s.adapter }
+
+// Revision returns the revision of the last change committed to the
+// database (0 before the first). A replica whose [Watcher.Revision] is
+// lower is behind.
+func (s *Store) Revision(ctx context.Context) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	return s.readRevision(s.db.WithContext(ctx))
+}
+
+func (s *Store) readRevision(db *gorm.DB) (int64, error) {
+	var rows []revisionRow
+	if err := db.Table(s.revision).Where("id = ?", 1).Find(&rows).Error; err != nil {
+		return 0, fmt.Errorf("store: reading the revision: %w", err)
+	}
+	if len(rows) != 1 {
+		return 0, ErrNotMigrated
+	}
+	return rows[0].Revision, nil
+}
+
+// readTx returns the options of a read-only snapshot transaction.
+func (s *Store) readTx() *sql.TxOptions {
+	if s.dialect == dialectSQLite {
+		return nil // a SQLite transaction is a snapshot already
+	}
+	return &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
+}
+
+// Load calls fn for every stored rule. It reads them in batches of
+// [WithLoadBatchSize] rows inside one snapshot transaction, together with
+// the revision they reflect (a [Watcher] continues from it).
+func (s *Store) Load(ctx context.Context, fn func(model.Rule) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		rev, err := s.readRevision(tx)
+		if err != nil {
+			return err
+		}
+		var batch []gormadapter.CasbinRule
+		var ferr error
+		res := tx.Table(s.rules).FindInBatches(&batch, s.batchSize, func(*gorm.DB, int) error {
+			for i := range batch {
+				if ferr = fn(fromRow(&batch[i])); ferr != nil {
+					return ferr
+				}
+			}
+			clear(batch)
+			return ctx.Err()
+		})
+		if ferr != nil {
+			return ferr
+		}
+		if res.Error != nil {
+			return fmt.Errorf("store: reading %s: %w", s.rules, res.Error)
+		}
+		s.loaded.Store(rev)
+		return nil
+	}, s.readTx())
+}
+
+// LoadedRevision returns the revision of the policy read by the last
+// [Store.Load] (the engine's start or reload).
+func (s *Store) LoadedRevision() int64 { return s.loaded.Load() }
+
+func fromRow(r *gormadapter.CasbinRule) model.Rule {
+	all := [6]string{r.V0, r.V1, r.V2, r.V3, r.V4, r.V5}
+	n := len(all)
+	for n > 0 && all[n-1] == "" {
+		n--
+	}
+	return model.Rule{PType: r.Ptype, Values: append(make([]string, 0, n), all[:n]...)}
+}
+
+func toRow(r model.Rule) (gormadapter.CasbinRule, error) {
+	if r.PType == "" || len(r.Values) > 6 {
+		return gormadapter.CasbinRule{}, fmt.Errorf("store: rule %s does not fit the rules table", r)
+	}
+	var v [6]string
+	copy(v[:], r.Values)
+	return gormadapter.CasbinRule{Ptype: r.PType, V0: v[0], V1: v[1], V2: v[2], V3: v[3], V4: v[4], V5: v[5]}, nil
+}
+
+// changeRow is a row of the change feed (and audit trail).
+type changeRow struct {
+	Revision int64 `gorm:"primaryKey;autoIncrement:false"`
+	At       int64 // Unix microseconds
+	Op       string
+	Entity   string
+	Actor    string
+	Origin   string
+	Reload   bool
+	Removed  string // JSON: [["p","v0",...],...]
+	Added    string
+}
+
+func encodeRules(rs []model.Rule) (string, error) {
+	out := make([][]string, len(rs))
+	for i, r := range rs {
+		out[i] = append([]string{r.PType}, r.Values...)
+	}
+	b, err := json.Marshal(out)
+	return string(b), err
+}
+
+func decodeRules(s string) ([]model.Rule, error) {
+	var in [][]string
+	if err := json.Unmarshal([]byte(s), &in); err != nil {
+		return nil, err
+	}
+	out := make([]model.Rule, 0, len(in))
+	for _, r := range in {
+		if len(r) == 0 {
+			return nil, errors.New("empty rule")
+		}
+		out = append(out, model.Rule{PType: r[0], Values: r[1:]})
+	}
+	return out, nil
+}
+
+type txKey struct{}
+
+type txBinding struct {
+	s  *Store
+	tx *gorm.DB
+}
+
+// Commit stores ch in one transaction: it numbers the change (ch.Revision
+// becomes the store's revision plus one, in commit order), deletes the
+// removed rules, inserts the added ones and appends the change to the feed
+// and audit trail; on PostgreSQL it also notifies the watchers. It fails
+// with [ErrConflict], writing nothing, when a removed rule is not stored or
+// an added one is. Inside [Store.InTransaction] it writes in the
+// application's transaction.
+func (s *Store) Commit(ctx context.Context, ch *policy.Change) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if b, ok := ctx.Value(txKey{}).(txBinding); ok && b.s == s {
+		rev, err := s.commitIn(ctx, b.tx.WithContext(ctx), ch, false)
+		if err != nil {
+			return err
+		}
+		ch.Revision = rev
+		return nil
+	}
+	var rev int64
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var err error
+		rev, err = s.commitIn(ctx, tx, ch, false)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	ch.Revision = rev
+	s.wake()
+	return nil
+}
+
+func (s *Store) step(ctx context.Context, name string) error {
+	if s.hook == nil {
+		return nil
+	}
+	return s.hook(ctx, name)
+}
+
+// commitIn writes ch in tx and returns its revision. With reload set, the
+// feed row tells every watcher to reload everything (see Watcher.Update).
+func (s *Store) commitIn(ctx context.Context, tx *gorm.DB, ch *policy.Change, reload bool) (int64, error) {
+	removed, err := encodeRules(ch.Remove)
+	if err != nil {
+		return 0, err
+	}
+	added, err := encodeRules(ch.Add)
+	if err != nil {
+		return 0, err
+	}
+	// Taking the counter row first serialises commits (the row lock, or
+	// SQLite's write lock, is held until the transaction ends), so that
+	// revisions follow commit order without gaps.
+	res := tx.Exec("UPDATE " + s.revision + " SET revision = revision + 1 WHERE id = 1")
+	if res.Error != nil {
+		return 0, fmt.Errorf("store: numbering the change: %w", res.Error)
+	}
+	if res.RowsAffected != 1 {
+		return 0, ErrNotMigrated
+	}
+	rev, err := s.readRevision(tx)
+	if err != nil {
+		return 0, err
+	}
+	if err := s.step(ctx, "numbered"); err != nil {
+		return 0, err
+	}
+	if err := s.deleteRules(ctx, tx, ch.Remove); err != nil {
+		return 0, err
+	}
+	if err := s.step(ctx, "removed"); err != nil {
+		return 0, err
+	}
+	if err := s.insertRules(ctx, tx, ch.Add); err != nil {
+		return 0, err
+	}
+	if err := s.step(ctx, "added"); err != nil {
+		return 0, err
+	}
+	row := changeRow{
+		Revision: rev, At: s.now().UnixMicro(), Op: ch.Op, Entity: string(ch.Entity),
+		Actor: ch.Actor, Origin: s.origin, Reload: reload, Removed: removed, Added: added,
+	}
+	if err := tx.Table(s.changes).Create(&row).Error; err != nil {
+		return 0, fmt.Errorf("store: appending to the change feed: %w", err)
+	}
+	if s.dialect == dialectPostgres {
+		// Delivered when (and only if) the transaction commits.
+		if err := tx.Exec("SELECT pg_notify(?, ?)", s.channel, strconv.FormatInt(rev, 10)).Error; err != nil {
+			return 0, fmt.Errorf("store: notifying: %w", err)
+		}
+	}
+	if err := s.step(ctx, "fed"); err != nil {
+		return 0, err
+	}
+	return rev, nil
+}
+
+const deleteChunk = 50
+
+func (s *Store) deleteRules(ctx context.Context, tx *gorm.DB, rs []model.Rule) error {
+	const cond = "(ptype = ? AND v0 = ? AND v1 = ? AND v2 = ? AND v3 = ? AND v4 = ? AND v5 = ?)"
+	for len(rs) > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n := min(len(rs), deleteChunk)
+		chunk := rs[:n]
+		rs = rs[n:]
+		var q strings.Builder
+		q.WriteString("DELETE FROM " + s.rules + " WHERE ")
+		args := make([]any, 0, 7*len(chunk))
+		for i, r := range chunk {
+			row, err := toRow(r)
+			if err != nil {
+				return err
+			}
+			if i > 0 {
+				q.WriteString(" OR ")
+			}
+			q.WriteString(cond)
+			args = append(args, row.Ptype, row.V0, row.V1, row.V2, row.V3, row.V4, row.V5)
+		}
+		res := tx.Exec(q.String(), args...)
+		if res.Error != nil {
+			return fmt.Errorf("store: deleting rules: %w", res.Error)
+		}
+		if res.RowsAffected != int64(len(chunk)) {
+			return fmt.Errorf("%w: %d of %d rules to remove are not stored", ErrConflict, int64(len(chunk))-res.RowsAffected, len(chunk))
+		}
+	}
+	return nil
+}
+
+const insertChunk = 200
+
+func (s *Store) insertRules(ctx context.Context, tx *gorm.DB, rs []model.Rule) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	rows := make([]gormadapter.CasbinRule, len(rs))
+	for i, r := range rs {
+		row, err := toRow(r)
+		if err != nil {
+			return err
+		}
+		rows[i] = row
+	}
+	if err := tx.Table(s.rules).CreateInBatches(rows, insertChunk).Error; err != nil {
+		if errors.Is(err, gorm.ErrDuplicatedKey) || isDuplicate(err) {
+			return fmt.Errorf("%w: a rule to add is stored already: %w", ErrConflict, err)
+		}
+		return fmt.Errorf("store: inserting rules: %w", err)
+	}
+	return nil
+}
+
+// isDuplicate recognises unique violations when the application's
+// *gorm.DB was opened without TranslateError.
+func isDuplicate(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "UNIQUE constraint failed") || // SQLite
+		strings.Contains(msg, "SQLSTATE 23505") || // PostgreSQL
+		strings.Contains(msg, "Error 1062") // MySQL, MariaDB
+}
+
+// wake tells this store's watchers that a local commit happened.
+func (s *Store) wake() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for w := range s.wakers {
+		w.kick()
+	}
+}
+
+// InTransaction runs fn in a new transaction of the store's database and
+// commits it when fn returns nil. Policy changes that fn makes through the
+// engine with the ctx it receives are written inside that transaction
+// (together with the application's own writes through tx) and published
+// to the engine only after the commit; on a rollback the database and the
+// engine are left as before. Until the commit, the engine's decisions and
+// later changes do not see those changes, and other commits wait for the
+// transaction (it holds the store's revision lock from its first change).
+// A nested call joins the outer transaction.
+func (s *Store) InTransaction(ctx context.Context, fn func(ctx context.Context, tx *gorm.DB) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if b, ok := ctx.Value(txKey{}).(txBinding); ok && b.s == s {
+		return fn(ctx, b.tx)
+	}
+	var (
+		mu      sync.Mutex
+		applies []func()
+	)
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		c := policy.WithDeferredApply(ctx, func(apply func()) {
+			mu.Lock()
+			defer mu.Unlock()
+			applies = append(applies, apply)
+		})
+		c = context.WithValue(c, txKey{}, txBinding{s: s, tx: tx})
+		return fn(c, tx)
+	})
+	if err != nil {
+		return err
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, apply := range applies {
+		apply()
+	}
+	if len(applies) > 0 {
+		s.wake()
+	}
+	return nil
+}
+
+// Prune deletes the change-feed and audit records of revisions up to and
+// including upTo (the latest record is always kept) and returns how many
+// it deleted. A watcher that had not read them yet reloads the whole
+// policy instead.
+func (s *Store) Prune(ctx context.Context, upTo int64) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	latest, err := s.Revision(ctx)
+	if err != nil {
+		return 0, err
+	}
+	upTo = min(upTo, latest-1)
+	res := s.db.WithContext(ctx).Exec("DELETE FROM "+s.changes+" WHERE revision <= ?", upTo)
+	return res.RowsAffected, res.Error
+}
