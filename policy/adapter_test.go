@@ -1,0 +1,91 @@
+package policy_test
+
+import (
+	"errors"
+	"strings"
+	"sync"
+
+	casbinmodel "github.com/casbin/casbin/v2/model"
+	"github.com/casbin/casbin/v2/persist"
+
+	"github.com/gatehouse-authz/gatehouse/model"
+)
+
+// memAdapter is a Casbin adapter over a map, with a fault switch: after
+// failAfter more successful writes, every write fails.
+type memAdapter struct {
+	mu        sync.Mutex
+	m         map[string]model.Rule
+	failAfter int // -1: never fail
+}
+
+var _ persist.Adapter = (*memAdapter)(nil)
+
+var errInjected = errors.New("injected storage fault")
+
+func newMemAdapter() *memAdapter { return &memAdapter{m: map[string]model.Rule{}, failAfter: -1} }
+
+func key(ptype string, rule []string) string { return ptype + "\x00" + strings.Join(rule, "\x00") }
+
+func (a *memAdapter) LoadPolicy(m casbinmodel.Model) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, r := range a.m {
+		if err := persist.LoadPolicyArray(append([]string{r.PType}, r.Values...), m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *memAdapter) SavePolicy(casbinmodel.Model) error { return errors.New("not used") }
+
+func (a *memAdapter) write() error {
+	if a.failAfter == 0 {
+		return errInjected
+	}
+	if a.failAfter > 0 {
+		a.failAfter--
+	}
+	return nil
+}
+
+func (a *memAdapter) AddPolicy(_ string, ptype string, rule []string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := a.write(); err != nil {
+		return err
+	}
+	a.m[key(ptype, rule)] = model.Rule{PType: ptype, Values: append([]string(nil), rule...)}
+	return nil
+}
+
+func (a *memAdapter) RemovePolicy(_ string, ptype string, rule []string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := a.write(); err != nil {
+		return err
+	}
+	delete(a.m, key(ptype, rule))
+	return nil
+}
+
+func (a *memAdapter) RemoveFilteredPolicy(string, string, int, ...string) error {
+	return errors.New("not used")
+}
+
+func (a *memAdapter) rules() []model.Rule {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]model.Rule, 0, len(a.m))
+	for _, r := range a.m {
+		out = append(out, r)
+	}
+	return out
+}
+
+func (a *memAdapter) setFailAfter(n int) {
+	a.mu.Lock()
+	a.failAfter = n
+	a.mu.Unlock()
+}
