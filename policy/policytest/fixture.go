@@ -1,0 +1,273 @@
+package policytest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/gatehouse-authz/gatehouse/model"
+	"github.com/gatehouse-authz/gatehouse/policy"
+)
+
+// Fixture is a policy and the cases it must answer.
+type Fixture struct {
+	// Catalog maps object types to actions; empty means model.DefaultCatalog.
+	Catalog  map[model.ObjectType][]model.Action `yaml:"catalog,omitempty"`
+	Entities []Entity                            `yaml:"entities"`
+	Cases    []Case                              `yaml:"cases,omitempty"`
+}
+
+// Entity is one entity of a fixture.
+type Entity struct {
+	ID          model.EntityID  `yaml:"id"`
+	Partner     model.PartnerID `yaml:"partner"`
+	DefaultRole model.RoleID    `yaml:"default_role,omitempty"`
+	Roles       []Role          `yaml:"roles,omitempty"`
+	Users       []User          `yaml:"users,omitempty"`
+}
+
+// Role is one role of a fixture entity.
+type Role struct {
+	ID          model.RoleID `yaml:"id"`
+	Name        string       `yaml:"name,omitempty"` // defaults to the id
+	Permissions Permissions  `yaml:"permissions,omitempty"`
+}
+
+// Permissions is object type -> action -> permission, as written in YAML.
+type Permissions map[model.ObjectType]map[model.Action]model.Permission
+
+// Model returns the permissions in the engine's form.
+func (ps Permissions) Model() model.Permissions {
+	out := model.Permissions{}
+	for o, acts := range ps {
+		for a, p := range acts {
+			out[model.Key{Object: o, Action: a}] = p
+		}
+	}
+	return out
+}
+
+// User is one entity user of a fixture; Role is empty for a user without a
+// role.
+type User struct {
+	ID   model.UserID `yaml:"id"`
+	Role model.RoleID `yaml:"role,omitempty"`
+}
+
+// Case is one request and its expected answer.
+type Case struct {
+	Name    string           `yaml:"name"`
+	Do      []Step           `yaml:"do,omitempty"`     // changes made before the request
+	Subject string           `yaml:"subject"`          // partner:<id> or user:<id>
+	Entity  model.EntityID   `yaml:"entity"`           //
+	Object  model.ObjectType `yaml:"object"`           //
+	Action  model.Action     `yaml:"action"`           //
+	Owner   string           `yaml:"owner,omitempty"`  // partner:<id>, user:<id>, or empty (a list)
+	Expect  string           `yaml:"expect"`           // allow, deny or error
+	Scope   string           `yaml:"scope,omitempty"`  // all, own or none: the list scope, when given
+	Role    model.RoleID     `yaml:"role,omitempty"`   // the role that decided, when given
+	Default *bool            `yaml:"default,omitempty"` // whether the default role decided, when given
+}
+
+// Step is one change made before a case's request.
+type Step struct {
+	Op          string         `yaml:"op"` // set_default_role, set_user_role, update_role, delete_role, remove_user, remove_entity
+	Entity      model.EntityID `yaml:"entity"`
+	Role        model.RoleID   `yaml:"role,omitempty"`
+	User        model.UserID   `yaml:"user,omitempty"`
+	Permissions Permissions    `yaml:"permissions,omitempty"`
+	Error       string         `yaml:"error,omitempty"` // expected refusal: not_found, conflict, invalid
+}
+
+// ErrFixture is wrapped by every error about a malformed fixture.
+var ErrFixture = errors.New("invalid fixture")
+
+// Parse reads a fixture from YAML. Unknown fields are errors; errors give
+// the line.
+func Parse(data []byte) (*Fixture, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var f Fixture
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrFixture, err)
+	}
+	return &f, nil
+}
+
+// Load reads a fixture file.
+func Load(path string) (*Fixture, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	f, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return f, nil
+}
+
+// CatalogOrDefault returns the fixture's catalog, or Monite's.
+func (f *Fixture) CatalogOrDefault() (*model.Catalog, error) {
+	if len(f.Catalog) == 0 {
+		return model.DefaultCatalog(), nil
+	}
+	return model.NewCatalog(f.Catalog)
+}
+
+// Engine returns a new in-memory engine holding the fixture's policy.
+func (f *Fixture) Engine(ctx context.Context, opts ...policy.Option) (*policy.Engine, error) {
+	cat, err := f.CatalogOrDefault()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrFixture, err)
+	}
+	eng, err := policy.New(ctx, append([]policy.Option{policy.WithCatalog(cat)}, opts...)...)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Apply(ctx, eng); err != nil {
+		return nil, err
+	}
+	return eng, nil
+}
+
+// Apply creates the fixture's entities, roles, users and default roles in
+// eng.
+func (f *Fixture) Apply(ctx context.Context, eng *policy.Engine) error {
+	for _, en := range f.Entities {
+		if _, err := eng.CreateEntity(ctx, en.Partner, en.ID); err != nil {
+			return fmt.Errorf("%w: entity %q: %w", ErrFixture, en.ID, err)
+		}
+		for _, r := range en.Roles {
+			name := r.Name
+			if name == "" {
+				name = string(r.ID)
+			}
+			if _, err := eng.CreateRole(ctx, en.ID, policy.RoleSpec{ID: r.ID, Name: name, Permissions: r.Permissions.Model()}); err != nil {
+				return fmt.Errorf("%w: role %q: %w", ErrFixture, r.ID, err)
+			}
+		}
+		for _, u := range en.Users {
+			if _, err := eng.AddUser(ctx, en.ID, u.ID, u.Role); err != nil {
+				return fmt.Errorf("%w: user %q: %w", ErrFixture, u.ID, err)
+			}
+		}
+		if en.DefaultRole != "" {
+			if err := eng.SetDefaultRole(ctx, en.ID, en.DefaultRole); err != nil {
+				return fmt.Errorf("%w: default role of %q: %w", ErrFixture, en.ID, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Request returns the case's request.
+func (c Case) Request() (policy.Request, error) {
+	sub, err := model.ParseSubject(c.Subject)
+	if err != nil {
+		return policy.Request{}, err
+	}
+	owner, err := model.ParseSubject(c.Owner)
+	if err != nil {
+		return policy.Request{}, fmt.Errorf("owner: %w", err)
+	}
+	return policy.Request{Subject: sub, Entity: c.Entity, Object: c.Object, Action: c.Action, Owner: owner}, nil
+}
+
+// Run runs every case against eng, one subtest each, in order (steps change
+// eng).
+func (f *Fixture) Run(t *testing.T, eng *policy.Engine) {
+	t.Helper()
+	for i, c := range f.Cases {
+		name := c.Name
+		if name == "" {
+			name = fmt.Sprintf("case %d", i+1)
+		}
+		t.Run(name, func(t *testing.T) {
+			if err := c.Check(context.Background(), eng); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+// Check makes the case's changes, decides its request and returns an error
+// that says what differs from the expectation, and why the engine decided as
+// it did.
+func (c Case) Check(ctx context.Context, eng *policy.Engine) error {
+	for _, s := range c.Do {
+		if err := s.apply(ctx, eng); err != nil {
+			return err
+		}
+	}
+	req, err := c.Request()
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrFixture, err)
+	}
+	d, why := eng.Explain(req)
+	var got string
+	switch {
+	case d.Err != nil:
+		got = "error"
+	case d.Allowed:
+		got = "allow"
+	default:
+		got = "deny"
+	}
+	var diffs []string
+	if got != c.Expect {
+		diffs = append(diffs, fmt.Sprintf("got %s, want %s", got, c.Expect))
+	}
+	if c.Scope != "" {
+		scope, _ := eng.Scope(req.Subject, req.Entity, req.Object, req.Action)
+		if scope.String() != c.Scope {
+			diffs = append(diffs, fmt.Sprintf("scope %s, want %s", scope, c.Scope))
+		}
+	}
+	if c.Role != "" && d.Role != c.Role {
+		diffs = append(diffs, fmt.Sprintf("role %q decided, want %q", d.Role, c.Role))
+	}
+	if c.Default != nil && d.ViaDefault != *c.Default {
+		diffs = append(diffs, fmt.Sprintf("default role %v, want %v", d.ViaDefault, *c.Default))
+	}
+	if len(diffs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s %s %s.%s in %s: %v\n\t%s", c.Subject, c.Expect, c.Object, c.Action, c.Entity, diffs, why)
+}
+
+func (s Step) apply(ctx context.Context, eng *policy.Engine) error {
+	var err error
+	switch s.Op {
+	case "set_default_role":
+		err = eng.SetDefaultRole(ctx, s.Entity, s.Role)
+	case "set_user_role":
+		_, err = eng.SetUserRole(ctx, s.Entity, s.User, s.Role)
+	case "update_role":
+		_, err = eng.UpdateRole(ctx, s.Entity, s.Role, policy.RoleUpdate{Permissions: s.Permissions.Model()})
+	case "delete_role":
+		err = eng.DeleteRole(ctx, s.Entity, s.Role)
+	case "remove_user":
+		err = eng.RemoveUser(ctx, s.Entity, s.User)
+	case "remove_entity":
+		err = eng.RemoveEntity(ctx, s.Entity)
+	default:
+		return fmt.Errorf("%w: unknown step %q", ErrFixture, s.Op)
+	}
+	want := map[string]error{"": nil, "not_found": policy.ErrNotFound, "conflict": policy.ErrConflict, "invalid": policy.ErrInvalid}
+	w, ok := want[s.Error]
+	switch {
+	case !ok:
+		return fmt.Errorf("%w: unknown error kind %q", ErrFixture, s.Error)
+	case w == nil && err != nil:
+		return fmt.Errorf("step %s: %w", s.Op, err)
+	case w != nil && !errors.Is(err, w):
+		return fmt.Errorf("step %s: got error %v, want %s", s.Op, err, s.Error)
+	}
+	return nil
+}
