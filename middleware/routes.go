@@ -46,6 +46,12 @@ type Routes []Route
 // request that the mux will answer 404 or 405 is passed to it once
 // authenticated.
 //
+// An owner lookup usually reads a path value (r.PathValue("id")). Around an
+// *http.ServeMux the middleware sets the path values itself before calling
+// it. With Config.Pattern (chi's Use) they are not set: declare such routes
+// where the router has matched (chi's With, or per handler), or the lookup
+// sees no id (it should then answer ErrNotFound: 404).
+//
 // Fail closed: an authenticated request whose pattern is not in the table is
 // refused with 500 (a server misconfiguration, logged at Error level), and
 // never reaches the handler.
@@ -89,6 +95,10 @@ func (m *Middleware) Routes(table Routes) (func(http.Handler) http.Handler, erro
 	}
 	return func(next http.Handler) http.Handler {
 		mux, _ := next.(*http.ServeMux)
+		var owned *http.ServeMux // routes with an owner lookup, to set path values around a mux
+		if mux != nil {
+			owned = m.ownedMux(table, next)
+		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			st, r, ok := m.principal(w, r)
 			if !ok {
@@ -111,9 +121,48 @@ func (m *Middleware) Routes(table Routes) (func(http.Handler) http.Handler, erro
 				m.fail(w, r, http.StatusInternalServerError, CodeInternal, detailInternal)
 				return
 			}
+			if g.owner != nil && r.Pattern == "" && mux != nil {
+				// Around a mux the path values are not set yet, and the
+				// owner lookup needs them: a private mux holding the owned
+				// routes matches the request (setting r's path values) and
+				// authorizes it.
+				if owned == nil {
+					m.fail(w, r, http.StatusInternalServerError, CodeInternal, detailInternal)
+					return
+				}
+				owned.ServeHTTP(w, r)
+				return
+			}
 			m.authorize(w, r, g, g.act, next)
 		})
 	}, nil
+}
+
+// ownedMux returns a mux of the table's routes that have an owner lookup,
+// each authorizing the request and then calling next. It returns nil, and
+// logs, if a pattern is not one http.ServeMux accepts.
+func (m *Middleware) ownedMux(table Routes, next http.Handler) (mux *http.ServeMux) {
+	defer func() {
+		if v := recover(); v != nil {
+			m.log.Error("gatehouse: the route table does not fit http.ServeMux; owned routes will be refused", slog.Any("error", v))
+			mux = nil
+		}
+	}()
+	mux = http.NewServeMux()
+	for _, e := range table {
+		if e.Owner == nil {
+			continue
+		}
+		method, _, _ := splitPattern(e.Pattern)
+		g := &guard{obj: e.Object, act: e.Action, owner: e.Owner}
+		if g.act == "" && method != "" {
+			g.act = methodAction(method)
+		}
+		mux.Handle(e.Pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			m.authorize(w, r, g, g.act, next)
+		}))
+	}
+	return mux
 }
 
 // lookupRoute finds the guard of a request. The method comes from the

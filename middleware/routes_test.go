@@ -1,0 +1,229 @@
+package middleware_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/gatehouse-authz/gatehouse/middleware"
+	"github.com/gatehouse-authz/gatehouse/model"
+)
+
+func (wd *world) table() middleware.Routes {
+	return middleware.Routes{
+		{Pattern: "GET /payables", Object: "payable"},
+		{Pattern: "POST /payables", Object: "payable"},
+		{Pattern: "GET /payables/{id}", Object: "payable", Owner: wd.lookup},
+		{Pattern: "POST /payables/{id}/approve", Object: "payable", Action: "approve", Owner: wd.lookup},
+		{Pattern: "/receivables", Object: "receivable"}, // any method: its default action
+		{Pattern: "POST /entities", PartnerOnly: true},
+	}
+}
+
+// routeCases are shared by the ServeMux and chi tests.
+var routeCases = []struct {
+	method, path, token, entity string
+	status                      int
+}{
+	{"GET", "/payables", tokP1, "e1", 200},
+	{"HEAD", "/payables", tokP1, "e1", 200},
+	{"GET", "/payables", tokP1, "e3", 403},
+	{"GET", "/payables", tokU3, "", 403},
+	{"GET", "/payables", "", "", 401},
+	{"POST", "/payables", tokU2, "", 200},
+	{"GET", "/payables/o2", tokU2, "", 200},
+	{"GET", "/payables/o1", tokU2, "", 403},
+	{"GET", "/payables/boom", tokU2, "", 500},
+	{"POST", "/payables/o2/approve", tokU2, "", 200},
+	{"POST", "/payables/o1/approve", tokU2, "", 403},
+	{"GET", "/receivables", tokU1, "", 403}, // admin has no receivable permission
+	{"DELETE", "/receivables", tokP1, "e2", 200},
+	{"GET", "/receivables", tokLimited, "e1", 200},
+	{"GET", "/payables", tokLimited, "e1", 403},
+	{"POST", "/entities", tokP2, "", 200},
+	{"POST", "/entities", tokU4, "", 403},
+	{"GET", "/undeclared", tokP1, "e1", 500}, // registered with the router, not in the table
+	{"GET", "/undeclared", "", "", 401},
+}
+
+// runRouteCases sends routeCases to h. With noPathValues (a table middleware
+// before the router has matched, as in chi's Use) owner lookups see no id:
+// own-scope requests for one object then fail closed with 404.
+func runRouteCases(t *testing.T, h http.Handler, noPathValues bool) {
+	t.Helper()
+	for _, tc := range routeCases {
+		if noPathValues && tc.token == tokU2 && strings.HasPrefix(tc.path, "/payables/") {
+			tc.status = 404
+		}
+		hd := map[string]string{}
+		if tc.entity != "" {
+			hd["X-Entity-Id"] = tc.entity
+		}
+		authz := ""
+		if tc.token != "" {
+			authz = "Bearer " + tc.token
+		}
+		w := do(h, tc.method, tc.path, authz, hd)
+		if w.Code != tc.status {
+			t.Errorf("%s %s as %s in %q: status %d, want %d (%s)", tc.method, tc.path, tc.token, tc.entity, w.Code, tc.status, w.Body)
+		}
+	}
+}
+
+func TestRoutesServeMux(t *testing.T) {
+	wd := newWorld(t)
+	logs := &syncBuffer{}
+	mw, err := middleware.New(middleware.Config{Authenticator: wd.auth, Engine: wd.eng, Logger: debugLogger(logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	guard, err := mw.Routes(wd.table())
+	if err != nil {
+		t.Fatal(err)
+	}
+	register := func(mux *http.ServeMux, wrap func(http.Handler) http.Handler) {
+		for _, p := range []string{"GET /payables", "POST /payables", "GET /payables/{id}", "POST /payables/{id}/approve", "/receivables", "POST /entities", "GET /undeclared"} {
+			mux.Handle(p, wrap(http.HandlerFunc(echo)))
+		}
+	}
+	t.Run("around the mux", func(t *testing.T) {
+		mux := http.NewServeMux()
+		register(mux, func(h http.Handler) http.Handler { return h })
+		h := guard(mux)
+		runRouteCases(t, h, false)
+		// Requests the mux answers itself (404, 405) pass once authenticated.
+		if w := do(h, "GET", "/nowhere", "Bearer "+tokU1, nil); w.Code != 404 {
+			t.Errorf("unknown path: %d", w.Code)
+		}
+		if w := do(h, "GET", "/nowhere", "", nil); w.Code != 401 {
+			t.Errorf("unknown path without token: %d", w.Code)
+		}
+		if w := do(h, "DELETE", "/entities", "Bearer "+tokP1, nil); w.Code != 405 {
+			t.Errorf("wrong method: %d", w.Code)
+		}
+	})
+	t.Run("per handler", func(t *testing.T) {
+		mux := http.NewServeMux()
+		register(mux, guard)
+		runRouteCases(t, mux, false)
+	})
+	if !strings.Contains(logs.String(), "no route declaration") {
+		t.Error("undeclared route not logged")
+	}
+}
+
+func TestRoutesTableErrors(t *testing.T) {
+	wd := newWorld(t)
+	mw, err := middleware.New(middleware.Config{Authenticator: wd.auth, Engine: wd.eng})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range []middleware.Routes{
+		{{Pattern: "", Object: "payable"}},
+		{{Pattern: "get /x", Object: "payable"}},
+		{{Pattern: "GET /x", Object: ""}},
+		{{Pattern: "GET /x", Object: "spaceship"}},
+		{{Pattern: "GET /x", Object: "payable", Action: "fly"}},
+		{{Pattern: "OPTIONS /x", Object: "payable"}},
+		{{Pattern: "GET /x", Object: "payable"}, {Pattern: "GET  /x", Object: "payable"}},
+		{{Pattern: "POST /entities", PartnerOnly: true, Object: "entity"}},
+	} {
+		if _, err := mw.Routes(table); err == nil {
+			t.Errorf("Routes(%+v) succeeded", table)
+		}
+	}
+}
+
+func TestChi(t *testing.T) {
+	wd := newWorld(t)
+	mw, err := middleware.New(middleware.Config{Authenticator: wd.auth, Engine: wd.eng})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("guards with With", func(t *testing.T) {
+		r := chi.NewRouter()
+		h := http.HandlerFunc(echo)
+		owner := func(r *http.Request) (model.Subject, error) {
+			r.SetPathValue("id", chi.URLParam(r, "id"))
+			return wd.lookup(r)
+		}
+		r.With(mw.Require("payable", "read")).Get("/payables", h)
+		r.With(mw.RequireOwned("payable", "read", owner)).Get("/payables/{id}", h)
+		r.With(mw.PartnerOnly()).Post("/entities", h)
+		for _, tc := range []struct {
+			method, path, token, entity string
+			status                      int
+		}{
+			{"GET", "/payables", tokP1, "e2", 200},
+			{"GET", "/payables", tokP2, "e2", 403},
+			{"GET", "/payables", tokP1, "", 400},
+			{"GET", "/payables/o2", tokU2, "", 200},
+			{"GET", "/payables/o1", tokU2, "", 403},
+			{"GET", "/payables/o5", tokU2, "", 404},
+			{"POST", "/entities", tokU1, "", 403},
+			{"POST", "/entities", tokP1, "", 200},
+		} {
+			hd := map[string]string{}
+			if tc.entity != "" {
+				hd["X-Entity-Id"] = tc.entity
+			}
+			if w := do(r, tc.method, tc.path, "Bearer "+tc.token, hd); w.Code != tc.status {
+				t.Errorf("%s %s as %s: %d, want %d", tc.method, tc.path, tc.token, w.Code, tc.status)
+			}
+		}
+	})
+	t.Run("table", func(t *testing.T) {
+		// chi sets r.Pattern ("/payables/{id}", without a method) once it
+		// has routed, so the table middleware goes in With, or in Use with
+		// Config.Pattern asking the router.
+		table := middleware.Routes{}
+		for _, rt := range wd.table() {
+			rt.Owner = nil
+			if strings.Contains(rt.Pattern, "{id}") {
+				rt.Owner = func(r *http.Request) (model.Subject, error) {
+					r.SetPathValue("id", chi.URLParam(r, "id"))
+					return wd.lookup(r)
+				}
+			}
+			table = append(table, rt)
+		}
+		register := func(r chi.Router) {
+			h := http.HandlerFunc(echo)
+			r.Get("/payables", h)
+			r.Head("/payables", h)
+			r.Post("/payables", h)
+			r.Get("/payables/{id}", h)
+			r.Post("/payables/{id}/approve", h)
+			r.Handle("/receivables", h)
+			r.Post("/entities", h)
+			r.Get("/undeclared", h)
+		}
+		t.Run("With", func(t *testing.T) {
+			guard, err := mw.Routes(table)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := chi.NewRouter()
+			register(r.With(guard))
+			runRouteCases(t, r, false)
+		})
+		t.Run("Use", func(t *testing.T) {
+			var router *chi.Mux
+			mw, err := middleware.New(middleware.Config{Authenticator: wd.auth, Engine: wd.eng,
+				Pattern: func(r *http.Request) string { return router.Find(chi.NewRouteContext(), r.Method, r.URL.Path) }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			guard, err := mw.Routes(table)
+			if err != nil {
+				t.Fatal(err)
+			}
+			router = chi.NewRouter()
+			router.Use(guard)
+			register(router)
+			runRouteCases(t, router, true)
+		})
+	})
+}
