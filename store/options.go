@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"time"
+
+	"gorm.io/gorm"
 )
 
 type options struct {
@@ -11,7 +13,7 @@ type options struct {
 	logger    *slog.Logger
 	now       func() time.Time
 	batchSize int
-	hook      func(ctx context.Context, step string) error // tests: fault injection
+	hook      func(ctx context.Context, tx *gorm.DB, step string) error // tests: fault injection
 }
 
 // Option configures a [Store].
@@ -40,6 +42,6 @@ func WithLoadBatchSize(n int) Option { return func(o *options) { o.batchSize = n
 
 // withHook calls h at named steps of a commit; an error it returns fails
 // the commit there. For fault-injection tests.
-func withHook(h func(ctx context.Context, step string) error) Option {
+func withHook(h func(ctx context.Context, tx *gorm.DB, step string) error) Option {
 	return func(o *options) { o.hook = h }
 }

@@ -46,7 +46,7 @@ type Store struct {
 	log                      *slog.Logger
 	now                      func() time.Time
 	batchSize                int
-	hook                     func(ctx context.Context, step string) error
+	hook                     func(ctx context.Context, tx *gorm.DB, step string) error
 	adapter                  *gormadapter.Adapter
 	loaded                   atomic.Int64 // revision of the last Load's snapshot
 	mu                       sync.Mutex
@@ -303,11 +303,11 @@ func (s *Store) Commit(ctx context.Context, ch *policy.Change) error {
 	return nil
 }
 
-func (s *Store) step(ctx context.Context, name string) error {
+func (s *Store) step(ctx context.Context, tx *gorm.DB, name string) error {
 	if s.hook == nil {
 		return nil
 	}
-	return s.hook(ctx, name)
+	return s.hook(ctx, tx, name)
 }
 
 // commitIn writes ch in tx and returns its revision. With reload set, the
@@ -335,19 +335,19 @@ func (s *Store) commitIn(ctx context.Context, tx *gorm.DB, ch *policy.Change, re
 	if err != nil {
 		return 0, err
 	}
-	if err := s.step(ctx, "numbered"); err != nil {
+	if err := s.step(ctx, tx, "numbered"); err != nil {
 		return 0, err
 	}
 	if err := s.deleteRules(ctx, tx, ch.Remove); err != nil {
 		return 0, err
 	}
-	if err := s.step(ctx, "removed"); err != nil {
+	if err := s.step(ctx, tx, "removed"); err != nil {
 		return 0, err
 	}
 	if err := s.insertRules(ctx, tx, ch.Add); err != nil {
 		return 0, err
 	}
-	if err := s.step(ctx, "added"); err != nil {
+	if err := s.step(ctx, tx, "added"); err != nil {
 		return 0, err
 	}
 	row := changeRow{
@@ -363,7 +363,7 @@ func (s *Store) commitIn(ctx context.Context, tx *gorm.DB, ch *policy.Change, re
 			return 0, fmt.Errorf("store: notifying: %w", err)
 		}
 	}
-	if err := s.step(ctx, "fed"); err != nil {
+	if err := s.step(ctx, tx, "fed"); err != nil {
 		return 0, err
 	}
 	return rev, nil
