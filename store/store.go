@@ -49,6 +49,7 @@ type Store struct {
 	hook                     func(ctx context.Context, tx *gorm.DB, step string) error
 	adapter                  *gormadapter.Adapter
 	loaded                   atomic.Int64 // revision of the last Load's snapshot
+	applied                  atomic.Int64 // the engine's index holds every change up to it
 	mu                       sync.Mutex
 	wakers                   map[*Watcher]struct{}
 }
@@ -200,6 +201,7 @@ func (s *Store) Load(ctx context.Context, fn func(model.Rule) error) error {
 			return fmt.Errorf("store: reading %s: %w", s.rules, res.Error)
 		}
 		s.loaded.Store(rev)
+		s.applied.Store(rev)
 		return nil
 	}, s.readTx())
 }
@@ -266,8 +268,19 @@ func decodeRules(s string) ([]model.Rule, error) {
 type txKey struct{}
 
 type txBinding struct {
-	s  *Store
-	tx *gorm.DB
+	s    *Store
+	tx   *gorm.DB
+	last *int64 // revision of the last change written in tx
+}
+
+// advance records that the engine's index holds every change up to rev.
+func (s *Store) advance(rev int64) {
+	for {
+		cur := s.applied.Load()
+		if rev <= cur || s.applied.CompareAndSwap(cur, rev) {
+			return
+		}
+	}
 }
 
 // Commit stores ch in one transaction: it numbers the change (ch.Revision
@@ -282,23 +295,25 @@ func (s *Store) Commit(ctx context.Context, ch *policy.Change) error {
 		return err
 	}
 	if b, ok := ctx.Value(txKey{}).(txBinding); ok && b.s == s {
-		rev, err := s.commitIn(ctx, b.tx.WithContext(ctx), ch, false)
+		rev, err := s.commitIn(ctx, b.tx.WithContext(ctx), ch, false, *b.last)
 		if err != nil {
 			return err
 		}
 		ch.Revision = rev
+		*b.last = rev
 		return nil
 	}
 	var rev int64
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var err error
-		rev, err = s.commitIn(ctx, tx, ch, false)
+		rev, err = s.commitIn(ctx, tx, ch, false, 0)
 		return err
 	})
 	if err != nil {
 		return err
 	}
 	ch.Revision = rev
+	s.advance(rev) // the engine publishes it before its next change
 	s.wake()
 	return nil
 }
@@ -312,7 +327,10 @@ func (s *Store) step(ctx context.Context, tx *gorm.DB, name string) error {
 
 // commitIn writes ch in tx and returns its revision. With reload set, the
 // feed row tells every watcher to reload everything (see Watcher.Update).
-func (s *Store) commitIn(ctx context.Context, tx *gorm.DB, ch *policy.Change, reload bool) (int64, error) {
+// Otherwise the change must have been made from an up-to-date index: the
+// store's revision is the last one the engine applied, or inTx, the last
+// one written earlier in the same transaction.
+func (s *Store) commitIn(ctx context.Context, tx *gorm.DB, ch *policy.Change, reload bool, inTx int64) (int64, error) {
 	removed, err := encodeRules(ch.Remove)
 	if err != nil {
 		return 0, err
@@ -334,6 +352,10 @@ func (s *Store) commitIn(ctx context.Context, tx *gorm.DB, ch *policy.Change, re
 	rev, err := s.readRevision(tx)
 	if err != nil {
 		return 0, err
+	}
+	if prev, seen := rev-1, s.applied.Load(); !reload && prev > seen && (inTx == 0 || prev != inTx) {
+		s.wake() // catch up now, so that a retry can succeed
+		return 0, fmt.Errorf("%w: the engine is behind the database (it applied revision %d, the store is at %d): retry once its watcher caught up", ErrConflict, seen, prev)
 	}
 	if err := s.step(ctx, tx, "numbered"); err != nil {
 		return 0, err
@@ -468,6 +490,7 @@ func (s *Store) InTransaction(ctx context.Context, fn func(ctx context.Context, 
 	var (
 		mu      sync.Mutex
 		applies []func()
+		last    int64
 	)
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		c := policy.WithDeferredApply(ctx, func(apply func()) {
@@ -475,7 +498,7 @@ func (s *Store) InTransaction(ctx context.Context, fn func(ctx context.Context, 
 			defer mu.Unlock()
 			applies = append(applies, apply)
 		})
-		c = context.WithValue(c, txKey{}, txBinding{s: s, tx: tx})
+		c = context.WithValue(c, txKey{}, txBinding{s: s, tx: tx, last: &last})
 		return fn(c, tx)
 	})
 	if err != nil {
@@ -486,7 +509,8 @@ func (s *Store) InTransaction(ctx context.Context, fn func(ctx context.Context, 
 	for _, apply := range applies {
 		apply()
 	}
-	if len(applies) > 0 {
+	if last > 0 {
+		s.advance(last)
 		s.wake()
 	}
 	return nil

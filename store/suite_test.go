@@ -211,7 +211,7 @@ func testFaults(t *testing.T, b backend) {
 	// and several permissions) fail part way through.
 	tests := []struct {
 		name  string
-		step  string                                          // where the hook strikes ("" = no hook)
+		step  string                                           // where the hook strikes ("" = no hook)
 		fault func(t *testing.T, st *Store, tx *gorm.DB) error // run at step
 		prep  func(t *testing.T, st *Store, eng *policy.Engine, role policy.Role)
 		want  error

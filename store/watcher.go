@@ -140,10 +140,28 @@ func (w *Watcher) Wait(ctx context.Context, rev int64) error {
 
 func (w *Watcher) setCursor(rev int64) {
 	w.cursor.Store(rev)
+	w.st.advance(rev)
 	w.advMu.Lock()
 	close(w.advanced)
 	w.advanced = make(chan struct{})
 	w.advMu.Unlock()
+}
+
+// Retry calls fn and, while it fails with [ErrConflict] because this
+// replica was behind the database, catches up with [Watcher.Sync] and
+// calls it again, at most attempts times in all. fn is typically one
+// management call on the engine; it must be safe to repeat.
+func (w *Watcher) Retry(ctx context.Context, attempts int, fn func(ctx context.Context) error) error {
+	var err error
+	for i := 0; i < max(attempts, 1); i++ {
+		if err = fn(ctx); !errors.Is(err, ErrConflict) {
+			return err
+		}
+		if serr := w.Sync(ctx); serr != nil {
+			return errors.Join(err, serr)
+		}
+	}
+	return err
 }
 
 // kick asks the watcher to catch up soon.
@@ -289,7 +307,7 @@ func (w *Watcher) Update() error {
 	}
 	ctx := w.ctx
 	err := w.st.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		_, err := w.st.commitIn(ctx, tx, &policy.Change{Op: "casbin.update"}, true)
+		_, err := w.st.commitIn(ctx, tx, &policy.Change{Op: "casbin.update"}, true, 0)
 		return err
 	})
 	if err != nil {
