@@ -24,8 +24,8 @@ type Option func(*options)
 const DefaultTablePrefix = "gatehouse_"
 
 // WithTablePrefix sets the prefix of the store's table names (default
-// [DefaultTablePrefix]). It may hold ASCII letters, digits and "_", and
-// must start with a letter; tests use it to get tables of their own.
+// [DefaultTablePrefix]): 1 to 40 ASCII letters, digits and "_", starting
+// with a letter. Tests use it to get tables of their own.
 func WithTablePrefix(p string) Option { return func(o *options) { o.prefix = p } }
 
 // WithLogger sets the logger of the store and its watchers. The default

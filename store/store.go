@@ -75,6 +75,7 @@ func New(ctx context.Context, db *gorm.DB, opts ...Option) (*Store, error) {
 		o.batchSize = 5000
 	}
 	if !validPrefix(o.prefix) {
+		// Letters, digits and "_" only: the prefix is spliced into SQL.
 		return nil, fmt.Errorf("store: invalid table prefix %q", o.prefix)
 	}
 	var dialect string
@@ -117,7 +118,7 @@ func New(ctx context.Context, db *gorm.DB, opts ...Option) (*Store, error) {
 
 func validPrefix(p string) bool {
 	if p == "" || len(p) > 40 {
-		return p == ""
+		return false
 	}
 	for i, c := range []byte(p) {
 		switch {
@@ -183,27 +184,54 @@ func (s *Store) Load(ctx context.Context, fn func(model.Rule) error) error {
 		if err != nil {
 			return err
 		}
-		var batch []gormadapter.CasbinRule
-		var ferr error
-		res := tx.Table(s.rules).FindInBatches(&batch, s.batchSize, func(*gorm.DB, int) error {
-			for i := range batch {
-				if ferr = fn(fromRow(&batch[i])); ferr != nil {
-					return ferr
-				}
+		// Keyset pagination over the primary key: each batch is one query,
+		// scanned row by row into the rules handed to fn (no batch slice).
+		q := "SELECT id, ptype, v0, v1, v2, v3, v4, v5 FROM " + s.rules + " WHERE id > ? ORDER BY id LIMIT ?"
+		var last uint64
+		for {
+			n, err := s.loadBatch(ctx, tx, q, &last, fn)
+			if err != nil {
+				return err
 			}
-			clear(batch)
-			return ctx.Err()
-		})
-		if ferr != nil {
-			return ferr
-		}
-		if res.Error != nil {
-			return fmt.Errorf("store: reading %s: %w", s.rules, res.Error)
+			if n < s.batchSize {
+				break
+			}
 		}
 		s.loaded.Store(rev)
 		s.applied.Store(rev)
 		return nil
 	}, s.readTx())
+}
+
+// loadBatch reads up to batchSize rules after *last and moves *last on.
+func (s *Store) loadBatch(ctx context.Context, tx *gorm.DB, q string, last *uint64, fn func(model.Rule) error) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	rows, err := tx.Raw(q, *last, s.batchSize).Rows()
+	if err != nil {
+		return 0, fmt.Errorf("store: reading %s: %w", s.rules, err)
+	}
+	defer rows.Close()
+	var (
+		r gormadapter.CasbinRule
+		n int
+	)
+	for rows.Next() {
+		var id uint64
+		if err := rows.Scan(&id, &r.Ptype, &r.V0, &r.V1, &r.V2, &r.V3, &r.V4, &r.V5); err != nil {
+			return n, fmt.Errorf("store: reading %s: %w", s.rules, err)
+		}
+		*last = id
+		n++
+		if err := fn(fromRow(&r)); err != nil {
+			return n, err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return n, fmt.Errorf("store: reading %s: %w", s.rules, err)
+	}
+	return n, nil
 }
 
 // LoadedRevision returns the revision of the policy read by the last
