@@ -31,8 +31,13 @@ func (k Key) String() string { return string(k.Object) + "." + string(k.Action) 
 type Catalog struct {
 	objects []ObjectType
 	actions map[ObjectType][]Action
-	slots   map[Key]int
 	keys    []Key
+	byObj   map[ObjectType]objSlots // the hot-path lookup: a string-keyed map, then a short scan
+}
+
+type objSlots struct {
+	first   int // slot of actions[0]
+	actions []Action
 }
 
 // NewCatalog builds a catalog from object types and their actions. Names are
@@ -66,15 +71,15 @@ func NewCatalog(objects map[ObjectType][]Action) (*Catalog, error) {
 
 // buildCatalog builds a catalog from valid input.
 func buildCatalog(objects map[ObjectType][]Action) *Catalog {
-	c := &Catalog{actions: make(map[ObjectType][]Action, len(objects)), slots: map[Key]int{}}
+	c := &Catalog{actions: make(map[ObjectType][]Action, len(objects)), byObj: map[ObjectType]objSlots{}}
 	for o := range objects {
 		c.objects = append(c.objects, o)
 	}
 	sort.Slice(c.objects, func(i, j int) bool { return c.objects[i] < c.objects[j] })
 	for _, o := range c.objects {
 		c.actions[o] = slices.Clone(objects[o])
+		c.byObj[o] = objSlots{first: len(c.keys), actions: c.actions[o]}
 		for _, a := range c.actions[o] {
-			c.slots[Key{o, a}] = len(c.keys)
 			c.keys = append(c.keys, Key{o, a})
 		}
 	}
@@ -136,9 +141,21 @@ func (c *Catalog) MarshalJSON() ([]byte, error) { return json.Marshal(c.actions)
 func (c *Catalog) Len() int { return len(c.keys) }
 
 // Slot returns the dense slot number of k, and whether k is in the catalog.
-func (c *Catalog) Slot(k Key) (int, bool) {
-	i, ok := c.slots[k]
-	return i, ok
+func (c *Catalog) Slot(k Key) (int, bool) { return c.SlotOf(k.Object, k.Action) }
+
+// SlotOf returns the dense slot number of (o, a), and whether the pair is in
+// the catalog. It does not allocate.
+func (c *Catalog) SlotOf(o ObjectType, a Action) (int, bool) {
+	obj, ok := c.byObj[o]
+	if !ok {
+		return 0, false
+	}
+	for i, x := range obj.actions {
+		if x == a {
+			return obj.first + i, true
+		}
+	}
+	return 0, false
 }
 
 // Key returns the pair at slot i (0 <= i < Len()).
@@ -160,7 +177,7 @@ func (c *Catalog) HasObject(o ObjectType) bool { _, ok := c.actions[o]; return o
 // Check returns nil if (o, a) is in the catalog, else an error wrapping
 // [ErrUnknownObject] or [ErrUnknownAction].
 func (c *Catalog) Check(o ObjectType, a Action) error {
-	if _, ok := c.slots[Key{o, a}]; ok {
+	if _, ok := c.SlotOf(o, a); ok {
 		return nil
 	}
 	if !c.HasObject(o) {

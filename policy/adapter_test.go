@@ -11,12 +11,15 @@ import (
 	"github.com/gatehouse-authz/gatehouse/model"
 )
 
-// memAdapter is a Casbin adapter over a map, with a fault switch: after
-// failAfter more successful writes, every write fails.
+// memAdapter is a Casbin adapter over a map, with a fault switch: the write
+// after failAfter more successful writes fails (once, like a constraint
+// violation); with sticky set, every write from then on fails (like a
+// closed database).
 type memAdapter struct {
 	mu        sync.Mutex
 	m         map[string]model.Rule
 	failAfter int // -1: never fail
+	sticky    bool
 }
 
 var _ persist.Adapter = (*memAdapter)(nil)
@@ -42,6 +45,9 @@ func (a *memAdapter) SavePolicy(casbinmodel.Model) error { return errors.New("no
 
 func (a *memAdapter) write() error {
 	if a.failAfter == 0 {
+		if !a.sticky {
+			a.failAfter = -1
+		}
 		return errInjected
 	}
 	if a.failAfter > 0 {
@@ -84,8 +90,8 @@ func (a *memAdapter) rules() []model.Rule {
 	return out
 }
 
-func (a *memAdapter) setFailAfter(n int) {
+func (a *memAdapter) setFailAfter(n int, sticky bool) {
 	a.mu.Lock()
-	a.failAfter = n
+	a.failAfter, a.sticky = n, sticky
 	a.mu.Unlock()
 }

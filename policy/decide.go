@@ -90,7 +90,7 @@ var errNoSubject = fmt.Errorf("%w: the request has no subject", ErrInvalid)
 // number of rules. It follows the rules of SEMANTICS.md and decides exactly
 // as casbin.Enforce on the model of package model.
 func (e *Engine) Decide(r Request) Decision {
-	slot, ok := e.cat.Slot(model.Key{Object: r.Object, Action: r.Action})
+	slot, ok := e.cat.SlotOf(r.Object, r.Action)
 	if !ok {
 		return Decision{Reason: ReasonInvalid, Err: fmt.Errorf("%w: %w", ErrInvalid, e.cat.Check(r.Object, r.Action))}
 	}

@@ -62,15 +62,15 @@ type User struct {
 // Case is one request and its expected answer.
 type Case struct {
 	Name    string           `yaml:"name"`
-	Do      []Step           `yaml:"do,omitempty"`     // changes made before the request
-	Subject string           `yaml:"subject"`          // partner:<id> or user:<id>
-	Entity  model.EntityID   `yaml:"entity"`           //
-	Object  model.ObjectType `yaml:"object"`           //
-	Action  model.Action     `yaml:"action"`           //
-	Owner   string           `yaml:"owner,omitempty"`  // partner:<id>, user:<id>, or empty (a list)
-	Expect  string           `yaml:"expect"`           // allow, deny or error
-	Scope   string           `yaml:"scope,omitempty"`  // all, own or none: the list scope, when given
-	Role    model.RoleID     `yaml:"role,omitempty"`   // the role that decided, when given
+	Do      []Step           `yaml:"do,omitempty"`      // changes made before the request
+	Subject string           `yaml:"subject"`           // partner:<id> or user:<id>
+	Entity  model.EntityID   `yaml:"entity"`            //
+	Object  model.ObjectType `yaml:"object"`            //
+	Action  model.Action     `yaml:"action"`            //
+	Owner   string           `yaml:"owner,omitempty"`   // partner:<id>, user:<id>, or empty (a list)
+	Expect  string           `yaml:"expect"`            // allow, deny or error
+	Scope   string           `yaml:"scope,omitempty"`   // all, own or none: the list scope, when given
+	Role    model.RoleID     `yaml:"role,omitempty"`    // the role that decided, when given
 	Default *bool            `yaml:"default,omitempty"` // whether the default role decided, when given
 }
 

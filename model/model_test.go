@@ -1,0 +1,190 @@
+package model_test
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/gatehouse-authz/gatehouse/model"
+)
+
+// TestDefaultCatalog checks the built-in catalog against Monite's published
+// permission catalog.
+func TestDefaultCatalog(t *testing.T) {
+	b, err := os.ReadFile("testdata/monite-rbac-catalog.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := model.ParseCatalogJSON(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := model.DefaultCatalog()
+	if !slices.Equal(got.Keys(), want.Keys()) {
+		t.Fatalf("default catalog differs from Monite's:\n got %v\nwant %v", got.Keys(), want.Keys())
+	}
+	if len(got.ObjectTypes()) != 31 || len(got.Actions("payable")) != 10 {
+		t.Fatalf("got %d object types, %d payable actions", len(got.ObjectTypes()), len(got.Actions("payable")))
+	}
+	// The catalog is valid input to NewCatalog too.
+	js, _ := json.Marshal(got)
+	if _, err := model.ParseCatalogJSON(js); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCatalogSlots(t *testing.T) {
+	c, err := model.NewCatalog(map[model.ObjectType][]model.Action{"b": {"x", "y"}, "a": {"z"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, k := range c.Keys() {
+		if s, ok := c.Slot(k); !ok || s != i || c.Key(i) != k {
+			t.Fatalf("slot of %v = %d, %v; want %d", k, s, ok, i)
+		}
+	}
+	tests := []struct {
+		o       model.ObjectType
+		a       model.Action
+		wantErr error
+	}{
+		{"a", "z", nil},
+		{"b", "y", nil},
+		{"c", "x", model.ErrUnknownObject},
+		{"a", "x", model.ErrUnknownAction},
+		{"", "", model.ErrUnknownObject},
+	}
+	for _, tt := range tests {
+		if err := c.Check(tt.o, tt.a); !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) {
+			t.Errorf("Check(%q, %q) = %v, want %v", tt.o, tt.a, err, tt.wantErr)
+		}
+	}
+}
+
+func TestNewCatalogRejects(t *testing.T) {
+	tests := map[string]map[model.ObjectType][]model.Action{
+		"empty":            {},
+		"no actions":       {"payable": nil},
+		"upper case":       {"Payable": {"read"}},
+		"comma in action":  {"payable": {"read,write"}},
+		"duplicate action": {"payable": {"read", "read"}},
+		"long name":        {model.ObjectType(strings.Repeat("a", 65)): {"read"}},
+	}
+	for name, m := range tests {
+		if _, err := model.NewCatalog(m); !errors.Is(err, model.ErrInvalidCatalog) {
+			t.Errorf("%s: err = %v, want ErrInvalidCatalog", name, err)
+		}
+	}
+}
+
+func TestValidateID(t *testing.T) {
+	tests := []struct {
+		id string
+		ok bool
+	}{
+		{"3fa85f64-5717-4562-b3fc-2c963f66afa6", true},
+		{"a.b_c@d:e", true},
+		{"", false},
+		{"a,b", false},
+		{"a b", false},
+		{`a"b`, false},
+		{"a\nb", false},
+		{"é", false},
+		{strings.Repeat("x", model.MaxIDLen), true},
+		{strings.Repeat("x", model.MaxIDLen+1), false},
+	}
+	for _, tt := range tests {
+		err := model.ValidateID("role id", tt.id)
+		if (err == nil) != tt.ok {
+			t.Errorf("ValidateID(%q) = %v, want ok=%v", tt.id, err, tt.ok)
+		}
+		if err != nil && !errors.Is(err, model.ErrInvalidID) {
+			t.Errorf("ValidateID(%q) = %v, does not wrap ErrInvalidID", tt.id, err)
+		}
+	}
+}
+
+func TestPermissionAndScopeText(t *testing.T) {
+	for _, p := range []model.Permission{model.NotAllowed, model.AllowedForOwn, model.Allowed} {
+		b, err := p.MarshalText()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var q model.Permission
+		if err := q.UnmarshalText(b); err != nil || q != p {
+			t.Fatalf("round trip of %v: %v, %v", p, q, err)
+		}
+	}
+	if _, err := model.ParsePermission("allow"); !errors.Is(err, model.ErrInvalidPermission) {
+		t.Fatalf("ParsePermission(allow) = %v", err)
+	}
+	if !(model.NotAllowed < model.AllowedForOwn && model.AllowedForOwn < model.Allowed) {
+		t.Fatal("permissions are not ordered by what they grant")
+	}
+	for _, s := range []model.Scope{model.ScopeNone, model.ScopeOwn, model.ScopeAll} {
+		if got, err := model.ParseScope(s.String()); err != nil || got != s {
+			t.Fatalf("ParseScope(%v) = %v, %v", s, got, err)
+		}
+	}
+}
+
+func TestParseSubject(t *testing.T) {
+	tests := []struct {
+		in   string
+		want model.Subject
+		ok   bool
+	}{
+		{"partner:p1", model.Partner("p1"), true},
+		{"user:u:1", model.User("u:1"), true},
+		{"", model.Subject{}, true},
+		{"role:r1", model.Subject{}, false},
+		{"user:", model.Subject{}, false},
+		{"user:a b", model.Subject{}, false},
+	}
+	for _, tt := range tests {
+		got, err := model.ParseSubject(tt.in)
+		if (err == nil) != tt.ok || (tt.ok && got != tt.want) {
+			t.Errorf("ParseSubject(%q) = %v, %v", tt.in, got, err)
+		}
+		if tt.ok && got.String() != tt.in {
+			t.Errorf("String() of %q = %q", tt.in, got.String())
+		}
+	}
+}
+
+// FuzzParseSubject: never a panic, and whatever parses prints back the same.
+func FuzzParseSubject(f *testing.F) {
+	for _, s := range []string{"partner:p1", "user:u", "", "user:", "x:y", "user:a,b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		sub, err := model.ParseSubject(s)
+		if err != nil {
+			return
+		}
+		if sub.String() != s {
+			t.Fatalf("ParseSubject(%q).String() = %q", s, sub.String())
+		}
+		if !sub.IsZero() && model.ValidateID("id", sub.ID) != nil {
+			t.Fatalf("ParseSubject(%q) accepted an invalid id", s)
+		}
+	})
+}
+
+func TestCasbinModelParses(t *testing.T) {
+	m, err := model.NewCasbinModel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"p", "p2"} {
+		if _, ok := m["p"][k]; !ok {
+			t.Errorf("model has no policy type %s", k)
+		}
+	}
+	if !strings.Contains(model.Text(), "g2(r.sub, r.dom)") {
+		t.Error("model text lost the partner rule")
+	}
+}

@@ -1,0 +1,362 @@
+package policy_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-authz/gatehouse/model"
+	"github.com/gatehouse-authz/gatehouse/policy"
+)
+
+var (
+	kRead    = model.Key{Object: "payable", Action: "read"}
+	kApprove = model.Key{Object: "payable", Action: "approve"}
+	kPay     = model.Key{Object: "payable", Action: "pay"}
+)
+
+func newEngine(t *testing.T, opts ...policy.Option) *policy.Engine {
+	t.Helper()
+	clock := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	eng, err := policy.New(context.Background(), append([]policy.Option{policy.WithNow(func() time.Time { return clock })}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return eng
+}
+
+func must[T any](t *testing.T) func(T, error) T {
+	return func(v T, err error) T {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+}
+
+func TestManagementErrors(t *testing.T) {
+	ctx := context.Background()
+	eng := newEngine(t)
+	must[policy.Entity](t)(eng.CreateEntity(ctx, "p1", "e1"))
+	must[policy.Entity](t)(eng.CreateEntity(ctx, "p2", "e2"))
+	r1 := must[policy.Role](t)(eng.CreateRole(ctx, "e1", policy.RoleSpec{ID: "r1", Name: "Clerk", Permissions: model.Permissions{kRead: model.Allowed}}))
+	must[policy.Role](t)(eng.CreateRole(ctx, "e2", policy.RoleSpec{ID: "r2", Name: "Clerk"}))
+	must[policy.User](t)(eng.AddUser(ctx, "e1", "u1", "r1"))
+
+	tests := []struct {
+		name string
+		do   func() error
+		want error
+	}{
+		{"duplicate entity", func() error { _, err := eng.CreateEntity(ctx, "p2", "e1"); return err }, policy.ErrConflict},
+		{"bad entity id", func() error { _, err := eng.CreateEntity(ctx, "p1", "e 1"); return err }, model.ErrInvalidID},
+		{"bad partner id", func() error { _, err := eng.CreateEntity(ctx, "p,1", "e9"); return err }, policy.ErrInvalid},
+		{"role in unknown entity", func() error { _, err := eng.CreateRole(ctx, "nope", policy.RoleSpec{Name: "x"}); return err }, policy.ErrNotFound},
+		{"duplicate role name", func() error { _, err := eng.CreateRole(ctx, "e1", policy.RoleSpec{Name: "Clerk"}); return err }, policy.ErrConflict},
+		{"duplicate role id across entities", func() error { _, err := eng.CreateRole(ctx, "e1", policy.RoleSpec{ID: "r2", Name: "Other"}); return err }, policy.ErrConflict},
+		{"empty role name", func() error { _, err := eng.CreateRole(ctx, "e1", policy.RoleSpec{Name: ""}); return err }, policy.ErrInvalid},
+		{"control character in name", func() error { _, err := eng.CreateRole(ctx, "e1", policy.RoleSpec{Name: "a\x00b"}); return err }, policy.ErrInvalid},
+		{"unknown object type", func() error {
+			_, err := eng.CreateRole(ctx, "e1", policy.RoleSpec{Name: "x", Permissions: model.Permissions{{Object: "invoice", Action: "read"}: model.Allowed}})
+			return err
+		}, model.ErrUnknownObject},
+		{"unknown action", func() error {
+			_, err := eng.CreateRole(ctx, "e1", policy.RoleSpec{Name: "x", Permissions: model.Permissions{{Object: "role", Action: "pay"}: model.Allowed}})
+			return err
+		}, model.ErrUnknownAction},
+		{"bad permission value", func() error {
+			_, err := eng.CreateRole(ctx, "e1", policy.RoleSpec{Name: "x", Permissions: model.Permissions{kRead: 7}})
+			return err
+		}, model.ErrInvalidPermission},
+		{"role of another entity", func() error { _, err := eng.GetRole(ctx, "e1", "r2"); return err }, policy.ErrNotFound},
+		{"rename to a taken name", func() error {
+			n := "Clerk"
+			must[policy.Role](t)(eng.CreateRole(ctx, "e1", policy.RoleSpec{ID: "r3", Name: "Third"}))
+			_, err := eng.UpdateRole(ctx, "e1", "r3", policy.RoleUpdate{Name: &n})
+			return err
+		}, policy.ErrConflict},
+		{"delete a held role", func() error { return eng.DeleteRole(ctx, "e1", "r1") }, policy.ErrConflict},
+		{"delete the default role", func() error {
+			if err := eng.SetDefaultRole(ctx, "e2", "r2"); err != nil {
+				return err
+			}
+			return eng.DeleteRole(ctx, "e2", "r2")
+		}, policy.ErrConflict},
+		{"default role of another entity", func() error { return eng.SetDefaultRole(ctx, "e1", "r2") }, policy.ErrNotFound},
+		{"duplicate user across entities", func() error { _, err := eng.AddUser(ctx, "e2", "u1", ""); return err }, policy.ErrConflict},
+		{"user with a role of another entity", func() error { _, err := eng.AddUser(ctx, "e1", "u9", "r2"); return err }, policy.ErrNotFound},
+		{"role change for a user of another entity", func() error { _, err := eng.SetUserRole(ctx, "e2", "u1", "r2"); return err }, policy.ErrNotFound},
+		{"remove an unknown user", func() error { return eng.RemoveUser(ctx, "e1", "u9") }, policy.ErrNotFound},
+		{"remove an unknown entity", func() error { return eng.RemoveEntity(ctx, "nope") }, policy.ErrNotFound},
+		{"cancelled context", func() error {
+			c, cancel := context.WithCancel(ctx)
+			cancel()
+			_, err := eng.AddUser(c, "e1", "u8", "")
+			return err
+		}, context.Canceled},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := dump(eng.Rules())
+			err := tt.do()
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+			if strings.HasPrefix(tt.name, "rename") || strings.HasPrefix(tt.name, "delete the default") {
+				return // these set up state before the refused call
+			}
+			if after := dump(eng.Rules()); after != before {
+				t.Fatalf("a refused change changed the policy:\nbefore:\n%s\nafter:\n%s", before, after)
+			}
+		})
+	}
+	// The role is intact and its timestamps come from the clock.
+	got := must[policy.Role](t)(eng.GetRole(ctx, "e1", "r1"))
+	if got.Name != r1.Name || got.Permissions[kRead] != model.Allowed || !got.CreatedAt.Equal(r1.CreatedAt) || got.CreatedAt.Year() != 2026 {
+		t.Fatalf("role = %+v, want %+v", got, r1)
+	}
+}
+
+func TestRoleLifecycle(t *testing.T) {
+	ctx := context.Background()
+	eng := newEngine(t)
+	must[policy.Entity](t)(eng.CreateEntity(ctx, "p1", "e1"))
+	r := must[policy.Role](t)(eng.CreateRole(ctx, "e1", policy.RoleSpec{Name: "Approver", Permissions: model.Permissions{kApprove: model.AllowedForOwn, kRead: model.NotAllowed}}))
+	if r.ID == "" || len(r.ID) != 36 {
+		t.Fatalf("generated role id %q is not a UUID", r.ID)
+	}
+	if len(r.Permissions) != 1 {
+		t.Fatalf("not_allowed entries are kept: %v", r.Permissions)
+	}
+	must[policy.User](t)(eng.AddUser(ctx, "e1", "u1", r.ID))
+	req := policy.Request{Subject: model.User("u1"), Entity: "e1", Object: "payable", Action: "approve", Owner: model.User("u2")}
+	if d := eng.Decide(req); d.Allowed || d.Scope != model.ScopeOwn || d.Reason != policy.ReasonNotOwner {
+		t.Fatalf("before update: %+v", d)
+	}
+	name := "Senior approver"
+	r2 := must[policy.Role](t)(eng.UpdateRole(ctx, "e1", r.ID, policy.RoleUpdate{Name: &name, Permissions: model.Permissions{kApprove: model.Allowed, kPay: model.Allowed}}))
+	if r2.Name != name || r2.Permissions[kApprove] != model.Allowed || r2.Permissions[kPay] != model.Allowed {
+		t.Fatalf("updated role = %+v", r2)
+	}
+	if d := eng.Decide(req); !d.Allowed || d.Scope != model.ScopeAll || d.Role != r.ID {
+		t.Fatalf("the next decision after an update does not see it: %+v", d)
+	}
+	roles := must[[]policy.Role](t)(eng.ListRoles(ctx, "e1"))
+	if len(roles) != 1 || roles[0].Name != name {
+		t.Fatalf("ListRoles = %+v", roles)
+	}
+	must[policy.User](t)(eng.SetUserRole(ctx, "e1", "u1", ""))
+	if err := eng.DeleteRole(ctx, "e1", r.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.GetRole(ctx, "e1", r.ID); !errors.Is(err, policy.ErrNotFound) {
+		t.Fatalf("deleted role: %v", err)
+	}
+	if d := eng.Decide(req); d.Allowed || d.Reason != policy.ReasonNoRole {
+		t.Fatalf("after delete: %+v", d)
+	}
+	ent, part, err := eng.LookupEntityUser(ctx, "u1")
+	if err != nil || ent != "e1" || part != "p1" {
+		t.Fatalf("LookupEntityUser = %q, %q, %v", ent, part, err)
+	}
+	if err := eng.RemoveEntity(ctx, "e1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := eng.LookupEntityUser(ctx, "u1"); !errors.Is(err, policy.ErrNotFound) {
+		t.Fatalf("user of a removed entity: %v", err)
+	}
+	if rules := eng.Rules(); len(rules) != 0 {
+		t.Fatalf("entity removal left rules: %v", rules)
+	}
+}
+
+// TestFailedWriteChangesNothing injects a storage fault at every step of a
+// multi-rule change: the call fails, and neither the store nor the index
+// changes.
+func TestFailedWriteChangesNothing(t *testing.T) {
+	ctx := context.Background()
+	a := newMemAdapter()
+	eng := newEngine(t, policy.WithAdapter(a))
+	must[policy.Entity](t)(eng.CreateEntity(ctx, "p1", "e1"))
+	must[policy.Role](t)(eng.CreateRole(ctx, "e1", policy.RoleSpec{ID: "r1", Name: "R", Permissions: model.Permissions{kRead: model.Allowed, kApprove: model.Allowed}}))
+	must[policy.User](t)(eng.AddUser(ctx, "e1", "u1", "r1"))
+	req := policy.Request{Subject: model.User("u1"), Entity: "e1", Object: "payable", Action: "approve"}
+	changes := []struct {
+		name string
+		do   func() error
+	}{
+		{"update role", func() error {
+			_, err := eng.UpdateRole(ctx, "e1", "r1", policy.RoleUpdate{Permissions: model.Permissions{kPay: model.Allowed}})
+			return err
+		}},
+		{"create role", func() error {
+			_, err := eng.CreateRole(ctx, "e1", policy.RoleSpec{ID: "r2", Name: "R2", Permissions: model.Permissions{kRead: model.Allowed, kPay: model.Allowed}})
+			return err
+		}},
+		{"remove entity", func() error { return eng.RemoveEntity(ctx, "e1") }},
+	}
+	for _, c := range changes {
+		// Fail the first write, then the second, ... until the change has
+		// no write left to fail and goes through.
+		for failAfter := 0; ; failAfter++ {
+			beforeIdx, beforeStore, beforeDecision := dump(eng.Rules()), dump(a.rules()), eng.Decide(req)
+			a.setFailAfter(failAfter, false)
+			err := c.do()
+			a.setFailAfter(-1, false)
+			if err == nil {
+				if failAfter < 2 {
+					t.Fatalf("%s: only %d writes: not a multi-rule change", c.name, failAfter)
+				}
+				if dump(eng.Rules()) != dump(a.rules()) {
+					t.Fatalf("%s: store and index differ after success", c.name)
+				}
+				break
+			}
+			if !errors.Is(err, policy.ErrStorage) || !errors.Is(err, errInjected) {
+				t.Fatalf("%s failing after %d writes: err = %v", c.name, failAfter, err)
+			}
+			if got := dump(eng.Rules()); got != beforeIdx {
+				t.Fatalf("%s failing after %d writes changed the index:\n%s", c.name, failAfter, got)
+			}
+			if got := dump(a.rules()); got != beforeStore {
+				t.Fatalf("%s failing after %d writes left the store half-written:\n%s", c.name, failAfter, got)
+			}
+			if d := eng.Decide(req); d != beforeDecision {
+				t.Fatalf("%s: decision changed: %+v", c.name, d)
+			}
+		}
+	}
+	must[policy.Entity](t)(eng.CreateEntity(ctx, "p1", "e1"))
+	must[policy.Role](t)(eng.CreateRole(ctx, "e1", policy.RoleSpec{ID: "r1", Name: "R", Permissions: model.Permissions{kRead: model.Allowed, kApprove: model.Allowed}}))
+	// A store that dies in the middle (every write fails from then on)
+	// cannot be undone through a plain adapter: the error says so, and the
+	// index is still unchanged.
+	before := dump(eng.Rules())
+	a.setFailAfter(1, true)
+	err := changes[0].do()
+	a.setFailAfter(-1, false)
+	if !errors.Is(err, errInjected) || !strings.Contains(err.Error(), "undo failed") {
+		t.Fatalf("dying store: err = %v", err)
+	}
+	if dump(eng.Rules()) != before {
+		t.Fatal("dying store changed the index")
+	}
+}
+
+func TestDecideInvalid(t *testing.T) {
+	eng := newEngine(t)
+	tests := []struct {
+		name string
+		r    policy.Request
+		want error
+	}{
+		{"unknown object", policy.Request{Subject: model.Partner("p"), Entity: "e", Object: "nope", Action: "read"}, model.ErrUnknownObject},
+		{"unknown action", policy.Request{Subject: model.Partner("p"), Entity: "e", Object: "payable", Action: "fly"}, model.ErrUnknownAction},
+		{"no subject", policy.Request{Entity: "e", Object: "payable", Action: "read"}, policy.ErrInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := eng.Decide(tt.r)
+			if d.Allowed || !errors.Is(d.Err, tt.want) || !errors.Is(d.Err, policy.ErrInvalid) {
+				t.Fatalf("Decide = %+v, want a denial with %v", d, tt.want)
+			}
+			if s, err := eng.Scope(tt.r.Subject, tt.r.Entity, tt.r.Object, tt.r.Action); s != model.ScopeNone || err == nil {
+				t.Fatalf("Scope = %v, %v", s, err)
+			}
+		})
+	}
+}
+
+func TestEscalationGuard(t *testing.T) {
+	ctx := context.Background()
+	eng := newEngine(t)
+	must[policy.Entity](t)(eng.CreateEntity(ctx, "p1", "e1"))
+	must[policy.Role](t)(eng.CreateRole(ctx, "e1", policy.RoleSpec{ID: "mgr", Name: "Manager", Permissions: model.Permissions{kRead: model.Allowed, kApprove: model.AllowedForOwn, {Object: "role", Action: "create"}: model.Allowed}}))
+	must[policy.Role](t)(eng.CreateRole(ctx, "e1", policy.RoleSpec{ID: "big", Name: "Big", Permissions: model.Permissions{kPay: model.Allowed}}))
+	must[policy.User](t)(eng.AddUser(ctx, "e1", "m", "mgr"))
+	tests := []struct {
+		name  string
+		sub   model.Subject
+		perms model.Permissions
+		ok    bool
+	}{
+		{"subset", model.User("m"), model.Permissions{kRead: model.Allowed}, true},
+		{"narrower scope", model.User("m"), model.Permissions{kRead: model.AllowedForOwn}, true},
+		{"same own scope", model.User("m"), model.Permissions{kApprove: model.AllowedForOwn}, true},
+		{"wider scope", model.User("m"), model.Permissions{kApprove: model.Allowed}, false},
+		{"not held", model.User("m"), model.Permissions{kPay: model.AllowedForOwn}, false},
+		{"nothing", model.User("m"), model.Permissions{}, true},
+		{"partner owner", model.Partner("p1"), model.Permissions{kPay: model.Allowed}, true},
+		{"other partner", model.Partner("p2"), model.Permissions{kPay: model.Allowed}, false},
+		{"stranger", model.User("x"), model.Permissions{kRead: model.Allowed}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := eng.CheckGrant(tt.sub, "e1", tt.perms)
+			if tt.ok != (err == nil) || (err != nil && !errors.Is(err, policy.ErrEscalation)) {
+				t.Fatalf("CheckGrant = %v, want ok=%v", err, tt.ok)
+			}
+		})
+	}
+	if err := eng.CheckAssign(model.User("m"), "e1", "big"); !errors.Is(err, policy.ErrEscalation) {
+		t.Fatalf("assigning a bigger role: %v", err)
+	}
+	if err := eng.CheckAssign(model.User("m"), "e1", "mgr"); err != nil {
+		t.Fatalf("assigning its own role: %v", err)
+	}
+}
+
+// TestDeferredApply: a change committed under WithDeferredApply is invisible
+// until the deferred function runs.
+func TestDeferredApply(t *testing.T) {
+	ctx := context.Background()
+	eng := newEngine(t)
+	must[policy.Entity](t)(eng.CreateEntity(ctx, "p1", "e1"))
+	var pending []func()
+	dctx := policy.WithDeferredApply(ctx, func(apply func()) { pending = append(pending, apply) })
+	must[policy.User](t)(eng.AddUser(dctx, "e1", "u1", ""))
+	if _, err := eng.GetUser(ctx, "e1", "u1"); !errors.Is(err, policy.ErrNotFound) {
+		t.Fatalf("deferred change visible before apply: %v", err)
+	}
+	if len(pending) != 1 {
+		t.Fatalf("%d deferred applies", len(pending))
+	}
+	pending[0]()
+	if _, err := eng.GetUser(ctx, "e1", "u1"); err != nil {
+		t.Fatalf("after apply: %v", err)
+	}
+}
+
+func TestApplyCommitted(t *testing.T) {
+	ctx := context.Background()
+	a, b := newEngine(t), newEngine(t)
+	var changes []policy.Change
+	rec := &recordStore{changes: &changes}
+	a = newEngine(t, policy.WithStore(rec))
+	must[policy.Entity](t)(a.CreateEntity(ctx, "p1", "e1"))
+	must[policy.Role](t)(a.CreateRole(ctx, "e1", policy.RoleSpec{ID: "r", Name: "R", Permissions: model.Permissions{kRead: model.Allowed}}))
+	must[policy.User](t)(a.AddUser(ctx, "e1", "u", "r"))
+	for _, ch := range changes {
+		if err := b.ApplyCommitted(ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if dump(a.Rules()) != dump(b.Rules()) || b.Revision() != int64(len(changes)) {
+		t.Fatalf("replica differs:\n%s\nvs\n%s", dump(a.Rules()), dump(b.Rules()))
+	}
+	if err := b.ApplyCommitted(policy.Change{Add: []model.Rule{{PType: "p", Values: []string{"bad"}}}}); !errors.Is(err, policy.ErrInvalid) {
+		t.Fatalf("malformed change: %v", err)
+	}
+}
+
+type recordStore struct{ changes *[]policy.Change }
+
+func (recordStore) Load(context.Context, func(model.Rule) error) error { return nil }
+func (s *recordStore) Commit(_ context.Context, ch *policy.Change) error {
+	ch.Revision = int64(len(*s.changes) + 1)
+	*s.changes = append(*s.changes, *ch)
+	return nil
+}
