@@ -14,12 +14,25 @@ type ctxKey struct{}
 // allocated per request, when the principal is established; the entity and
 // the scope are filled in by later stages before the handler runs, and never
 // changed while the handler runs.
+//
+// The state is itself the request's context (it embeds its parent and
+// answers Value for ctxKey), which saves the allocation of a separate
+// context.WithValue node on every request.
 type state struct {
+	context.Context
 	p         auth.Principal
 	entity    model.EntityID
 	scope     model.Scope
 	hasEntity bool
 	hasScope  bool
+}
+
+// Value returns the state itself for ctxKey, and asks the parent otherwise.
+func (st *state) Value(key any) any {
+	if _, ok := key.(ctxKey); ok {
+		return st
+	}
+	return st.Context.Value(key)
 }
 
 func stateFrom(ctx context.Context) *state {
@@ -32,7 +45,7 @@ func stateFrom(ctx context.Context) *state {
 // context and do not read the Authorization header again; use it in tests,
 // or behind an authentication of your own.
 func NewContext(ctx context.Context, p auth.Principal) context.Context {
-	return context.WithValue(ctx, ctxKey{}, &state{p: p})
+	return &state{Context: ctx, p: p}
 }
 
 // PrincipalFromContext returns the principal the request was authenticated

@@ -194,8 +194,8 @@ func (m *Middleware) principal(w http.ResponseWriter, r *http.Request) (*state, 
 		m.refuseToken(w, r, CodeInvalidToken)
 		return nil, r, false
 	}
-	st := &state{p: p}
-	return st, r.WithContext(context.WithValue(r.Context(), ctxKey{}, st)), true
+	st := &state{Context: r.Context(), p: p}
+	return st, r.WithContext(st), true
 }
 
 // wellFormed reports whether p names a partner, or an entity user with its

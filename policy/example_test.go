@@ -91,7 +91,7 @@ func ExampleEngine_CheckGrant() {
 	eng, _ := policy.New(ctx)
 	eng.CreateEntity(ctx, "partner-1", "acme")
 	eng.CreateRole(ctx, "acme", policy.RoleSpec{ID: "lead", Name: "Lead", Permissions: model.Permissions{
-		{Object: "role", Action: "create"}:    model.Allowed,
+		{Object: "role", Action: "create"}:     model.Allowed,
 		{Object: "payable", Action: "approve"}: model.AllowedForOwn,
 	}})
 	eng.AddUser(ctx, "acme", "lena", "lead")

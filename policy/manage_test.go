@@ -56,7 +56,10 @@ func TestManagementErrors(t *testing.T) {
 		{"bad partner id", func() error { _, err := eng.CreateEntity(ctx, "p,1", "e9"); return err }, policy.ErrInvalid},
 		{"role in unknown entity", func() error { _, err := eng.CreateRole(ctx, "nope", policy.RoleSpec{Name: "x"}); return err }, policy.ErrNotFound},
 		{"duplicate role name", func() error { _, err := eng.CreateRole(ctx, "e1", policy.RoleSpec{Name: "Clerk"}); return err }, policy.ErrConflict},
-		{"duplicate role id across entities", func() error { _, err := eng.CreateRole(ctx, "e1", policy.RoleSpec{ID: "r2", Name: "Other"}); return err }, policy.ErrConflict},
+		{"duplicate role id across entities", func() error {
+			_, err := eng.CreateRole(ctx, "e1", policy.RoleSpec{ID: "r2", Name: "Other"})
+			return err
+		}, policy.ErrConflict},
 		{"empty role name", func() error { _, err := eng.CreateRole(ctx, "e1", policy.RoleSpec{Name: ""}); return err }, policy.ErrInvalid},
 		{"control character in name", func() error { _, err := eng.CreateRole(ctx, "e1", policy.RoleSpec{Name: "a\x00b"}); return err }, policy.ErrInvalid},
 		{"unknown object type", func() error {

@@ -55,10 +55,14 @@ func New(seed uint64, target int, c *model.Catalog) *Dataset {
 	return d
 }
 
-func (d *Dataset) roleID(e, r int) model.RoleID { return model.RoleID(fmt.Sprintf("role-%06d-%02d", e, r)) }
+func (d *Dataset) roleID(e, r int) model.RoleID {
+	return model.RoleID(fmt.Sprintf("role-%06d-%02d", e, r))
+}
 
 // UserID returns the id of user u of entity e.
-func (d *Dataset) UserID(e, u int) model.UserID { return model.UserID(fmt.Sprintf("user-%06d-%03d", e, u)) }
+func (d *Dataset) UserID(e, u int) model.UserID {
+	return model.UserID(fmt.Sprintf("user-%06d-%03d", e, u))
+}
 
 // permsOf generates (or counts, with fn nil) the permission rules of entity
 // e's roles.
