@@ -1,0 +1,35 @@
+// Package api is Gatehouse's reference server: a small, Monite-compatible
+// HTTP API built only from the library's public packages (model, policy,
+// store, auth and middleware).
+//
+// It speaks Monite's paths and JSON shapes (API version 2024-05-25) for
+//
+//   - POST /auth/token, POST /auth/revoke (package auth's handlers);
+//   - POST/GET /entities, GET/PATCH /entities/{entity_id} and
+//     PATCH /entities/{entity_id}/settings (partner tokens only; the settings
+//     accept default_role_id, the entity's default role, which is an
+//     addition to Monite's schema);
+//   - POST/GET /roles, GET/PATCH/DELETE /roles/{role_id};
+//   - POST/GET /entity_users, GET/PATCH/DELETE /entity_users/{entity_user_id},
+//     GET /entity_users/me and GET /entity_users/my_role;
+//   - a small payables resource: POST/GET /payables,
+//     GET/PATCH/DELETE /payables/{payable_id} and
+//     POST /payables/{payable_id}/approve_payment_operation.
+//
+// The entity is named by the x-monite-entity-id header and errors are written
+// as Monite does ({"error": {"message": "..."}}; an expired or revoked token
+// gets 400). Every entity-scoped route is guarded by the middleware with the
+// object type and action of Monite's permission catalog; routes about one
+// object look up its creator, so that allowed_for_own works, and lists are
+// filtered with middleware.FilterScope. Creating, changing and assigning roles
+// also goes through the engine's escalation guard (policy CheckGrant and
+// CheckAssign): an entity user cannot grant more than it holds.
+//
+// Policy changes and the server's own rows (entity and user details, role
+// creators, payables) are written in one transaction with
+// store.Store.InTransaction, so a failed request changes nothing.
+//
+// New builds a Server from a Config; Server.Handler is its http.Handler, for
+// http.Server or httptest.NewServer. The command examples/server runs it, and
+// examples/quickstart walks through the whole story against it.
+package api
