@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -219,12 +221,18 @@ func (e *Engine) Reload(ctx context.Context) error {
 }
 
 // Rules returns every rule of the current policy, in the persistence format
-// (for export to Casbin's tools, and for tests).
+// (for export to Casbin's tools, and for tests), sorted.
 func (e *Engine) Rules() []model.Rule {
 	var out []model.Rule
 	e.ix.Load().Entities(func(en *index.Entity) bool {
 		out = append(out, entityRules(e.cat, en)...)
 		return true
+	})
+	slices.SortFunc(out, func(a, b model.Rule) int {
+		if c := strings.Compare(a.PType, b.PType); c != 0 {
+			return c
+		}
+		return slices.Compare(a.Values, b.Values)
 	})
 	return out
 }

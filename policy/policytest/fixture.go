@@ -1,14 +1,14 @@
 package policytest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"testing"
+	"time"
 
-	"gopkg.in/yaml.v3"
+	"github.com/goccy/go-yaml"
 
 	"github.com/gatehouse-authz/gatehouse/model"
 	"github.com/gatehouse-authz/gatehouse/policy"
@@ -88,13 +88,11 @@ type Step struct {
 var ErrFixture = errors.New("invalid fixture")
 
 // Parse reads a fixture from YAML. Unknown fields are errors; errors give
-// the line.
+// the line and column ("[3:5] unknown field ...").
 func Parse(data []byte) (*Fixture, error) {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
 	var f Fixture
-	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrFixture, err)
+	if err := yaml.UnmarshalWithOptions(data, &f, yaml.DisallowUnknownField()); err != nil {
+		return nil, fmt.Errorf("%w: %s", ErrFixture, yaml.FormatError(err, false, true))
 	}
 	return &f, nil
 }
@@ -120,13 +118,19 @@ func (f *Fixture) CatalogOrDefault() (*model.Catalog, error) {
 	return model.NewCatalog(f.Catalog)
 }
 
+// FixtureTime is the clock of engines made by [Fixture.Engine]: roles are
+// created and updated at this instant unless an option says otherwise.
+var FixtureTime = time.Date(2024, 5, 25, 0, 0, 0, 0, time.UTC)
+
 // Engine returns a new in-memory engine holding the fixture's policy.
 func (f *Fixture) Engine(ctx context.Context, opts ...policy.Option) (*policy.Engine, error) {
 	cat, err := f.CatalogOrDefault()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrFixture, err)
 	}
-	eng, err := policy.New(ctx, append([]policy.Option{policy.WithCatalog(cat)}, opts...)...)
+	// A fixed clock keeps role timestamps, and so exports, reproducible.
+	fixed := func() time.Time { return FixtureTime }
+	eng, err := policy.New(ctx, append([]policy.Option{policy.WithCatalog(cat), policy.WithNow(fixed)}, opts...)...)
 	if err != nil {
 		return nil, err
 	}

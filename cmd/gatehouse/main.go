@@ -1,0 +1,300 @@
+// Command gatehouse evaluates Gatehouse policies outside a service: it runs a
+// fixture's cases, decides and explains single requests, prints an entity's
+// access matrix, shows what a change would do to access before it is made,
+// and exports the policy for Casbin's own tools.
+//
+// Usage:
+//
+//	gatehouse test    -f fixture.yaml
+//	gatehouse check   (-f fixture.yaml | -db DSN) -subject user:u1 -entity e1 -object payable -action approve [-owner user:u2]
+//	gatehouse explain (-f fixture.yaml | -db DSN) -subject ... (as check)
+//	gatehouse matrix  (-f fixture.yaml | -db DSN) -entity e1
+//	gatehouse diff    (-f fixture.yaml | -db DSN) -entity e1 -op set_default_role -role r2
+//	gatehouse export  (-f fixture.yaml | -db DSN) [-model gatehouse.conf] [-policy policy.csv]
+//
+// The policy comes from a fixture file (YAML, see package policytest) or from
+// a database (a DSN as package store opens it; the database is only read).
+//
+// Exit codes: 0 success (check: allowed; test: every case passed; diff: no
+// change in access), 1 the answer is no (check: denied; test: a case failed;
+// diff: access would change), 2 bad usage or input.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/gatehouse-authz/gatehouse/model"
+	"github.com/gatehouse-authz/gatehouse/policy"
+	"github.com/gatehouse-authz/gatehouse/policy/policytest"
+	"github.com/gatehouse-authz/gatehouse/store"
+)
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `usage: gatehouse <command> [flags]
+
+commands:
+  test     run a fixture's cases                 (-f)
+  check    decide one request                    (-f | -db) -subject -entity -object -action [-owner]
+  explain  decide one request and say why        (as check)
+  matrix   print an entity's access matrix       (-f | -db) -entity
+  diff     what a change would do to access      (-f | -db) -entity -op [-role] [-user] [-perms]
+  export   print the Casbin model and policy     (-f | -db) [-model FILE] [-policy FILE]
+
+Run 'gatehouse <command> -h' for a command's flags.
+`
+
+// errUsage marks errors that are the caller's input.
+var errUsage = errors.New("usage")
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "help" || args[0] == "--help" {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, args := args[0], args[1:]
+	fs := flag.NewFlagSet("gatehouse "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.String("f", "", "fixture file (YAML)")
+	dsn := fs.String("db", "", "database DSN (file path, file: URI, postgres://..., mysql://...)")
+	prefix := fs.String("table-prefix", "gatehouse_", "table prefix in the database")
+	var req struct{ subject, entity, object, action, owner string }
+	var op, role, user, perms, modelOut, policyOut string
+	switch cmd {
+	case "test":
+	case "check", "explain":
+		fs.StringVar(&req.subject, "subject", "", "partner:<id> or user:<id>")
+		fs.StringVar(&req.entity, "entity", "", "entity id")
+		fs.StringVar(&req.object, "object", "", "object type")
+		fs.StringVar(&req.action, "action", "", "action")
+		fs.StringVar(&req.owner, "owner", "", "the object's creator (partner:<id> or user:<id>); empty for a list")
+	case "matrix":
+		fs.StringVar(&req.entity, "entity", "", "entity id")
+	case "diff":
+		fs.StringVar(&req.entity, "entity", "", "entity id")
+		fs.StringVar(&op, "op", "", "set_default_role, set_user_role, update_role, delete_role, remove_user or remove_entity")
+		fs.StringVar(&role, "role", "", "role id")
+		fs.StringVar(&user, "user", "", "entity user id")
+		fs.StringVar(&perms, "perms", "", "update_role's new permissions: object.action=permission,...")
+	case "export":
+		fs.StringVar(&modelOut, "model", "", "write the Casbin model to this file (default: standard output)")
+		fs.StringVar(&policyOut, "policy", "", "write the policy CSV to this file (default: standard output)")
+	default:
+		fmt.Fprintf(stderr, "gatehouse: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "gatehouse %s: unexpected arguments %q\n", cmd, fs.Args())
+		return 2
+	}
+	code, err := func() (int, error) {
+		fix, eng, closeFn, err := open(ctx, *file, *dsn, *prefix, cmd == "test")
+		if err != nil {
+			return 2, err
+		}
+		defer closeFn()
+		switch cmd {
+		case "test":
+			return runTests(ctx, fix, eng, stdout), nil
+		case "check", "explain":
+			return decide(eng, cmd == "explain", req.subject, req.entity, req.object, req.action, req.owner, stdout)
+		case "matrix":
+			if req.entity == "" {
+				return 2, fmt.Errorf("%w: -entity is required", errUsage)
+			}
+			m, err := policytest.Matrix(ctx, eng, model.EntityID(req.entity))
+			if err != nil {
+				return 2, err
+			}
+			fmt.Fprint(stdout, m)
+			return 0, nil
+		case "diff":
+			return diff(ctx, eng, req.entity, op, role, user, perms, stdout)
+		default:
+			return export(eng, modelOut, policyOut, stdout)
+		}
+	}()
+	if err != nil {
+		fmt.Fprintf(stderr, "gatehouse %s: %v\n", cmd, err)
+	}
+	return code
+}
+
+// open loads the policy from a fixture or a database.
+func open(ctx context.Context, file, dsn, prefix string, needFixture bool) (*policytest.Fixture, *policy.Engine, func(), error) {
+	nop := func() {}
+	switch {
+	case file != "" && dsn != "":
+		return nil, nil, nop, fmt.Errorf("%w: give -f or -db, not both", errUsage)
+	case file != "":
+		fix, err := policytest.Load(file)
+		if err != nil {
+			return nil, nil, nop, err
+		}
+		eng, err := fix.Engine(ctx)
+		return fix, eng, nop, err
+	case needFixture:
+		return nil, nil, nop, fmt.Errorf("%w: -f is required", errUsage)
+	case dsn != "":
+		db, err := store.Open(ctx, dsn)
+		if err != nil {
+			return nil, nil, nop, err
+		}
+		closeFn := func() {
+			if sqlDB, err := db.DB(); err == nil {
+				sqlDB.Close()
+			}
+		}
+		st, err := store.New(ctx, db, store.WithTablePrefix(prefix))
+		if err != nil {
+			closeFn()
+			return nil, nil, nop, err
+		}
+		eng, err := policy.New(ctx, policy.WithStore(readOnly{st}))
+		if err != nil {
+			closeFn()
+			return nil, nil, nop, err
+		}
+		return nil, eng, closeFn, nil
+	}
+	return nil, nil, nop, fmt.Errorf("%w: -f or -db is required", errUsage)
+}
+
+// readOnly loads from a store and refuses to write to it.
+type readOnly struct{ policy.Store }
+
+func (readOnly) Commit(context.Context, *policy.Change) error {
+	return errors.New("the gatehouse command does not change databases")
+}
+
+func runTests(ctx context.Context, fix *policytest.Fixture, eng *policy.Engine, out io.Writer) int {
+	failed := 0
+	for i, c := range fix.Cases {
+		name := c.Name
+		if name == "" {
+			name = fmt.Sprintf("case %d", i+1)
+		}
+		if err := c.Check(ctx, eng); err != nil {
+			failed++
+			fmt.Fprintf(out, "FAIL %s\n     %s\n", name, strings.ReplaceAll(err.Error(), "\n", "\n     "))
+			continue
+		}
+		fmt.Fprintf(out, "ok   %s\n", name)
+	}
+	fmt.Fprintf(out, "%d passed, %d failed\n", len(fix.Cases)-failed, failed)
+	if failed > 0 {
+		return 1
+	}
+	return 0
+}
+
+func decide(eng *policy.Engine, explain bool, subject, entity, object, action, owner string, out io.Writer) (int, error) {
+	if subject == "" || entity == "" || object == "" || action == "" {
+		return 2, fmt.Errorf("%w: -subject, -entity, -object and -action are required", errUsage)
+	}
+	c := policytest.Case{Subject: subject, Entity: model.EntityID(entity), Object: model.ObjectType(object), Action: model.Action(action), Owner: owner}
+	r, err := c.Request()
+	if err != nil {
+		return 2, err
+	}
+	d, why := eng.Explain(r)
+	if d.Err != nil {
+		return 2, d.Err
+	}
+	verdict := "denied"
+	if d.Allowed {
+		verdict = "allowed"
+	}
+	if explain {
+		fmt.Fprintln(out, why)
+	} else {
+		fmt.Fprintf(out, "%s (scope %s)\n", verdict, d.Scope)
+	}
+	if !d.Allowed {
+		return 1, nil
+	}
+	return 0, nil
+}
+
+func diff(ctx context.Context, eng *policy.Engine, entity, op, role, user, perms string, out io.Writer) (int, error) {
+	if entity == "" || op == "" {
+		return 2, fmt.Errorf("%w: -entity and -op are required", errUsage)
+	}
+	step := policytest.Step{Op: op, Entity: model.EntityID(entity), Role: model.RoleID(role), User: model.UserID(user)}
+	if perms != "" {
+		ps, err := parsePerms(perms)
+		if err != nil {
+			return 2, err
+		}
+		step.Permissions = ps
+	}
+	changes, err := policytest.WhatIf(ctx, eng, model.EntityID(entity), step)
+	if err != nil {
+		return 2, err
+	}
+	for _, c := range changes {
+		fmt.Fprintln(out, c)
+	}
+	fmt.Fprintf(out, "%d changes in access\n", len(changes))
+	if len(changes) > 0 {
+		return 1, nil
+	}
+	return 0, nil
+}
+
+// parsePerms parses "payable.read=allowed,payable.approve=allowed_for_own".
+func parsePerms(s string) (policytest.Permissions, error) {
+	ps := policytest.Permissions{}
+	for _, item := range strings.Split(s, ",") {
+		key, val, ok := strings.Cut(strings.TrimSpace(item), "=")
+		obj, act, ok2 := strings.Cut(key, ".")
+		if !ok || !ok2 {
+			return nil, fmt.Errorf("%w: -perms item %q is not object.action=permission", errUsage, item)
+		}
+		p, err := model.ParsePermission(val)
+		if err != nil {
+			return nil, err
+		}
+		if ps[model.ObjectType(obj)] == nil {
+			ps[model.ObjectType(obj)] = map[model.Action]model.Permission{}
+		}
+		ps[model.ObjectType(obj)][model.Action(act)] = p
+	}
+	return ps, nil
+}
+
+func export(eng *policy.Engine, modelOut, policyOut string, stdout io.Writer) (int, error) {
+	var csv strings.Builder
+	for _, r := range eng.Rules() {
+		csv.WriteString(r.String())
+		csv.WriteByte('\n')
+	}
+	write := func(path, text string) error {
+		if path == "" {
+			_, err := io.WriteString(stdout, text)
+			return err
+		}
+		return os.WriteFile(path, []byte(text), 0o644)
+	}
+	if err := write(modelOut, model.Text()); err != nil {
+		return 2, err
+	}
+	if modelOut == "" && policyOut == "" {
+		fmt.Fprintln(stdout, "\n# policy")
+	}
+	if err := write(policyOut, csv.String()); err != nil {
+		return 2, err
+	}
+	return 0, nil
+}
