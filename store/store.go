@@ -34,7 +34,10 @@ const (
 // PostgreSQL, MySQL or MariaDB). Create it with [New], create its tables
 // with [Store.Migrate], and give it to one engine with policy.WithStore.
 // A Store serves one engine: every replica (process) has its own Store and
-// [Watcher] over the shared database.
+// [Watcher] over the shared database. A Store refuses (with [ErrConflict])
+// a change made by an engine that has not applied every committed change
+// yet, so an engine that shares its database with others needs a Watcher
+// to keep committing.
 //
 // A Store is safe for concurrent use.
 type Store struct {
@@ -323,7 +326,14 @@ func (s *Store) Commit(ctx context.Context, ch *policy.Change) error {
 		return err
 	}
 	if b, ok := ctx.Value(txKey{}).(txBinding); ok && b.s == s {
-		rev, err := s.commitIn(ctx, b.tx.WithContext(ctx), ch, false, *b.last)
+		// A savepoint: if the change fails, the application's transaction
+		// holds none of it, even if the application commits anyway.
+		var rev int64
+		err := b.tx.WithContext(ctx).Transaction(func(sp *gorm.DB) error {
+			var err error
+			rev, err = s.commitIn(ctx, sp, ch, false, *b.last)
+			return err
+		})
 		if err != nil {
 			return err
 		}

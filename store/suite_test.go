@@ -327,21 +327,37 @@ func testAppTransaction(t *testing.T, b backend) {
 	alice := policy.Request{Subject: model.User("carol"), Entity: "e1", Object: eng.Catalog().Keys()[0].Object, Action: eng.Catalog().Keys()[0].Action}
 
 	tests := []struct {
-		name     string
-		appErr   bool // the application's own write fails
-		fnErr    error
-		wantKept bool
+		name       string
+		appErr     bool // the application's own write fails
+		failChange bool // the policy change fails and the application ignores it
+		fnErr      error
+		wantKept   bool
 	}{
 		{name: "committed", wantKept: true},
 		{name: "rolled back by the application", fnErr: errors.New("app says no")},
 		{name: "rolled back by a failed application write", appErr: true},
+		{name: "policy change fails, application commits anyway", failChange: true},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			before := sortedRules(eng.Rules())
 			rowsBefore := appRows()
 			revBefore := eng.Revision()
+			stray := "g,user:carol,default:e1,entity:e1"
 			err := st.InTransaction(ctx, func(ctx context.Context, tx *gorm.DB) error {
+				if tc.failChange {
+					// A row the engine does not know makes its change fail
+					// half way (after the counter update); the application
+					// ignores the error and commits its own write.
+					row := gormadapter.CasbinRule{Ptype: "g", V0: "user:carol", V1: "default:e1", V2: "entity:e1"}
+					if err := tx.Table(st.RulesTable()).Create(&row).Error; err != nil {
+						return err
+					}
+					if _, err := eng.AddUser(ctx, "e1", "carol", ""); !errors.Is(err, ErrConflict) {
+						return fmt.Errorf("AddUser over a stray row: %v", err)
+					}
+					return tx.Exec("INSERT INTO "+prefix+"app (id, note) VALUES (?, ?)", i, "kept").Error
+				}
 				if _, err := eng.AddUser(ctx, "e1", "carol", ""); err != nil {
 					return err
 				}
@@ -364,11 +380,32 @@ func testAppTransaction(t *testing.T, b backend) {
 				}
 				return tc.fnErr
 			})
-			if tc.wantKept != (err == nil) {
+			if !tc.failChange && tc.wantKept != (err == nil) {
 				t.Fatalf("InTransaction: %v", err)
 			}
 			after := sortedRules(eng.Rules())
-			if tc.wantKept {
+			if tc.failChange {
+				if err != nil {
+					t.Fatalf("InTransaction: %v", err)
+				}
+				if appRows() != rowsBefore+1 {
+					t.Fatal("application row missing")
+				}
+				if r, _ := st.Revision(ctx); r != revBefore || eng.Revision() != revBefore {
+					t.Fatalf("revision moved: store %d, engine %d, want %d", r, eng.Revision(), revBefore)
+				}
+				audit, _ := st.Audit(ctx, AuditFilter{AfterRevision: revBefore})
+				if len(audit) != 0 {
+					t.Fatalf("feed rows of a failed change: %+v", audit)
+				}
+				assertSameRules(t, "engine", before, after)
+				want := append(slices.Clone(before), stray)
+				slices.Sort(want)
+				assertSameRules(t, "stored (the engine's rules and the stray row)", want, storedRules(t, st))
+				if err := db.Exec("DELETE FROM "+st.RulesTable()+" WHERE v0 = ?", "user:carol").Error; err != nil {
+					t.Fatal(err)
+				}
+			} else if tc.wantKept {
 				if slices.Equal(before, after) || !eng.Decide(alice).Allowed {
 					t.Fatalf("committed change not published: %v", eng.Decide(alice))
 				}
