@@ -1,0 +1,127 @@
+// Command server runs Gatehouse's reference server: a Monite-compatible API
+// (tokens, entities, roles, entity users and a small payables resource) built
+// from the library's public packages; see package
+// github.com/gatehouse-authz/gatehouse/examples/server/api for the routes.
+//
+// Usage:
+//
+//	go run ./examples/server [-addr 127.0.0.1:8080] [-db gatehouse.db] [-token-ttl 30m]
+//
+// -db takes a DSN as store.Open does: a SQLite file path (the default is
+// gatehouse.db), "postgres://..." or "mysql://...".
+//
+// The bootstrap partner's API client comes from the environment:
+// GATEHOUSE_CLIENT_ID and GATEHOUSE_CLIENT_SECRET (at least 16 characters),
+// for partner GATEHOUSE_PARTNER_ID (default "partner-1"). When they are unset,
+// a new client is created and its credentials are printed once. The server
+// logs with log/slog (JSON to stderr) and shuts down gracefully on SIGINT or
+// SIGTERM.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gatehouse-authz/gatehouse/auth"
+	"github.com/gatehouse-authz/gatehouse/examples/server/api"
+	"github.com/gatehouse-authz/gatehouse/model"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:8080", "address to listen on")
+	dsn := flag.String("db", "gatehouse.db", "database DSN, as store.Open takes it (SQLite file, postgres://..., mysql://...)")
+	ttl := flag.Duration("token-ttl", 30*time.Minute, "lifetime of access tokens")
+	flag.Parse()
+
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, log, *addr, *dsn, *ttl); err != nil {
+		log.Error("server stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+// serve runs the server until ctx ends, then shuts it down gracefully.
+func serve(ctx context.Context, log *slog.Logger, addr, dsn string, ttl time.Duration) error {
+	srv, err := api.New(ctx, api.Config{DSN: dsn, TokenTTL: ttl, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+
+	partner := model.PartnerID(envOr("GATEHOUSE_PARTNER_ID", "partner-1"))
+	id, secret := os.Getenv("GATEHOUSE_CLIENT_ID"), os.Getenv("GATEHOUSE_CLIENT_SECRET")
+	switch {
+	case id != "" && secret != "":
+		if err := srv.EnsureClient(ctx, partner, auth.ClientCredentials{ID: id, Secret: secret}); err != nil {
+			return fmt.Errorf("bootstrap client: %w", err)
+		}
+		log.Info("bootstrap client from the environment", "partner", partner, "client_id", id)
+	case id != "" || secret != "":
+		return errors.New("set both GATEHOUSE_CLIENT_ID and GATEHOUSE_CLIENT_SECRET, or neither")
+	default:
+		creds, err := srv.CreateClient(ctx, partner)
+		if err != nil {
+			return fmt.Errorf("bootstrap client: %w", err)
+		}
+		// Printed once, to stdout and not to the log: the secret is not stored.
+		fmt.Printf("bootstrap client for partner %s (shown once):\n  GATEHOUSE_CLIENT_ID=%s\n  GATEHOUSE_CLIENT_SECRET=%s\n", partner, creds.ID, creds.Secret)
+	}
+
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String(), "db", redact(dsn), "token_ttl", ttl.String())
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdown, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	return hs.Shutdown(shutdown)
+}
+
+// envOr returns the environment variable key, or def when it is empty.
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// redact hides a password in a DSN for the log.
+func redact(dsn string) string {
+	if !strings.Contains(dsn, "@") {
+		return dsn
+	}
+	if u, err := url.Parse(dsn); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	return "(a DSN with credentials)"
+}
