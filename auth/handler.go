@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 
 	"github.com/gatehouse-authz/gatehouse/model"
 )
@@ -215,7 +216,7 @@ func parseJSONParams(body []byte, fields []string) (map[string]string, string) {
 			return nil, "malformed JSON"
 		}
 		k, _ := t.(string)
-		if !known(fields, k) {
+		if !slices.Contains(fields, k) {
 			return nil, "unknown field in the body"
 		}
 		if seen[k] {
@@ -263,15 +264,6 @@ func parseFormParams(body []byte, fields []string) (map[string]string, string) {
 		}
 	}
 	return params, ""
-}
-
-func known(fields []string, k string) bool {
-	for _, f := range fields {
-		if f == k {
-			return true
-		}
-	}
-	return false
 }
 
 // writeJSON writes v with the headers RFC 6749 §5.1 asks for.
