@@ -1,0 +1,152 @@
+package main
+
+import (
+	"bytes"
+	"encoding/xml"
+	"io"
+	"os"
+	"strings"
+	"testing"
+)
+
+func parseFile(t *testing.T, path string) *Output {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	o, err := Parse(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// TestParseSample reads output captured from a real run (sizes 1k and 10k,
+// -benchtime 200x).
+func TestParseSample(t *testing.T) {
+	o := parseFile(t, "testdata/sample.txt")
+	if o.Goos != "linux" || o.Goarch != "amd64" || o.CPU == "" || len(o.Pkgs) != 1 {
+		t.Errorf("header: %+v", o)
+	}
+	if got := len(o.Results); got != 16 {
+		t.Errorf("%d results, want 16", got)
+	}
+	if got := o.Sizes(); len(got) != 2 || got[0] != 1000 || got[1] != 10000 {
+		t.Errorf("sizes %v", got)
+	}
+	d, ok := o.Find("Decide", "", 1000)
+	if !ok {
+		t.Fatal("no BenchmarkDecide/rules=1000")
+	}
+	if d.Name != "BenchmarkDecide/rules=1000" || d.Procs != 2 || d.N != 200 || d.NsPerOp != 274.1 {
+		t.Errorf("Decide: %+v", d)
+	}
+	if v, _ := d.Metric("allocs/op"); v != 0 {
+		t.Errorf("allocs/op %v", v)
+	}
+	if v, _ := d.Metric("heapB/rule"); v != 48.88 {
+		t.Errorf("heapB/rule %v", v)
+	}
+	c, ok := o.Find("CasbinEnforce", "", 10000)
+	if !ok || c.NsPerOp != 128912412 || c.Metrics["allocs/op"] != 38974 || c.Metrics["B/op"] != 1474871 {
+		t.Errorf("CasbinEnforce/rules=10000: %+v", c)
+	}
+	m, ok := o.Find("Middleware", "gatehouse-denied", 0)
+	if !ok || m.Rules != 0 || m.Name != "BenchmarkMiddleware/gatehouse-denied" {
+		t.Errorf("middleware: %+v", m)
+	}
+	h, ok := o.Find("HTTP", "", 0)
+	if !ok || h.Metrics["gatehouse/bare"] != 1.097 || h.Metrics["bare-req/s"] != 32418 {
+		t.Errorf("HTTP: %+v", h)
+	}
+	if len(o.Skips) != 0 || len(o.Failures) != 0 {
+		t.Errorf("notes: %+v %+v", o.Skips, o.Failures)
+	}
+}
+
+func TestParseSkipAndFail(t *testing.T) {
+	o := parseFile(t, "testdata/skip.txt")
+	if len(o.Results) != 1 {
+		t.Fatalf("results: %+v", o.Results)
+	}
+	want := Note{"BenchmarkCasbinEnforce/rules=1000000", "one casbin.Enforce call takes 1.234s of CPU with 1000000 rules (over 1s): skipped"}
+	if len(o.Skips) != 1 || o.Skips[0] != want {
+		t.Errorf("skips: %+v", o.Skips)
+	}
+	if len(o.Failures) != 1 || o.Failures[0] != (Note{"BenchmarkMiddleware/gatehouse-denied", "status 500, want 403"}) {
+		t.Errorf("failures: %+v", o.Failures)
+	}
+	if msg, ok := o.skipped("CasbinEnforce", 1_000_000); !ok || !strings.Contains(msg, "over 1s") {
+		t.Errorf("skipped: %q %v", msg, ok)
+	}
+}
+
+func TestParseLineErrors(t *testing.T) {
+	if _, err := Parse(strings.NewReader("BenchmarkX-2  10  abc ns/op\n")); err == nil {
+		t.Error("a bad value was accepted")
+	}
+	// A name printed alone (-v, or before a skip) is not a result.
+	o, err := Parse(strings.NewReader("BenchmarkX/rules=5\nBenchmarkY-4 10 5 ns/op\n"))
+	if err != nil || len(o.Results) != 1 || o.Results[0].Procs != 4 || o.Results[0].Bench != "Y" {
+		t.Errorf("%+v %v", o, err)
+	}
+}
+
+func TestReport(t *testing.T) {
+	o := parseFile(t, "testdata/sample.txt")
+	o.Merge(parseFile(t, "testdata/skip.txt"))
+	var md bytes.Buffer
+	Markdown(&md, o, Info{GOOS: "linux", GOARCH: "amd64", CPU: "Test CPU", NumCPU: 2, GoVersion: "go1.26", SVG: "latency.svg"})
+	s := md.String()
+	for _, want := range []string{
+		"| CPU | Test CPU |",
+		"| 1,000 | 274 ns | 0 | 18.3 ms | 4,175 | 66,922× |", // 18343419 / 274.1
+		"| 100,000 | — | | 412 ms | 390,000 | |",
+		"| 1,000,000 | — | | skipped | | |",
+		"![latency against rule count, log-log](latency.svg)",
+		"| gatehouse | 2.55 µs |",
+		"| 32,418 | 35,573 | 1.10 |",
+		"- skipped BenchmarkCasbinEnforce/rules=1000000: one casbin.Enforce call",
+		"- **failed** BenchmarkMiddleware/gatehouse-denied: status 500, want 403",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("report lacks %q:\n%s", want, s)
+		}
+	}
+
+	var svg bytes.Buffer
+	if err := SVG(&svg, o, "a <title> & more"); err != nil {
+		t.Fatal(err)
+	}
+	d := xml.NewDecoder(&svg)
+	polylines := 0
+	for {
+		tok, err := d.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("the SVG is not well-formed XML: %v", err)
+		}
+		if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "polyline" {
+			polylines++
+		}
+	}
+	if polylines != 3 { // Decide, CasbinEnforce, CasbinCached
+		t.Errorf("%d lines in the chart, want 3", polylines)
+	}
+}
+
+func TestFormat(t *testing.T) {
+	for _, c := range []struct{ got, want string }{
+		{fmtDur(38.25), "38.2 ns"}, {fmtDur(1234), "1.23 µs"}, {fmtDur(5.5e9), "5.50 s"},
+		{fmtRatio(12345.6), "12,346×"}, {fmtRatio(2.54), "2.5×"}, {fmtInt(-1234567), "-1,234,567"},
+		{countLabel(6), "1M"}, {countLabel(4), "10k"}, {durLabel(3), "1 µs"}, {durLabel(8), "100 ms"},
+	} {
+		if c.got != c.want {
+			t.Errorf("got %q, want %q", c.got, c.want)
+		}
+	}
+}

@@ -1,0 +1,349 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// Info describes the run, for the report's header.
+type Info struct {
+	GOOS, GOARCH string
+	CPU          string // model name
+	NumCPU       int
+	GoVersion    string
+	LoadAvg      string // /proc/loadavg at the start, "" when unknown
+	Date         string
+	Command      string // the go test command line(s)
+	Benchtime    string
+	Sizes        string
+	SVG          string // the chart's path relative to the report, "" for none
+}
+
+// system is one authorization implementation in the comparison.
+type system struct {
+	bench string // benchmark name without "Benchmark"
+	label string
+	color string // chart colour
+}
+
+// systems are compared with Gatehouse's Decide, in this order.
+var systems = []system{
+	{"Decide", "Gatehouse Decide", "#1b7837"},
+	{"CasbinEnforce", "casbin.Enforce", "#b2182b"},
+	{"CasbinCached", "Casbin CachedEnforcer (warm keys)", "#ef8a62"},
+	{"OPA", "OPA (prepared rego query)", "#2166ac"},
+}
+
+// present returns the systems with at least one result or skip in o.
+func present(o *Output) []system {
+	var out []system
+	for _, s := range systems {
+		if o.has(s.bench) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (o *Output) has(bench string) bool {
+	for _, r := range o.Results {
+		if r.Bench == bench {
+			return true
+		}
+	}
+	for _, n := range o.Skips {
+		if strings.HasPrefix(n.Name, "Benchmark"+bench+"/") || n.Name == "Benchmark"+bench {
+			return true
+		}
+	}
+	return false
+}
+
+// skipped returns the skip message of bench at rules, if it was skipped.
+func (o *Output) skipped(bench string, rules int) (string, bool) {
+	name := fmt.Sprintf("Benchmark%s/rules=%d", bench, rules)
+	for _, n := range o.Skips {
+		if n.Name == name {
+			return n.Message, true
+		}
+	}
+	return "", false
+}
+
+// Markdown writes the report: machine, latency and ratio tables, memory,
+// Gatehouse's other paths, the middleware and HTTP comparisons, and notes.
+func Markdown(w io.Writer, o *Output, info Info) {
+	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
+	p("# Gatehouse authorization latency against Casbin\n\n")
+	p("| machine | |\n|---|---|\n")
+	p("| OS/arch | %s/%s |\n", info.GOOS, info.GOARCH)
+	p("| CPU | %s |\n", info.CPU)
+	p("| CPUs (runtime.NumCPU) | %d |\n", info.NumCPU)
+	p("| Go | %s |\n", info.GoVersion)
+	if info.LoadAvg != "" {
+		p("| load average at start | %s |\n", info.LoadAvg)
+	}
+	if info.Date != "" {
+		p("| date | %s |\n", info.Date)
+	}
+	if info.Benchtime != "" {
+		p("| -benchtime | %s |\n", info.Benchtime)
+	}
+	if info.Sizes != "" {
+		p("| sizes (p rules) | %s |\n", info.Sizes)
+	}
+	p("\n")
+	if info.Command != "" {
+		p("Command: `%s`\n\n", info.Command)
+	}
+
+	sys := present(o)
+	sizes := o.Sizes()
+	p("## Decision latency, one goroutine (wall clock)\n\n")
+	p("Ratios are the other system's time divided by Gatehouse's, measured in the same run: how many times faster Gatehouse answered.\n\n")
+	latencyTable(p, o, sys, sizes, "", "latency")
+	p("\n## Decision cost in CPU time\n\n")
+	p("Process CPU time per decision (cpu-ns/op: user and system time of all goroutines, GC included, divided by the iterations). On a shared machine it is disturbed less than the wall clock.\n\n")
+	latencyTable(p, o, sys, sizes, "cpu-ns/op", "CPU")
+	if info.SVG != "" {
+		p("\n![latency against rule count, log-log](%s)\n", info.SVG)
+	}
+
+	p("\n## Memory and loading\n\n")
+	p("heapB/rule: live heap kept by the engine or enforcer, per permission rule (HeapAlloc after GC, after loading minus before). load: time to load the rules.\n\n")
+	var memSys []system
+	for _, s := range sys {
+		if s.bench != "CasbinCached" {
+			memSys = append(memSys, s)
+		}
+	}
+	p("| rules |")
+	for _, s := range memSys {
+		p(" %s heapB/rule | %s load |", s.label, s.label)
+	}
+	p("\n|---:|")
+	for range memSys {
+		p("---:|---:|")
+	}
+	p("\n")
+	for _, n := range sizes {
+		p("| %s |", fmtInt(float64(n)))
+		for _, s := range memSys {
+			r, ok := o.Find(s.bench, "", n)
+			h, ok1 := r.Metric("heapB/rule")
+			l, ok2 := r.Metric("load-ms")
+			switch {
+			case ok && ok1 && ok2:
+				p(" %s | %s |", fmtFloat(h), fmtDur(l*1e6))
+			default:
+				p(" %s | |", missing(o, s.bench, n))
+			}
+		}
+		p("\n")
+	}
+
+	if o.has("DecideParallel") || o.has("Scope") || o.has("PolicyChange") {
+		p("\n## Gatehouse: other paths\n\n")
+		p("| rules | Decide, all cores (RunParallel) | Scope (list query) | PolicyChange: UpdateRole until Decide sees it | allocs/op |\n|---:|---:|---:|---:|---:|\n")
+		for _, n := range sizes {
+			p("| %s | %s | %s | %s | %s |\n", fmtInt(float64(n)),
+				cell(o, "DecideParallel", "", n), cell(o, "Scope", "", n), cell(o, "PolicyChange", "", n), allocs(o, "PolicyChange", "", n))
+		}
+	}
+
+	if bare, ok := o.Find("Middleware", "bare", 0); ok {
+		p("\n## HTTP middleware (httptest recorder, one goroutine)\n\n")
+		p("| route | latency | CPU | B/op | allocs/op | added to bare |\n|---|---:|---:|---:|---:|---:|\n")
+		for _, sub := range []string{"bare", "gatehouse", "gatehouse-denied"} {
+			r, ok := o.Find("Middleware", sub, 0)
+			if !ok {
+				continue
+			}
+			added := ""
+			if sub != "bare" {
+				added = "+" + fmtDur(r.NsPerOp-bare.NsPerOp)
+			}
+			cpu := ""
+			if v, ok := r.Metric("cpu-ns/op"); ok {
+				cpu = fmtDur(v)
+			}
+			p("| %s | %s | %s | %s | %s | %s |\n", sub, fmtDur(r.NsPerOp), cpu, fmtInt(r.Metrics["B/op"]), fmtInt(r.Metrics["allocs/op"]), added)
+		}
+	}
+
+	if r, ok := o.Find("HTTP", "", 0); ok {
+		p("\n## Requests per second on loopback (127.0.0.1)\n\n")
+		p("Same handler, same server, same run; 8 keep-alive clients, routes alternating every 500 requests, %s requests per route.\n\n", fmtInt(float64(r.N)))
+		p("| bare req/s | behind Gatehouse req/s | Gatehouse ÷ bare |\n|---:|---:|---:|\n")
+		p("| %s | %s | %.2f |\n", fmtInt(r.Metrics["bare-req/s"]), fmtInt(r.Metrics["gatehouse-req/s"]), r.Metrics["gatehouse/bare"])
+	}
+
+	if len(o.Skips) > 0 || len(o.Failures) > 0 {
+		p("\n## Skipped and failed\n\n")
+		for _, n := range o.Skips {
+			p("- skipped %s: %s\n", n.Name, n.Message)
+		}
+		for _, n := range o.Failures {
+			p("- **failed** %s: %s\n", n.Name, n.Message)
+		}
+	}
+	p("\nSizes are permission (p) rules of a dataset from internal/gen (seed 1); the requests (seed 2) mix allowed and denied. " +
+		"1,000,000 rules run only when asked (GATEHOUSE_BENCH_FULL=1 or GATEHOUSE_BENCH_SIZES, which the report's -sizes flag sets). See benchmarks/doc.go.\n")
+}
+
+// latencyTable writes one row per size: each system's time (ns/op, or the
+// metric unit when set), its allocs/op, and its ratio to Gatehouse's Decide.
+func latencyTable(p func(string, ...any), o *Output, sys []system, sizes []int, unit, what string) {
+	p("| rules |")
+	for _, s := range sys {
+		p(" %s %s |", s.label, what)
+		if unit == "" {
+			p(" allocs/op |")
+		}
+		if s.bench != "Decide" {
+			p(" ÷ Gatehouse |")
+		}
+	}
+	p("\n|---:|")
+	for _, s := range sys {
+		p("---:|")
+		if unit == "" {
+			p("---:|")
+		}
+		if s.bench != "Decide" {
+			p("---:|")
+		}
+	}
+	p("\n")
+	value := func(r Result) (float64, bool) {
+		if unit == "" {
+			return r.NsPerOp, r.NsPerOp > 0
+		}
+		v, ok := r.Metric(unit)
+		return v, ok && v > 0
+	}
+	for _, n := range sizes {
+		p("| %s |", fmtInt(float64(n)))
+		base := math.NaN()
+		if r, ok := o.Find("Decide", "", n); ok {
+			if v, ok := value(r); ok {
+				base = v
+			}
+		}
+		for _, s := range sys {
+			r, ok := o.Find(s.bench, "", n)
+			v, okv := value(r)
+			if !ok || !okv {
+				p(" %s |", missing(o, s.bench, n))
+				if unit == "" {
+					p(" |")
+				}
+				if s.bench != "Decide" {
+					p(" |")
+				}
+				continue
+			}
+			p(" %s |", fmtDur(v))
+			if unit == "" {
+				p(" %s |", fmtInt(r.Metrics["allocs/op"]))
+			}
+			if s.bench != "Decide" {
+				if math.IsNaN(base) {
+					p(" |")
+				} else {
+					p(" %s |", fmtRatio(v/base))
+				}
+			}
+		}
+		p("\n")
+	}
+}
+
+// missing is the cell of a benchmark with no result at a size.
+func missing(o *Output, bench string, n int) string {
+	if _, ok := o.skipped(bench, n); ok {
+		return "skipped"
+	}
+	return "—"
+}
+
+func cell(o *Output, bench, sub string, n int) string {
+	if r, ok := o.Find(bench, sub, n); ok {
+		return fmtDur(r.NsPerOp)
+	}
+	return missing(o, bench, n)
+}
+
+func allocs(o *Output, bench, sub string, n int) string {
+	if r, ok := o.Find(bench, sub, n); ok {
+		return fmtInt(r.Metrics["allocs/op"])
+	}
+	return ""
+}
+
+// fmtDur formats nanoseconds with three significant digits and a unit.
+func fmtDur(ns float64) string {
+	switch a := math.Abs(ns); {
+	case a < 1e3:
+		return sig3(ns) + " ns"
+	case a < 1e6:
+		return sig3(ns/1e3) + " µs"
+	case a < 1e9:
+		return sig3(ns/1e6) + " ms"
+	default:
+		return sig3(ns/1e9) + " s"
+	}
+}
+
+// sig3 formats x with three significant digits (at least its integer part).
+func sig3(x float64) string {
+	switch a := math.Abs(x); {
+	case a >= 100:
+		return strconv.FormatFloat(x, 'f', 0, 64)
+	case a >= 10:
+		return strconv.FormatFloat(x, 'f', 1, 64)
+	default:
+		return strconv.FormatFloat(x, 'f', 2, 64)
+	}
+}
+
+// fmtRatio formats a ratio as "1,234×", "45×" or "2.5×".
+func fmtRatio(x float64) string {
+	switch {
+	case x >= 100:
+		return fmtInt(x) + "×"
+	case x >= 10:
+		return strconv.FormatFloat(x, 'f', 0, 64) + "×"
+	default:
+		return strconv.FormatFloat(x, 'f', 1, 64) + "×"
+	}
+}
+
+// fmtFloat formats a small measured quantity: one decimal below 100.
+func fmtFloat(x float64) string {
+	if math.Abs(x) < 100 {
+		return strconv.FormatFloat(x, 'f', 1, 64)
+	}
+	return fmtInt(x)
+}
+
+// fmtInt rounds x and groups its digits by thousands: "1,234,567".
+func fmtInt(x float64) string {
+	s := strconv.FormatInt(int64(math.Round(x)), 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
