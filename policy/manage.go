@@ -506,3 +506,21 @@ func (e *Engine) LookupEntityUser(ctx context.Context, user model.UserID) (model
 	}
 	return ent, en.Partner, nil
 }
+
+// EffectiveRole returns the role that decides for user in entity: its own
+// role, or the entity's default role (viaDefault) when it has none. The role
+// is empty when neither exists.
+func (e *Engine) EffectiveRole(ctx context.Context, entity model.EntityID, user model.UserID) (role model.RoleID, viaDefault bool, err error) {
+	en, err := e.entity(entity)
+	if err != nil {
+		return "", false, err
+	}
+	if _, err := member(en, user); err != nil {
+		return "", false, err
+	}
+	r, viaDefault, _ := en.UserRole(user)
+	if r == nil {
+		return "", viaDefault, nil
+	}
+	return r.ID, viaDefault, nil
+}

@@ -151,7 +151,16 @@ func TestRoleLifecycle(t *testing.T) {
 	if len(roles) != 1 || roles[0].Name != name {
 		t.Fatalf("ListRoles = %+v", roles)
 	}
+	if role, viaDefault, err := eng.EffectiveRole(ctx, "e1", "u1"); err != nil || role != r.ID || viaDefault {
+		t.Fatalf("EffectiveRole = %q, %v, %v", role, viaDefault, err)
+	}
 	must[policy.User](t)(eng.SetUserRole(ctx, "e1", "u1", ""))
+	if role, viaDefault, err := eng.EffectiveRole(ctx, "e1", "u1"); err != nil || role != "" || !viaDefault {
+		t.Fatalf("EffectiveRole without a role or default = %q, %v, %v", role, viaDefault, err)
+	}
+	if _, _, err := eng.EffectiveRole(ctx, "e1", "nobody"); !errors.Is(err, policy.ErrNotFound) {
+		t.Fatalf("EffectiveRole of a stranger: %v", err)
+	}
 	if err := eng.DeleteRole(ctx, "e1", r.ID); err != nil {
 		t.Fatal(err)
 	}
