@@ -53,7 +53,8 @@
 //     where loading takes over four minutes, is skipped with a message.
 //   - BenchmarkCasbinCached/rules=N: Casbin's CachedEnforcer on warm keys
 //     (the same requests, answered once before the timer, asked again): 1,024
-//     keys, fewer at sizes where warming them would take over two seconds.
+//     keys, fewer (at least 8) at sizes where warming them would take over half
+//     a second of CPU.
 //   - BenchmarkDecideParallel/rules=N: Decide from every core (b.RunParallel).
 //   - BenchmarkScope/rules=N: policy.Engine.Scope, the list-scope query.
 //   - BenchmarkPolicyChange/rules=N: Engine.UpdateRole, timed until the next

@@ -32,7 +32,7 @@ const (
 	// request, which scans every rule) takes longer is skipped.
 	casbinCallLimit = time.Second
 	// casbinWarmBudget bounds the time spent warming CachedEnforcer's keys.
-	casbinWarmBudget = 2 * time.Second
+	casbinWarmBudget = 500 * time.Millisecond
 )
 
 // lazy is a value built once, on first use, and shared by every
@@ -261,7 +261,7 @@ func buildCasbin(n int) (*casbinFixture, error) {
 	// against the engine (the cost grows with n, so fewer at large sizes).
 	check := 200
 	if n > 10_000 {
-		check = 10
+		check = 4
 	}
 	if n > 100_000 {
 		check = 2
