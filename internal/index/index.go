@@ -59,6 +59,23 @@ func (r *Role) Perm(slot int) model.Permission {
 	return model.NotAllowed
 }
 
+// set records (on) or forgets (off) the role's rule granting p at slot.
+// The role must be the batch's own copy.
+func (r *Role) set(slot int, p model.Permission, on bool) {
+	bit := bitOwn
+	if p == model.Allowed {
+		bit = bitAll
+	}
+	switch has := r.bits[slot]&bit != 0; {
+	case on && !has:
+		r.bits[slot] |= bit
+		r.nbits++
+	case !on && has:
+		r.bits[slot] &^= bit
+		r.nbits--
+	}
+}
+
 // Rules returns the number of permission rules of the role.
 func (r *Role) Rules() int { return r.nbits }
 
@@ -252,15 +269,7 @@ func (b *Batch) Add(f rules.Fact) bool {
 		if !ok {
 			return false
 		}
-		r := en.Roles[b.role(en, f.Role, true)]
-		bit := bitOwn
-		if f.Perm == model.Allowed {
-			bit = bitAll
-		}
-		if r.bits[slot]&bit == 0 {
-			r.bits[slot] |= bit
-			r.nbits++
-		}
+		en.Roles[b.role(en, f.Role, true)].set(slot, f.Perm, true)
 	case rules.KindRole:
 		r := en.Roles[b.role(en, f.Role, true)]
 		r.Declared, r.Name, r.Created, r.Updated = true, f.Name, f.Created, f.Updated
@@ -289,15 +298,7 @@ func (b *Batch) Remove(f rules.Fact) bool {
 			return false
 		}
 		if i := b.role(en, f.Role, false); i >= 0 {
-			r := en.Roles[i]
-			bit := bitOwn
-			if f.Perm == model.Allowed {
-				bit = bitAll
-			}
-			if r.bits[slot]&bit != 0 {
-				r.bits[slot] &^= bit
-				r.nbits--
-			}
+			en.Roles[i].set(slot, f.Perm, false)
 		}
 	case rules.KindRole:
 		if i := b.role(en, f.Role, false); i >= 0 {
