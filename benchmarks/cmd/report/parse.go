@@ -53,6 +53,9 @@ func Parse(r io.Reader) (*Output, error) {
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	pkg := ""
 	var pending *[]Note // the note list waiting for its message line
+	// With -v, a benchmark's name is printed alone first and its log lines
+	// come before its "--- SKIP" line.
+	lastName, lastMsg := "", ""
 	lineNo := 0
 	for sc.Scan() {
 		lineNo++
@@ -68,6 +71,12 @@ func Parse(r io.Reader) (*Output, error) {
 			}
 			pending = nil
 		}
+		if lastName != "" && trimmed != "" && (line[0] == ' ' || line[0] == '\t') {
+			if lastMsg == "" {
+				lastMsg = stripFileLine(trimmed)
+			}
+			continue
+		}
 		switch {
 		case strings.HasPrefix(line, "goos: "):
 			out.Goos = strings.TrimPrefix(line, "goos: ")
@@ -79,23 +88,40 @@ func Parse(r io.Reader) (*Output, error) {
 			pkg = strings.TrimPrefix(line, "pkg: ")
 			out.Pkgs = append(out.Pkgs, pkg)
 		case strings.HasPrefix(trimmed, "--- SKIP: "):
-			out.Skips = append(out.Skips, Note{Name: noteName(trimmed, "--- SKIP: ")})
+			out.Skips = append(out.Skips, note(trimmed, "--- SKIP: ", lastName, lastMsg))
 			pending = &out.Skips
 		case strings.HasPrefix(trimmed, "--- FAIL: "):
-			out.Failures = append(out.Failures, Note{Name: noteName(trimmed, "--- FAIL: ")})
+			out.Failures = append(out.Failures, note(trimmed, "--- FAIL: ", lastName, lastMsg))
 			pending = &out.Failures
 		case strings.HasPrefix(line, "Benchmark"):
 			res, ok, err := parseLine(line)
 			if err != nil {
 				return nil, fmt.Errorf("line %d: %w", lineNo, err)
 			}
+			lastName, lastMsg = "", ""
 			if ok {
 				res.Pkg = pkg
 				out.Results = append(out.Results, res)
+			} else if f := strings.Fields(line); len(f) == 1 {
+				lastName = trimProcs(f[0])
 			}
+			continue
+		}
+		if !strings.HasPrefix(line, " ") && !strings.HasPrefix(line, "\t") {
+			lastName, lastMsg = "", ""
 		}
 	}
 	return out, sc.Err()
+}
+
+// note makes the Note of a "--- SKIP: Name" line, with the message logged
+// before it when the benchmark's name was printed alone (-v).
+func note(line, prefix, lastName, lastMsg string) Note {
+	n := Note{Name: noteName(line, prefix)}
+	if n.Name == lastName {
+		n.Message = lastMsg
+	}
+	return n
 }
 
 // noteName returns the benchmark name of a "--- SKIP: Name (0.00s)" line.

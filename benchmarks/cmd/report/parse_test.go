@@ -83,6 +83,23 @@ func TestParseSkipAndFail(t *testing.T) {
 	}
 }
 
+// TestParseVerbose reads output captured with -v, where a skipped
+// benchmark's message comes before its "--- SKIP" line.
+func TestParseVerbose(t *testing.T) {
+	o := parseFile(t, "testdata/skip-verbose.txt")
+	if len(o.Results) != 0 || len(o.Skips) != 2 {
+		t.Fatalf("%+v", o)
+	}
+	for i, name := range []string{"BenchmarkCasbinEnforce/rules=1000000", "BenchmarkCasbinCached/rules=1000000"} {
+		if n := o.Skips[i]; n.Name != name || !strings.HasPrefix(n.Message, "one casbin.Enforce call takes 4.768s of CPU") {
+			t.Errorf("skip %d: %+v", i, n)
+		}
+	}
+	if got := o.Sizes(); len(got) != 1 || got[0] != 1_000_000 {
+		t.Errorf("sizes %v", got)
+	}
+}
+
 func TestParseLineErrors(t *testing.T) {
 	if _, err := Parse(strings.NewReader("BenchmarkX-2  10  abc ns/op\n")); err == nil {
 		t.Error("a bad value was accepted")
