@@ -400,6 +400,16 @@ func (e *Engine) AddUser(ctx context.Context, entity model.EntityID, user model.
 	return User{ID: user, Entity: entity, Role: role}, nil
 }
 
+// memberOf returns the snapshot of entity and the role index of user in it.
+func (e *Engine) memberOf(entity model.EntityID, user model.UserID) (*index.Entity, int32, error) {
+	en, err := e.entity(entity)
+	if err != nil {
+		return nil, 0, err
+	}
+	i, err := member(en, user)
+	return en, i, err
+}
+
 // member returns the role index of user in en.
 func member(en *index.Entity, user model.UserID) (int32, error) {
 	if err := user.Validate(); err != nil {
@@ -417,11 +427,7 @@ func member(en *index.Entity, user model.UserID) (int32, error) {
 func (e *Engine) SetUserRole(ctx context.Context, entity model.EntityID, user model.UserID, role model.RoleID) (User, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	en, err := e.entity(entity)
-	if err != nil {
-		return User{}, err
-	}
-	i, err := member(en, user)
+	en, i, err := e.memberOf(entity, user)
 	if err != nil {
 		return User{}, err
 	}
@@ -447,11 +453,7 @@ func (e *Engine) SetUserRole(ctx context.Context, entity model.EntityID, user mo
 func (e *Engine) RemoveUser(ctx context.Context, entity model.EntityID, user model.UserID) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	en, err := e.entity(entity)
-	if err != nil {
-		return err
-	}
-	i, err := member(en, user)
+	en, i, err := e.memberOf(entity, user)
 	if err != nil {
 		return err
 	}
@@ -461,11 +463,7 @@ func (e *Engine) RemoveUser(ctx context.Context, entity model.EntityID, user mod
 
 // GetUser returns user of entity.
 func (e *Engine) GetUser(ctx context.Context, entity model.EntityID, user model.UserID) (User, error) {
-	en, err := e.entity(entity)
-	if err != nil {
-		return User{}, err
-	}
-	i, err := member(en, user)
+	en, i, err := e.memberOf(entity, user)
 	if err != nil {
 		return User{}, err
 	}
@@ -511,11 +509,8 @@ func (e *Engine) LookupEntityUser(ctx context.Context, user model.UserID) (model
 // role, or the entity's default role (viaDefault) when it has none. The role
 // is empty when neither exists.
 func (e *Engine) EffectiveRole(ctx context.Context, entity model.EntityID, user model.UserID) (role model.RoleID, viaDefault bool, err error) {
-	en, err := e.entity(entity)
+	en, _, err := e.memberOf(entity, user)
 	if err != nil {
-		return "", false, err
-	}
-	if _, err := member(en, user); err != nil {
 		return "", false, err
 	}
 	r, viaDefault, _ := en.UserRole(user)
