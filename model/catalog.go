@@ -3,6 +3,7 @@ package model
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/gatehouse-authz/gatehouse/internal/strtab"
 	"slices"
 	"sort"
 	"sync"
@@ -32,7 +33,8 @@ type Catalog struct {
 	objects []ObjectType
 	actions map[ObjectType][]Action
 	keys    []Key
-	byObj   map[ObjectType]objSlots // the hot-path lookup: a string-keyed map, then a short scan
+	objIdx  strtab.Table // the hot-path lookup: object type -> index in objs, then a short scan
+	objs    []objSlots
 }
 
 type objSlots struct {
@@ -71,18 +73,21 @@ func NewCatalog(objects map[ObjectType][]Action) (*Catalog, error) {
 
 // buildCatalog builds a catalog from valid input.
 func buildCatalog(objects map[ObjectType][]Action) *Catalog {
-	c := &Catalog{actions: make(map[ObjectType][]Action, len(objects)), byObj: map[ObjectType]objSlots{}}
+	c := &Catalog{actions: make(map[ObjectType][]Action, len(objects))}
+	ob := strtab.New(len(objects))
 	for o := range objects {
 		c.objects = append(c.objects, o)
 	}
 	sort.Slice(c.objects, func(i, j int) bool { return c.objects[i] < c.objects[j] })
 	for _, o := range c.objects {
 		c.actions[o] = slices.Clone(objects[o])
-		c.byObj[o] = objSlots{first: len(c.keys), actions: c.actions[o]}
+		ob.Set(string(o), uint32(len(c.objs)))
+		c.objs = append(c.objs, objSlots{first: len(c.keys), actions: c.actions[o]})
 		for _, a := range c.actions[o] {
 			c.keys = append(c.keys, Key{o, a})
 		}
 	}
+	c.objIdx = *ob.Table()
 	return c
 }
 
@@ -146,10 +151,11 @@ func (c *Catalog) Slot(k Key) (int, bool) { return c.SlotOf(k.Object, k.Action) 
 // SlotOf returns the dense slot number of (o, a), and whether the pair is in
 // the catalog. It does not allocate.
 func (c *Catalog) SlotOf(o ObjectType, a Action) (int, bool) {
-	obj, ok := c.byObj[o]
-	if !ok {
+	i, ok := c.objIdx.Get(string(o))
+	if !ok || int(i) >= len(c.objs) {
 		return 0, false
 	}
+	obj := &c.objs[i]
 	for i, x := range obj.actions {
 		if x == a {
 			return obj.first + i, true

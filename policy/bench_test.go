@@ -114,3 +114,32 @@ func BenchmarkLoad(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAnchorTwoMap is the yardstick for BenchmarkDecide: two nested Go
+// map lookups (entity, then user) over every user of the same generated
+// data, with the same request stream. Decide does more than this (the
+// catalog slot, the role's permission, the owner) and is read as a ratio to
+// it, measured in the same run.
+func BenchmarkAnchorTwoMap(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
+			ds := gen.New(1, n, model.DefaultCatalog())
+			reqs := ds.Requests(2, 1<<14)
+			m := map[model.EntityID]map[model.UserID]int32{}
+			for ei, e := range ds.Entities {
+				mm := map[model.UserID]int32{}
+				for u := 0; u < e.Users; u++ {
+					mm[ds.UserID(ei, u)] = int32(u)
+				}
+				m[e.ID] = mm
+			}
+			s := int32(0)
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				r := reqs[i&(len(reqs)-1)]
+				s += m[r.Entity][model.UserID(r.Subject.ID)]
+			}
+			_ = s
+		})
+	}
+}

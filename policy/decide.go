@@ -108,24 +108,24 @@ func (e *Engine) Decide(r Request) Decision {
 		if en == nil {
 			return Decision{Reason: ReasonUnknownEntity}
 		}
-		return decideUser(en, r, slot)
+		return decideUser(en, &r, slot)
 	}
 	return Decision{Reason: ReasonInvalid, Err: errNoSubject}
 }
 
-func decideUser(en *index.Entity, r Request, slot int) Decision {
-	role, viaDefault, member := en.UserRole(model.UserID(r.Subject.ID))
+func decideUser(en *index.Entity, r *Request, slot int) Decision {
+	g := en.Grant(model.UserID(r.Subject.ID), slot)
+	d := Decision{Role: g.Role, ViaDefault: g.ViaDefault}
 	switch {
-	case !member:
-		return Decision{Reason: ReasonNotMember}
-	case role == nil:
-		return Decision{ViaDefault: viaDefault, Reason: ReasonNoRole}
-	}
-	d := Decision{Role: role.ID, ViaDefault: viaDefault}
-	switch role.Perm(slot) {
-	case model.Allowed:
+	case !g.Member:
+		d.Reason = ReasonNotMember
+	case g.Role == "":
+		d.Reason = ReasonNoRole
+	case g.Perm == model.Allowed:
 		d.Allowed, d.Scope, d.Reason = true, model.ScopeAll, ReasonAllowed
-	case model.AllowedForOwn:
+	case g.Perm != model.AllowedForOwn:
+		d.Reason = ReasonNotAllowed
+	default:
 		d.Scope = model.ScopeOwn
 		switch {
 		case r.Action == "create":
@@ -137,8 +137,6 @@ func decideUser(en *index.Entity, r Request, slot int) Decision {
 		default:
 			d.Reason = ReasonNotOwner
 		}
-	default:
-		d.Reason = ReasonNotAllowed
 	}
 	return d
 }

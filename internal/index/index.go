@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 
 	"github.com/gatehouse-authz/gatehouse/internal/rules"
+	"github.com/gatehouse-authz/gatehouse/internal/strtab"
 	"github.com/gatehouse-authz/gatehouse/model"
 )
 
@@ -87,6 +88,70 @@ type Entity struct {
 	Roles   []*Role         // by role index; nil where a role was removed
 	RoleIdx map[model.RoleID]int32
 	Users   map[model.UserID]int32 // role index, or DefaultMarker
+
+	// The hot path's view, rebuilt when the snapshot is published: the
+	// effective permission of role i at slot s is perm[i*stride+s], and
+	// ids[i] is the id of role i. Kept flat so that a decision touches one
+	// array after the user lookup instead of following role pointers.
+	perm   []model.Permission
+	ids    []model.RoleID
+	stride int
+	users  strtab.Table // Users, laid out for lookups (values are int32)
+}
+
+// Grant is what a member of an entity holds for one catalog slot.
+type Grant struct {
+	Perm       model.Permission // the role's permission at the slot
+	Role       model.RoleID     // the role that decided; "" when none applies
+	ViaDefault bool             // the role is the entity's default role
+	Member     bool             // the user is a member of the entity
+}
+
+// Grant returns what user u holds at catalog slot: its own role's
+// permission, or the default role's, with the role that decided. A user who
+// is not a member, or a member without a role in an entity without a
+// default role, holds nothing. It does not allocate.
+func (en *Entity) Grant(u model.UserID, slot int) Grant {
+	v, ok := en.users.Get(string(u))
+	if !ok {
+		return Grant{}
+	}
+	i := int32(v)
+	g := Grant{Member: true}
+	if i == DefaultMarker {
+		g.ViaDefault = true
+		if i = en.Default; i == NoRole {
+			return g
+		}
+	}
+	if uint(slot) >= uint(en.stride) || uint(i) >= uint(len(en.ids)) {
+		return g // fail closed: cannot happen for a published snapshot
+	}
+	g.Role = en.ids[i]
+	g.Perm = en.perm[int(i)*en.stride+slot]
+	return g
+}
+
+// compile rebuilds the hot path's view from the roles.
+func (en *Entity) compile(stride int) {
+	en.stride = stride
+	en.ids = make([]model.RoleID, len(en.Roles))
+	en.perm = make([]model.Permission, len(en.Roles)*stride)
+	ub := strtab.New(len(en.Users))
+	for u, i := range en.Users {
+		ub.Set(string(u), uint32(i))
+	}
+	en.users = *ub.Table()
+	for i, r := range en.Roles {
+		if r == nil {
+			continue
+		}
+		en.ids[i] = r.ID
+		row := en.perm[i*stride : (i+1)*stride]
+		for s := range row {
+			row[s] = r.Perm(s)
+		}
+	}
 }
 
 // Role returns the role with id r, or nil.
@@ -121,7 +186,20 @@ func (en *Entity) empty() bool {
 
 type cell struct{ snap atomic.Pointer[Entity] }
 
-type entMap map[model.EntityID]*cell
+// entMap is the immutable table of entities, rebuilt when entities appear
+// or vanish; a change to an existing entity swaps only its cell's snapshot.
+type entMap struct {
+	ids   strtab.Table // entity id -> index in cells
+	cells []*cell
+}
+
+func (m *entMap) get(e string) (*cell, bool) {
+	i, ok := m.ids.Get(e)
+	if !ok || int(i) >= len(m.cells) {
+		return nil, false
+	}
+	return m.cells[i], true
+}
 
 // Index is the compiled policy. Reads are lock-free and safe for concurrent
 // use with one writer at a time.
@@ -135,8 +213,7 @@ type Index struct {
 // New returns an empty index over catalog c.
 func New(c *model.Catalog) *Index {
 	ix := &Index{cat: c}
-	m := entMap{}
-	ix.ents.Store(&m)
+	ix.ents.Store(&entMap{})
 	return ix
 }
 
@@ -145,8 +222,8 @@ func (ix *Index) Catalog() *model.Catalog { return ix.cat }
 
 // Entity returns the snapshot of entity e, or nil if no rule names it.
 func (ix *Index) Entity(e model.EntityID) *Entity {
-	c := (*ix.ents.Load())[e]
-	if c == nil {
+	c, ok := ix.ents.Load().get(string(e))
+	if !ok {
 		return nil
 	}
 	return c.snap.Load()
@@ -154,7 +231,7 @@ func (ix *Index) Entity(e model.EntityID) *Entity {
 
 // Entities calls fn for every entity's snapshot, in no particular order.
 func (ix *Index) Entities(fn func(*Entity) bool) {
-	for _, c := range *ix.ents.Load() {
+	for _, c := range ix.ents.Load().cells {
 		if !fn(c.snap.Load()) {
 			return
 		}
@@ -336,37 +413,45 @@ func (b *Batch) Publish() {
 	if len(b.work) == 0 {
 		return
 	}
-	top := *b.ix.ents.Load()
-	var next entMap // a copy of top, made when entities appear or vanish
-	cow := func() {
-		if next == nil {
-			next = make(entMap, len(top)+len(b.work))
-			for k, v := range top {
-				next[k] = v
-			}
-		}
-	}
+	top := b.ix.ents.Load()
+	added := map[string]*cell{} // entities that appear
+	gone := map[string]bool{}   // entities that vanish
 	for id, en := range b.work {
 		b.gc(en)
+		en.compile(b.ix.cat.Len())
 		old := b.ix.Entity(id)
 		b.syncLookups(old, en)
-		switch c := top[id]; {
+		c, ok := top.get(string(id))
+		switch {
 		case en.empty():
-			if c != nil {
-				cow()
-				delete(next, id)
+			if ok {
+				gone[string(id)] = true
 			}
-		case c != nil:
+		case ok:
 			c.snap.Store(en)
 		default:
-			cow()
 			nc := &cell{}
 			nc.snap.Store(en)
-			next[id] = nc
+			added[string(id)] = nc
 		}
 	}
-	if next != nil {
-		b.ix.ents.Store(&next)
+	if len(added) > 0 || len(gone) > 0 {
+		next := &entMap{cells: make([]*cell, 0, len(top.cells)+len(added))}
+		nb := strtab.New(cap(next.cells))
+		keep := func(id string, c *cell) {
+			nb.Set(id, uint32(len(next.cells)))
+			next.cells = append(next.cells, c)
+		}
+		for _, c := range top.cells {
+			if id := string(c.snap.Load().ID); !gone[id] {
+				keep(id, c)
+			}
+		}
+		for id, c := range added {
+			keep(id, c)
+		}
+		next.ids = *nb.Table()
+		b.ix.ents.Store(next)
 	}
 	b.work = map[model.EntityID]*Entity{}
 	b.owned = map[*Role]bool{}

@@ -1,0 +1,140 @@
+package strtab
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestAgainstMap builds tables of random keys and checks every lookup,
+// present and absent, against a Go map holding the same keys.
+func TestAgainstMap(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{0, 1, 7, 8, 9, 100, 1000, 5000} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			want := map[string]uint32{}
+			b := New(n / 2) // too small on purpose: Set must grow it
+			for i := 0; i < n; i++ {
+				k := fmt.Sprintf("k%d", rng.IntN(2*n+1))
+				want[k] = uint32(i)
+				b.Set(k, uint32(i))
+			}
+			tab := b.Table()
+			if tab.Len() != len(want) {
+				t.Fatalf("Len = %d, want %d", tab.Len(), len(want))
+			}
+			for i := 0; i < 3*n+10; i++ {
+				k := fmt.Sprintf("k%d", i)
+				got, ok := tab.Get(k)
+				w, wok := want[k]
+				if ok != wok || got != w {
+					t.Fatalf("Get(%q) = %d, %v; want %d, %v", k, got, ok, w, wok)
+				}
+			}
+			seen := 0
+			tab.All(func(k string, v uint32) bool {
+				if want[k] != v {
+					t.Fatalf("All gave %q=%d, want %d", k, v, want[k])
+				}
+				seen++
+				return true
+			})
+			if seen != len(want) {
+				t.Fatalf("All visited %d keys, want %d", seen, len(want))
+			}
+		})
+	}
+}
+
+func TestZeroTable(t *testing.T) {
+	var tab Table
+	if v, ok := tab.Get(""); ok || v != 0 {
+		t.Fatalf("zero table found %d", v)
+	}
+	if tab.Len() != 0 {
+		t.Fatal("zero table not empty")
+	}
+}
+
+// TestEmptyKey checks that the empty string is a key like any other.
+func TestEmptyKey(t *testing.T) {
+	b := New(1)
+	b.Set("", 7)
+	tab := b.Table()
+	if v, ok := tab.Get(""); !ok || v != 7 {
+		t.Fatalf("Get(\"\") = %d, %v", v, ok)
+	}
+	if _, ok := tab.Get("x"); ok {
+		t.Fatal("found an absent key")
+	}
+}
+
+func FuzzTable(f *testing.F) {
+	f.Add("a,b,c", "b")
+	f.Add("", "")
+	f.Fuzz(func(t *testing.T, keys, probe string) {
+		want := map[string]uint32{}
+		b := New(0)
+		start := 0
+		for i := 0; i <= len(keys); i++ {
+			if i == len(keys) || keys[i] == ',' {
+				k := keys[start:i]
+				want[k] = uint32(i)
+				b.Set(k, uint32(i))
+				start = i + 1
+			}
+		}
+		tab := b.Table()
+		for k, w := range want {
+			if v, ok := tab.Get(k); !ok || v != w {
+				t.Fatalf("Get(%q) = %d, %v; want %d", k, v, ok, w)
+			}
+		}
+		w, wok := want[probe]
+		if v, ok := tab.Get(probe); ok != wok || v != w {
+			t.Fatalf("Get(%q) = %d, %v; want %d, %v", probe, v, ok, w, wok)
+		}
+	})
+}
+
+func BenchmarkGet(b *testing.B) {
+	for _, n := range []int{16, 200, 100000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			keys := make([]string, n)
+			bt := New(n)
+			m := make(map[string]uint32, n)
+			for i := range keys {
+				keys[i] = fmt.Sprintf("user-%06d-%03d", i, i%200)
+				bt.Set(keys[i], uint32(i))
+				m[keys[i]] = uint32(i)
+			}
+			tab := bt.Table()
+			b.Run("strtab", func(b *testing.B) {
+				b.ReportAllocs()
+				s := uint32(0)
+				for i := 0; b.Loop(); i++ {
+					v, _ := tab.Get(keys[i%n])
+					s += v
+				}
+				_ = s
+			})
+			b.Run("map", func(b *testing.B) {
+				b.ReportAllocs()
+				s := uint32(0)
+				for i := 0; b.Loop(); i++ {
+					s += m[keys[i%n]]
+				}
+				_ = s
+			})
+		})
+	}
+}
+
+func BenchmarkHash(b *testing.B) {
+	k := "user-000123-045"
+	var s uint64
+	for b.Loop() {
+		s += Hash(k)
+	}
+	_ = s
+}
