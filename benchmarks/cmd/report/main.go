@@ -180,7 +180,7 @@ func run() error {
 // The benchmarks of package benchmarks, in two groups run by separate
 // processes: those over generated data of each size, and the HTTP paths.
 const (
-	sizedBenchmarks = "^Benchmark(Decide|CasbinEnforce|CasbinCached|DecideParallel|Scope|PolicyChange)$"
+	sizedBenchmarks = "^Benchmark(Decide|TwoMap|CasbinEnforce|CasbinCached|DecideParallel|Scope|PolicyChange)$"
 	pathBenchmarks  = "^Benchmark(Middleware|HTTP)$"
 )
 

@@ -35,6 +35,7 @@ var systems = []system{
 	{"CasbinEnforce", "casbin.Enforce", "#b2182b"},
 	{"CasbinCached", "Casbin CachedEnforcer (warm keys)", "#ef8a62"},
 	{"OPA", "OPA (prepared rego query)", "#2166ac"},
+	{"TwoMap", "bare two-map lookup (yardstick)", "#999999"},
 }
 
 // present returns the systems with at least one result or skip in o.
