@@ -2,6 +2,7 @@ package policy_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -15,7 +16,8 @@ import (
 // another makes changes (run it with -race). Every change must be visible to
 // the decision made right after the call returns, and readers must only ever
 // see whole states: a user is allowed to approve exactly when its role's
-// approve permission and its membership agree.
+// approve permission and its membership agree. Other entities appear and
+// vanish meanwhile.
 func TestConcurrentDecideAndChange(t *testing.T) {
 	ctx := context.Background()
 	eng := newEngine(t, policy.WithAdapter(newMemAdapter()))
@@ -51,8 +53,19 @@ func TestConcurrentDecideAndChange(t *testing.T) {
 	req := policy.Request{Subject: model.User("u"), Entity: "e1", Object: "payable", Action: "approve"}
 	for i := range 2000 {
 		role := model.RoleID([]string{"off", "on"}[i%2])
+		// Entities appearing and vanishing rebuild the entity table; the
+		// change to e1 around them must still be seen at once.
+		side := model.EntityID(fmt.Sprintf("side-%d", i%7))
+		if i%3 == 0 {
+			_ = eng.RemoveEntity(ctx, side) // absent half of the time
+		}
 		if _, err := eng.SetUserRole(ctx, "e1", "u", role); err != nil {
 			t.Fatal(err)
+		}
+		if i%3 == 1 {
+			if _, err := eng.CreateEntity(ctx, "p1", side); err != nil && !errors.Is(err, policy.ErrConflict) {
+				t.Fatal(err)
+			}
 		}
 		if got := eng.Decide(req); got.Role != role || got.Allowed != (role == "on") {
 			t.Fatalf("change %d not visible to the next decision: %+v", i, got)

@@ -186,11 +186,15 @@ func (en *Entity) empty() bool {
 
 type cell struct{ snap atomic.Pointer[Entity] }
 
-// entMap is the immutable table of entities, rebuilt when entities appear
-// or vanish; a change to an existing entity swaps only its cell's snapshot.
+// entMap is the table of entities, rebuilt when entities appear or vanish;
+// a change to an existing entity swaps only its cell's snapshot. The cells
+// are held inline, so a lookup goes from the id table to the snapshot
+// through one array. A rebuilt table copies the cells' snapshots: a reader
+// still holding the table before it sees the state before the change, as
+// if it had decided a moment earlier.
 type entMap struct {
 	ids   strtab.Table // entity id -> index in cells
-	cells []*cell
+	cells []cell
 }
 
 func (m *entMap) get(e string) (*cell, bool) {
@@ -198,7 +202,7 @@ func (m *entMap) get(e string) (*cell, bool) {
 	if !ok || int(i) >= len(m.cells) {
 		return nil, false
 	}
-	return m.cells[i], true
+	return &m.cells[i], true
 }
 
 // Index is the compiled policy. Reads are lock-free and safe for concurrent
@@ -231,8 +235,9 @@ func (ix *Index) Entity(e model.EntityID) *Entity {
 
 // Entities calls fn for every entity's snapshot, in no particular order.
 func (ix *Index) Entities(fn func(*Entity) bool) {
-	for _, c := range ix.ents.Load().cells {
-		if !fn(c.snap.Load()) {
+	cells := ix.ents.Load().cells
+	for i := range cells {
+		if !fn(cells[i].snap.Load()) {
 			return
 		}
 	}
@@ -414,8 +419,8 @@ func (b *Batch) Publish() {
 		return
 	}
 	top := b.ix.ents.Load()
-	added := map[string]*cell{} // entities that appear
-	gone := map[string]bool{}   // entities that vanish
+	added := map[string]*Entity{} // entities that appear
+	gone := map[string]bool{}     // entities that vanish
 	for id, en := range b.work {
 		b.gc(en)
 		en.compile(b.ix.cat.Len())
@@ -430,25 +435,25 @@ func (b *Batch) Publish() {
 		case ok:
 			c.snap.Store(en)
 		default:
-			nc := &cell{}
-			nc.snap.Store(en)
-			added[string(id)] = nc
+			added[string(id)] = en
 		}
 	}
 	if len(added) > 0 || len(gone) > 0 {
-		next := &entMap{cells: make([]*cell, 0, len(top.cells)+len(added))}
-		nb := strtab.New(cap(next.cells))
-		keep := func(id string, c *cell) {
-			nb.Set(id, uint32(len(next.cells)))
-			next.cells = append(next.cells, c)
+		next := &entMap{cells: make([]cell, len(top.cells)-len(gone)+len(added))}
+		nb := strtab.New(len(next.cells))
+		n := 0
+		keep := func(en *Entity) {
+			nb.Set(string(en.ID), uint32(n))
+			next.cells[n].snap.Store(en)
+			n++
 		}
-		for _, c := range top.cells {
-			if id := string(c.snap.Load().ID); !gone[id] {
-				keep(id, c)
+		for i := range top.cells {
+			if en := top.cells[i].snap.Load(); !gone[string(en.ID)] {
+				keep(en)
 			}
 		}
-		for id, c := range added {
-			keep(id, c)
+		for _, en := range added {
+			keep(en)
 		}
 		next.ids = *nb.Table()
 		b.ix.ents.Store(next)
