@@ -33,13 +33,20 @@ type Catalog struct {
 	objects []ObjectType
 	actions map[ObjectType][]Action
 	keys    []Key
-	objIdx  strtab.Table // the hot-path lookup: object type -> index in objs, then a short scan
-	objs    []objSlots
+	table   []keyEntry // the hot-path lookup: (object, action) -> slot; len a power of two
+	mask    uint64
 }
 
-type objSlots struct {
-	first   int // slot of actions[0]
-	actions []Action
+// keyEntry is one entry of the catalog's open-addressing key table.
+type keyEntry struct {
+	f    uint64 // keyHash of the pair
+	slot int32  // -1 for an empty entry
+}
+
+// keyHash hashes an (object type, action) pair from the strings'
+// fingerprints: cheap, and exact after the strings are compared.
+func keyHash(o ObjectType, a Action) uint64 {
+	return strtab.Mix(strtab.Fingerprint(string(o)) ^ strtab.Fingerprint(string(a))*0xe7037ed1a0b428db)
 }
 
 // NewCatalog builds a catalog from object types and their actions. Names are
@@ -74,20 +81,34 @@ func NewCatalog(objects map[ObjectType][]Action) (*Catalog, error) {
 // buildCatalog builds a catalog from valid input.
 func buildCatalog(objects map[ObjectType][]Action) *Catalog {
 	c := &Catalog{actions: make(map[ObjectType][]Action, len(objects))}
-	ob := strtab.New(len(objects))
 	for o := range objects {
 		c.objects = append(c.objects, o)
 	}
 	sort.Slice(c.objects, func(i, j int) bool { return c.objects[i] < c.objects[j] })
 	for _, o := range c.objects {
 		c.actions[o] = slices.Clone(objects[o])
-		ob.Set(string(o), uint32(len(c.objs)))
-		c.objs = append(c.objs, objSlots{first: len(c.keys), actions: c.actions[o]})
 		for _, a := range c.actions[o] {
 			c.keys = append(c.keys, Key{o, a})
 		}
 	}
-	c.objIdx = *ob.Table()
+	// At most a quarter full: a lookup of a pair in the catalog reads one
+	// entry, nearly always.
+	size := 16
+	for size < 4*len(c.keys) {
+		size *= 2
+	}
+	c.table, c.mask = make([]keyEntry, size), uint64(size-1)
+	for i := range c.table {
+		c.table[i].slot = -1
+	}
+	for slot, k := range c.keys {
+		f := keyHash(k.Object, k.Action)
+		i := f & c.mask
+		for c.table[i].slot >= 0 {
+			i = (i + 1) & c.mask
+		}
+		c.table[i] = keyEntry{f: f, slot: int32(slot)}
+	}
 	return c
 }
 
@@ -151,14 +172,16 @@ func (c *Catalog) Slot(k Key) (int, bool) { return c.SlotOf(k.Object, k.Action) 
 // SlotOf returns the dense slot number of (o, a), and whether the pair is in
 // the catalog. It does not allocate.
 func (c *Catalog) SlotOf(o ObjectType, a Action) (int, bool) {
-	i, ok := c.objIdx.Get(string(o))
-	if !ok || int(i) >= len(c.objs) {
-		return 0, false
-	}
-	obj := &c.objs[i]
-	for i, x := range obj.actions {
-		if x == a {
-			return obj.first + i, true
+	f := keyHash(o, a)
+	for i := f & c.mask; i < uint64(len(c.table)); i = (i + 1) & c.mask {
+		e := &c.table[i]
+		if e.slot < 0 {
+			return 0, false
+		}
+		if e.f == f {
+			if k := &c.keys[e.slot]; k.Object == o && k.Action == a {
+				return int(e.slot), true
+			}
 		}
 	}
 	return 0, false

@@ -188,3 +188,48 @@ func TestCasbinModelParses(t *testing.T) {
 		t.Error("model text lost the partner rule")
 	}
 }
+
+// TestSlotOfEveryPair asks the default catalog for every object type paired
+// with every action any object type has: found exactly when the pair is in
+// the catalog, at the slot whose key is the pair.
+func TestSlotOfEveryPair(t *testing.T) {
+	c := model.DefaultCatalog()
+	in := map[model.Key]bool{}
+	actions := map[model.Action]bool{}
+	for _, k := range c.Keys() {
+		in[k] = true
+		actions[k.Action] = true
+	}
+	objects := append(c.ObjectTypes(), "", "payables", "Payable", "payable ", "p")
+	for _, o := range objects {
+		for a := range actions {
+			for _, a := range []model.Action{a, a + "x", "x" + a, ""} {
+				k := model.Key{Object: o, Action: a}
+				s, ok := c.SlotOf(o, a)
+				if ok != in[k] || (ok && c.Key(s) != k) {
+					t.Fatalf("SlotOf(%q, %q) = %d, %v; in catalog: %v", o, a, s, ok, in[k])
+				}
+			}
+		}
+	}
+}
+
+// FuzzSlotOf checks SlotOf against a map of the default catalog's pairs.
+func FuzzSlotOf(f *testing.F) {
+	c := model.DefaultCatalog()
+	in := map[model.Key]int{}
+	for i, k := range c.Keys() {
+		in[k] = i
+	}
+	f.Add("payable", "approve")
+	f.Add("payable", "approvf")
+	f.Add("", "")
+	f.Fuzz(func(t *testing.T, o, a string) {
+		k := model.Key{Object: model.ObjectType(o), Action: model.Action(a)}
+		want, wok := in[k]
+		got, ok := c.SlotOf(k.Object, k.Action)
+		if ok != wok || (ok && got != want) {
+			t.Fatalf("SlotOf(%q, %q) = %d, %v; want %d, %v", o, a, got, ok, want, wok)
+		}
+	})
+}

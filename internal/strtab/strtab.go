@@ -160,3 +160,26 @@ func (t *Table) All(fn func(string, uint32) bool) {
 		}
 	}
 }
+
+// Fingerprint folds the length and the first and last eight bytes of s
+// into one word, in a few instructions. Distinct strings can share a
+// fingerprint (those that differ only in the middle of long strings), so it
+// only narrows a search that then compares the strings themselves.
+func Fingerprint(s string) uint64 {
+	n := len(s)
+	b := unsafe.Slice(unsafe.StringData(s), n)
+	le := binary.LittleEndian
+	var x uint64
+	switch {
+	case n >= 8:
+		x = le.Uint64(b) ^ bits.RotateLeft64(le.Uint64(b[n-8:]), 31)
+	case n >= 4:
+		x = uint64(le.Uint32(b)) | uint64(le.Uint32(b[n-4:]))<<32
+	case n > 0:
+		x = uint64(b[0]) | uint64(b[n>>1])<<8 | uint64(b[n-1])<<16
+	}
+	return x ^ uint64(n)<<56
+}
+
+// Mix scrambles x so that its low bits depend on all of its bits.
+func Mix(x uint64) uint64 { return mix(x^x>>29, 0x9e3779b97f4a7c15) }
