@@ -7,14 +7,22 @@ import "errors"
 // Commit in policy.ErrStorage; errors.Is still finds these through it.
 var (
 	// ErrConflict: a change does not match the stored policy: a rule it
-	// removes is not stored, or a rule it adds is stored already. The engine
-	// that made the change was behind the database (another replica changed
-	// the same rules first); nothing was written.
+	// removes is not stored, or a rule it adds is stored already, or the
+	// engine that made it had not applied every committed change yet (the
+	// error then also wraps [ErrBehind]). Another replica changed the
+	// policy first; nothing was written. [Watcher.Retry] catches up and
+	// tries again.
 	ErrConflict = errors.New("store: change conflicts with the stored policy")
 	// ErrNotMigrated: the store's tables are missing; call [Store.Migrate].
 	ErrNotMigrated = errors.New("store: schema missing, call Migrate")
 	// ErrUnsupported: the DSN or the database dialect is not supported.
 	ErrUnsupported = errors.New("store: unsupported database")
+	// ErrBehind: the replica knows that the database holds changes its
+	// engine has not applied yet, or it cannot follow the change feed and
+	// so cannot tell. [Watcher.Behind] and [Watcher.Sync] return it, and a
+	// Commit refused because the engine was behind wraps it together with
+	// [ErrConflict].
+	ErrBehind = errors.New("store: replica behind the database")
 	// ErrClosed: the watcher was closed.
 	ErrClosed = errors.New("store: watcher closed")
 )

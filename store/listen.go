@@ -5,6 +5,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -59,10 +60,18 @@ func (w *Watcher) listenOnce(ctx context.Context) error {
 		if _, err := c.Exec(ctx, "LISTEN "+pgx.Identifier{w.st.channel}.Sanitize()); err != nil {
 			return fmt.Errorf("%w: LISTEN: %w", driver.ErrBadConn, err)
 		}
+		w.listening.Store(true)
+		defer w.listening.Store(false)
 		w.kick() // catch up on what happened before LISTEN took effect
 		for {
-			if _, err := c.WaitForNotification(ctx); err != nil {
+			n, err := c.WaitForNotification(ctx)
+			if err != nil {
 				return fmt.Errorf("%w: %w", driver.ErrBadConn, err)
+			}
+			// The payload is the committed revision: from now on the
+			// replica knows it is behind until it applied it.
+			if rev, err := strconv.ParseInt(n.Payload, 10, 64); err == nil && rev > 0 {
+				w.st.noteKnown(rev)
 			}
 			w.kick()
 		}

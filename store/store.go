@@ -55,6 +55,10 @@ type Store struct {
 	applied                  atomic.Int64 // the engine's index holds every change up to it
 	mu                       sync.Mutex
 	wakers                   map[*Watcher]struct{}
+
+	lagMu  sync.Mutex // orders the updates of applied, known and behind
+	known  int64      // the highest revision known to be committed
+	behind time.Time  // since when known > applied (zero when it is not)
 }
 
 // New returns a store over db, an open GORM database that the application
@@ -201,7 +205,7 @@ func (s *Store) Load(ctx context.Context, fn func(model.Rule) error) error {
 			}
 		}
 		s.loaded.Store(rev)
-		s.applied.Store(rev)
+		s.setApplied(rev)
 		return nil
 	}, s.readTx())
 }
@@ -306,12 +310,49 @@ type txBinding struct {
 
 // advance records that the engine's index holds every change up to rev.
 func (s *Store) advance(rev int64) {
-	for {
-		cur := s.applied.Load()
-		if rev <= cur || s.applied.CompareAndSwap(cur, rev) {
-			return
-		}
+	s.lagMu.Lock()
+	defer s.lagMu.Unlock()
+	if rev > s.applied.Load() {
+		s.applied.Store(rev)
 	}
+	s.noteLocked(rev)
+}
+
+// setApplied records that the engine's index was rebuilt from the
+// database's state at revision rev.
+func (s *Store) setApplied(rev int64) {
+	s.lagMu.Lock()
+	defer s.lagMu.Unlock()
+	if rev < s.applied.Load() {
+		s.known = rev // the database went back (it was reset)
+	}
+	s.applied.Store(rev)
+	s.noteLocked(rev)
+}
+
+// noteKnown records that revision rev is committed.
+func (s *Store) noteKnown(rev int64) {
+	s.lagMu.Lock()
+	defer s.lagMu.Unlock()
+	s.noteLocked(rev)
+}
+
+func (s *Store) noteLocked(rev int64) {
+	s.known = max(s.known, rev)
+	switch applied := s.applied.Load(); {
+	case s.known <= applied:
+		s.behind = time.Time{}
+	case s.behind.IsZero():
+		s.behind = time.Now()
+	}
+}
+
+// lag returns the revision the engine applied, the highest one known to be
+// committed, and since when the first is below the second.
+func (s *Store) lag() (applied, known int64, since time.Time) {
+	s.lagMu.Lock()
+	defer s.lagMu.Unlock()
+	return s.applied.Load(), s.known, s.behind
 }
 
 // Commit stores ch in one transaction: it numbers the change (ch.Revision
@@ -392,8 +433,9 @@ func (s *Store) commitIn(ctx context.Context, tx *gorm.DB, ch *policy.Change, re
 		return 0, err
 	}
 	if prev, seen := rev-1, s.applied.Load(); !reload && prev > seen && (inTx == 0 || prev != inTx) {
+		s.noteKnown(prev)
 		s.wake() // catch up now, so that a retry can succeed
-		return 0, fmt.Errorf("%w: the engine is behind the database (it applied revision %d, the store is at %d): retry once its watcher caught up", ErrConflict, seen, prev)
+		return 0, fmt.Errorf("%w: %w: the engine applied revision %d, the database is at %d: retry once its watcher caught up", ErrConflict, ErrBehind, seen, prev)
 	}
 	if err := s.step(ctx, tx, "numbered"); err != nil {
 		return 0, err

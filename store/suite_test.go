@@ -36,6 +36,7 @@ func runSuite(t *testing.T, b backend) {
 		{"Audit", testAudit},
 		{"WatcherCatchUpAndPrune", testWatcherCatchUp},
 		{"WatcherNoLeak", testWatcherNoLeak},
+		{"Behind", testBehind},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })

@@ -42,11 +42,18 @@ type Watcher struct {
 	poll   time.Duration
 	listen bool
 
-	cursor   atomic.Int64 // every change up to it is applied
-	syncMu   sync.Mutex   // one catch-up at a time
-	wakeCh   chan struct{}
-	advMu    sync.Mutex
-	advanced chan struct{} // closed and replaced when cursor moves
+	cursor    atomic.Int64 // every feed row up to it is processed
+	syncMu    sync.Mutex   // one catch-up at a time
+	wakeCh    chan struct{}
+	advMu     sync.Mutex
+	advanced  chan struct{} // closed and replaced when cursor moves
+	listening atomic.Bool   // the LISTEN connection is up
+	hook      func(ctx context.Context) error
+
+	stMu    sync.Mutex // guards the fields below
+	lastErr error      // the last failure to follow the feed; nil after a success
+	errAt   time.Time  // when following the feed started failing
+	checked time.Time  // the last successful read of the database's revision
 
 	cbMu sync.Mutex
 	cb   func(string)
@@ -60,6 +67,7 @@ type Watcher struct {
 type watcherOptions struct {
 	poll   time.Duration
 	listen bool
+	hook   func(ctx context.Context) error // tests: runs in Sync, after the revision is read
 }
 
 // WatcherOption configures a [Watcher].
@@ -81,6 +89,13 @@ func WithPollInterval(d time.Duration) WatcherOption {
 // pool.
 func WithListen(on bool) WatcherOption { return func(o *watcherOptions) { o.listen = on } }
 
+// withSyncHook calls h in every Sync once the database's revision is read,
+// before the feed is; an error it returns fails the Sync there. Tests use
+// it to make a replica that knows it is behind and cannot catch up.
+func withSyncHook(h func(ctx context.Context) error) WatcherOption {
+	return func(o *watcherOptions) { o.hook = h }
+}
+
 // NewWatcher starts a watcher that applies to eng the changes other
 // replicas commit to st's database. eng must have been created with st
 // (policy.WithStore(st)): the watcher continues from the revision eng
@@ -98,6 +113,7 @@ func NewWatcher(ctx context.Context, st *Store, eng *policy.Engine, opts ...Watc
 		listen:   o.listen && st.dialect == dialectPostgres,
 		wakeCh:   make(chan struct{}, 1),
 		advanced: make(chan struct{}),
+		hook:     o.hook,
 	}
 	w.cursor.Store(st.LoadedRevision())
 	if err := w.Sync(ctx); err != nil {
@@ -116,18 +132,101 @@ func NewWatcher(ctx context.Context, st *Store, eng *policy.Engine, opts ...Watc
 	return w, nil
 }
 
-// Revision returns the revision up to which the watcher has applied every
-// change. Compare it with [Store.Revision] to tell whether this replica is
-// behind.
-func (w *Watcher) Revision() int64 { return w.cursor.Load() }
+// Revision returns the revision up to which the replica's engine has
+// applied every change: the other replicas' through the watcher, its own
+// as it commits them. Compare it with [Store.Revision] to tell whether this
+// replica is behind, or ask [Watcher.Behind].
+func (w *Watcher) Revision() int64 { return max(w.cursor.Load(), w.st.applied.Load()) }
+
+// Known returns the highest revision the watcher knows to be committed:
+// from the database's revision it read last, the notifications it received
+// (PostgreSQL) and the commits its store made or refused. The replica is
+// behind while Known is above [Watcher.Revision]; Known may itself be
+// below the database's revision when changes were committed since the
+// watcher last heard of one.
+func (w *Watcher) Known() int64 {
+	_, known, _ := w.st.lag()
+	return known
+}
+
+// Lag is what a watcher knows of how far its replica is behind the
+// database; see [Watcher.Lag].
+type Lag struct {
+	// Applied is the revision up to which the engine applied every change
+	// ([Watcher.Revision]).
+	Applied int64
+	// Known is the highest revision known to be committed ([Watcher.Known]).
+	Known int64
+	// Since is when the replica fell behind: Known > Applied since then.
+	// It is zero while Known == Applied.
+	Since time.Time
+	// Checked is when the watcher last read the database's revision.
+	Checked time.Time
+	// Err is why following the change feed fails, since ErrSince; nil
+	// while it works.
+	Err      error
+	ErrSince time.Time
+	// Listening tells that PostgreSQL notifications reach the watcher.
+	// Without them (other databases, WithListen(false), a lost
+	// connection) it learns of changes by polling only.
+	Listening bool
+}
+
+// Behind returns the number of changes known to be committed and not yet
+// applied.
+func (l Lag) Behind() int64 { return max(l.Known-l.Applied, 0) }
+
+// Lag returns the watcher's view of its replica's lag. It reads no
+// database and takes no lock that decisions take.
+func (w *Watcher) Lag() Lag {
+	applied, known, since := w.st.lag()
+	applied = max(applied, w.cursor.Load())
+	l := Lag{Applied: applied, Known: max(known, applied), Listening: w.listening.Load()}
+	if l.Known > l.Applied {
+		l.Since = since
+	}
+	w.stMu.Lock()
+	l.Checked, l.Err, l.ErrSince = w.checked, w.lastErr, w.errAt
+	w.stMu.Unlock()
+	return l
+}
+
+// Behind returns nil when the replica has applied every change it knows
+// of and its watcher follows the change feed. Otherwise it returns an
+// error that wraps [ErrBehind] (and, when following the feed fails, the
+// reason; after [Watcher.Close], [ErrClosed]) and says by how much and
+// for how long. It reads no database: call it before serving a decision
+// that must not come from a state known to be stale, and [Watcher.Sync]
+// (one round trip) before validating a change against every committed
+// one.
+//
+// The watcher learns of a change when it is notified (PostgreSQL), when
+// it polls, and when its store commits or refuses a change: a nil result
+// means that nothing is known to be missing, not that nothing is.
+func (w *Watcher) Behind() error {
+	if w.ctx.Err() != nil {
+		return fmt.Errorf("%w: %w", ErrBehind, ErrClosed)
+	}
+	l := w.Lag()
+	switch {
+	case l.Err != nil:
+		return fmt.Errorf("%w: following the change feed fails since %s (applied revision %d, known %d): %w",
+			ErrBehind, l.ErrSince.Format(time.RFC3339Nano), l.Applied, l.Known, l.Err)
+	case l.Known > l.Applied:
+		return fmt.Errorf("%w: applied revision %d, revision %d is committed (%d changes, behind for %v)",
+			ErrBehind, l.Applied, l.Known, l.Behind(), time.Since(l.Since).Round(time.Microsecond))
+	}
+	return nil
+}
 
 // Wait blocks until the watcher has applied revision rev, or ctx ends.
+// Wait(ctx, w.Known()) waits for every change the watcher knows of.
 func (w *Watcher) Wait(ctx context.Context, rev int64) error {
 	for {
 		w.advMu.Lock()
 		ch := w.advanced
 		w.advMu.Unlock()
-		if w.cursor.Load() >= rev {
+		if w.Revision() >= rev {
 			return nil
 		}
 		select {
@@ -138,8 +237,13 @@ func (w *Watcher) Wait(ctx context.Context, rev int64) error {
 	}
 }
 
+// setCursor records that every feed row up to rev is processed; the
+// cursor never moves back.
 func (w *Watcher) setCursor(rev int64) {
-	w.cursor.Store(rev)
+	if rev <= w.cursor.Load() {
+		return
+	}
+	w.cursor.Store(rev) // only the syncMu holder writes it
 	w.st.advance(rev)
 	w.advMu.Lock()
 	close(w.advanced)
@@ -172,27 +276,76 @@ func (w *Watcher) kick() {
 	}
 }
 
+// minRetry is the first delay before the watcher retries a failed
+// catch-up; it doubles up to the poll interval.
+const minRetry = 10 * time.Millisecond
+
+// run catches up on every wake-up: a notification, a local commit, the
+// poll ticker, or a retry after a failure (soon, rather than a whole poll
+// interval later).
 func (w *Watcher) run() {
 	defer w.wg.Done()
 	t := time.NewTicker(w.poll)
 	defer t.Stop()
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
+	backoff := minRetry
 	for {
 		select {
 		case <-w.ctx.Done():
 			return
 		case <-t.C:
 		case <-w.wakeCh:
+		case <-retry.C:
 		}
-		if err := w.Sync(w.ctx); err != nil && w.ctx.Err() == nil {
-			w.st.log.WarnContext(w.ctx, "gatehouse: following the change feed failed", "err", err, "revision", w.Revision())
+		err := w.Sync(w.ctx)
+		if w.ctx.Err() != nil {
+			return
 		}
+		if err == nil && w.Known() <= w.Revision() {
+			backoff = minRetry
+			retry.Stop()
+			continue
+		}
+		if err != nil {
+			w.st.log.WarnContext(w.ctx, "gatehouse: following the change feed failed", "err", err, "revision", w.Revision(), "retry", backoff)
+		} // else a notification announced a revision that the read did not show yet
+		retry.Reset(backoff)
+		backoff = min(2*backoff, w.poll)
 	}
 }
 
 const feedBatch = 500
 
-// Sync applies, now, every change committed after the watcher's revision.
+// Sync applies, now, every change committed before the call: it reads the
+// database's revision and applies the changes up to it (one round trip
+// when there are none). Call it before validating a change against every
+// committed one. An error wraps [ErrBehind]: the replica could not catch
+// up.
 func (w *Watcher) Sync(ctx context.Context) error {
+	err := w.sync(ctx)
+	w.stMu.Lock()
+	defer w.stMu.Unlock()
+	switch {
+	case err == nil:
+		w.lastErr, w.errAt = nil, time.Time{}
+	case ctx.Err() != nil:
+		// The caller gave up (or the watcher is closing): that says
+		// nothing about the feed.
+	default:
+		if w.lastErr == nil {
+			w.errAt = time.Now()
+		}
+		w.lastErr = err
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBehind, err)
+	}
+	return nil
+}
+
+func (w *Watcher) sync(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -209,6 +362,15 @@ func (w *Watcher) Sync(ctx context.Context) error {
 		latest, err := w.st.Revision(ctx)
 		if err != nil {
 			return err
+		}
+		w.st.noteKnown(latest)
+		w.stMu.Lock()
+		w.checked = time.Now()
+		w.stMu.Unlock()
+		if w.hook != nil {
+			if err := w.hook(ctx); err != nil {
+				return err
+			}
 		}
 		if latest == cur {
 			return nil
@@ -273,7 +435,16 @@ func (w *Watcher) reload(ctx context.Context, why string) error {
 	if err := w.eng.Reload(ctx); err != nil {
 		return err
 	}
-	w.setCursor(max(w.st.LoadedRevision(), w.cursor.Load()))
+	// The index is the database's state at the loaded revision: the feed
+	// continues from there (even below the cursor, if the database was
+	// reset).
+	rev := w.st.LoadedRevision()
+	w.cursor.Store(rev)
+	w.st.advance(rev)
+	w.advMu.Lock()
+	close(w.advanced)
+	w.advanced = make(chan struct{})
+	w.advMu.Unlock()
 	return nil
 }
 

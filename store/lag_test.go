@@ -1,0 +1,122 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-authz/gatehouse/policy"
+)
+
+// testBehind: a replica that knows it is behind says so (Watcher.Behind,
+// Lag, a refused Commit), and catches up on its own once it can.
+func testBehind(t *testing.T, b backend) {
+	ctx := context.Background()
+	prefix := newPrefix()
+	stA := newStore(t, b, b.open(t), prefix)
+	stB := newStore(t, b, b.open(t), prefix)
+	engA, engB := newEngine(t, stA), newEngine(t, stB)
+	var failing atomic.Bool
+	errFeed := errors.New("feed unreachable (injected)")
+	// B polls once an hour: it learns of A's changes from notifications
+	// (PostgreSQL), from Sync and from its own store's commits.
+	wB, err := NewWatcher(ctx, stB, engB, WithPollInterval(time.Hour), withSyncHook(func(context.Context) error {
+		if failing.Load() {
+			return errFeed
+		}
+		return nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wB.Close()
+	if err := wB.Behind(); err != nil {
+		t.Fatalf("fresh replica: %v", err)
+	}
+	if l := wB.Lag(); l.Applied != 0 || l.Known != 0 || !l.Since.IsZero() || l.Err != nil || l.Checked.IsZero() || l.Behind() != 0 {
+		t.Fatalf("fresh replica: %+v", l)
+	}
+
+	failing.Store(true)
+	setupEntity(t, ctx, engA, "e1")
+	rev := engA.Revision()
+	if b.name == dialectPostgres {
+		// The notification alone tells B what is committed.
+		deadline := time.Now().Add(10 * time.Second)
+		for wB.Known() != rev {
+			if time.Now().After(deadline) {
+				t.Fatalf("no notification of revision %d: %+v", rev, wB.Lag())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		if !wB.Lag().Listening {
+			t.Fatal("Lag.Listening is false with notifications arriving")
+		}
+	} else {
+		// Nothing told B yet: it does not know, and says nothing.
+		if err := wB.Behind(); err != nil {
+			t.Fatalf("Behind before anything told B: %v", err)
+		}
+		err := wB.Sync(ctx)
+		if !errors.Is(err, ErrBehind) || !errors.Is(err, errFeed) {
+			t.Fatalf("Sync with the feed failing = %v, want ErrBehind and the cause", err)
+		}
+	}
+	err = wB.Behind()
+	if !errors.Is(err, ErrBehind) {
+		t.Fatalf("Behind = %v, want ErrBehind", err)
+	}
+	t.Logf("Behind: %v", err)
+	l := wB.Lag()
+	if l.Applied != 0 || l.Known != rev || l.Behind() != rev || l.Since.IsZero() {
+		t.Fatalf("Lag = %+v, want applied 0, known %d, a Since", l, rev)
+	}
+
+	// A change made on B's stale index is refused, saying why.
+	_, err = engB.CreateEntity(ctx, "p1", "e2")
+	if !errors.Is(err, ErrBehind) || !errors.Is(err, ErrConflict) || !errors.Is(err, policy.ErrStorage) {
+		t.Fatalf("change on a stale replica = %v, want ErrConflict and ErrBehind", err)
+	}
+	if _, err := engB.GetEntity(ctx, "e2"); !errors.Is(err, policy.ErrNotFound) {
+		t.Fatalf("refused change published: %v", err)
+	}
+
+	// The refused commit woke B's watcher, which keeps retrying (not once
+	// per poll interval): once the feed answers, B catches up by itself.
+	failing.Store(false)
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := wB.Wait(wctx, wB.Known()); err != nil {
+		t.Fatalf("B did not catch up by itself: %v (%+v)", err, wB.Lag())
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for wB.Behind() != nil { // the successful Sync clears Err right after it applied
+		if time.Now().After(deadline) {
+			t.Fatalf("still behind after catching up: %v", wB.Behind())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if l := wB.Lag(); l.Applied != rev || l.Known != rev || !l.Since.IsZero() || l.Err != nil {
+		t.Fatalf("Lag after catching up = %+v", l)
+	}
+	assertSameRules(t, "after catching up", sortedRules(engA.Rules()), sortedRules(engB.Rules()))
+
+	// Caught up, B's change goes through; Sync is the one-round-trip way to
+	// be sure before validating a change.
+	if err := wB.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := engB.CreateEntity(ctx, "p1", "e2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := wB.Behind(); err != nil {
+		t.Fatalf("after its own commit: %v", err)
+	}
+
+	wB.Close()
+	if err := wB.Behind(); !errors.Is(err, ErrBehind) || !errors.Is(err, ErrClosed) {
+		t.Fatalf("closed watcher: Behind = %v", err)
+	}
+}
