@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/gatehouse-authz/gatehouse/internal/index"
 	"github.com/gatehouse-authz/gatehouse/model"
 )
 
@@ -108,12 +107,10 @@ func (e *Engine) Decide(r Request) Decision {
 		if en == nil {
 			return Decision{Reason: ReasonUnknownEntity}
 		}
-		return decideUser(en, &r, slot)
+	default:
+		return Decision{Reason: ReasonInvalid, Err: errNoSubject}
 	}
-	return Decision{Reason: ReasonInvalid, Err: errNoSubject}
-}
-
-func decideUser(en *index.Entity, r *Request, slot int) Decision {
+	// An entity user: its own role's permission, or the default role's.
 	g := en.Grant(model.UserID(r.Subject.ID), slot)
 	d := Decision{Role: g.Role, ViaDefault: g.ViaDefault}
 	switch {

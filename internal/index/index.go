@@ -226,11 +226,12 @@ func (ix *Index) Catalog() *model.Catalog { return ix.cat }
 
 // Entity returns the snapshot of entity e, or nil if no rule names it.
 func (ix *Index) Entity(e model.EntityID) *Entity {
-	c, ok := ix.ents.Load().get(string(e))
-	if !ok {
+	m := ix.ents.Load()
+	i, ok := m.ids.Get(string(e))
+	if !ok || uint(i) >= uint(len(m.cells)) {
 		return nil
 	}
-	return c.snap.Load()
+	return m.cells[i].snap.Load()
 }
 
 // Entities calls fn for every entity's snapshot, in no particular order.
