@@ -357,41 +357,38 @@ func (w *Watcher) sync(ctx context.Context) error {
 			w.callback(cur)
 		}
 	}()
-	for {
-		cur := w.cursor.Load()
-		latest, err := w.st.Revision(ctx)
-		if err != nil {
+	// One read of the database's revision, then the feed up to it: a
+	// notified change costs two round trips.
+	latest, err := w.st.Revision(ctx)
+	if err != nil {
+		return err
+	}
+	w.st.noteKnown(latest)
+	w.stMu.Lock()
+	w.checked = time.Now()
+	w.stMu.Unlock()
+	if w.hook != nil {
+		if err := w.hook(ctx); err != nil {
 			return err
 		}
-		w.st.noteKnown(latest)
-		w.stMu.Lock()
-		w.checked = time.Now()
-		w.stMu.Unlock()
-		if w.hook != nil {
-			if err := w.hook(ctx); err != nil {
-				return err
-			}
-		}
-		if latest == cur {
+	}
+	if cur := w.cursor.Load(); latest < cur { // the database was reset under us
+		return w.reload(ctx, "store revision went back")
+	}
+	for {
+		cur := w.cursor.Load()
+		if cur >= latest {
 			return nil
 		}
-		if latest < cur { // the database was reset under us
-			if err := w.reload(ctx, "store revision went back"); err != nil {
-				return err
-			}
-			continue
-		}
 		var rows []changeRow
-		err = w.st.db.WithContext(ctx).Table(w.st.changes).
+		err := w.st.db.WithContext(ctx).Table(w.st.changes).
 			Where("revision > ?", cur).Order("revision").Limit(feedBatch).Find(&rows).Error
 		if err != nil {
 			return fmt.Errorf("store: reading the change feed: %w", err)
 		}
 		if len(rows) == 0 || rows[0].Revision != cur+1 {
-			if err := w.reload(ctx, "change feed pruned"); err != nil {
-				return err
-			}
-			continue
+			// The reload reads a snapshot at least as new as latest.
+			return w.reload(ctx, "change feed pruned")
 		}
 		for i := range rows {
 			if err := w.apply(ctx, &rows[i]); err != nil {
