@@ -61,10 +61,13 @@
 // # Cost and concurrency
 //
 // A Middleware is immutable after New and safe for concurrent use. On the
-// allowed path a guard makes two allocations of its own: the request state
-// (which is also the request's new context) and the request copy that
-// net/http's WithContext makes; header lookups, the entity check and the
-// decision (policy.Engine.Decide) do not allocate. *auth.Service adds one
-// more for a cached token. The benchmarks in this package measure the whole
-// path against a bare handler.
+// allowed path a guard makes two allocations: the request state (which is
+// also the request's new context) and the request copy that net/http's
+// WithContext makes; header lookups, the token syntax check, the entity
+// check and the decision (policy.Engine.Decide) do not allocate, and
+// *auth.Service answers a cached token without allocating. Around an
+// *http.ServeMux, [Middleware.Routes] matches each request once more than
+// the mux does; wrapping each handler avoids that. BenchmarkMiddleware in
+// this package times the whole path and the same handler without it in
+// turns, and reports the difference (added-ns/op, added-allocs/op).
 package middleware

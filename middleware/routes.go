@@ -93,6 +93,17 @@ func (m *Middleware) Routes(table Routes) (func(http.Handler) http.Handler, erro
 		}
 		rt[path][method] = g
 	}
+	// exact maps the table's patterns, as routers report them, to their
+	// guards, so that most requests need no parsing of their pattern. A
+	// method-less pattern is there only when no declaration of the same
+	// path has a method (lookupRoute would prefer that one).
+	exact := make(map[string]*guard, len(table))
+	for _, e := range table {
+		method, path, _ := splitPattern(e.Pattern)
+		if method != "" || len(rt[path]) == 1 {
+			exact[e.Pattern] = rt[path][method]
+		}
+	}
 	return func(next http.Handler) http.Handler {
 		mux, _ := next.(*http.ServeMux)
 		var owned *http.ServeMux // routes with an owner lookup, to set path values around a mux
@@ -114,7 +125,10 @@ func (m *Middleware) Routes(table Routes) (func(http.Handler) http.Handler, erro
 					return
 				}
 			}
-			g := lookupRoute(rt, pat, r.Method)
+			g := exact[pat]
+			if g == nil {
+				g = lookupRoute(rt, pat, r.Method)
+			}
 			if g == nil {
 				m.log.ErrorContext(r.Context(), "gatehouse: no route declaration; request refused",
 					slog.String("pattern", pat), slog.String("method", r.Method), slog.String("subject", st.p.Subject().String()))
