@@ -40,9 +40,24 @@
 // and a [Watcher] that applies the other replicas' changes incrementally,
 // in commit order, from the change feed (revisions are assigned under a
 // lock on the revision row, so they follow commit order without gaps).
-// On PostgreSQL commits notify the watchers with NOTIFY; everywhere the
-// watchers also poll. [Watcher.Revision] against [Store.Revision] tells
-// how far behind a replica is; [Watcher.Wait] waits for a revision.
+// On PostgreSQL commits notify the watchers with NOTIFY (the payload is
+// the revision); everywhere the watchers also poll, and a catch-up that
+// failed is retried within milliseconds rather than at the next poll.
+//
+// # Freshness
+//
+// A replica never serves from a state it knows is behind without saying
+// so. [Watcher.Revision] is the revision its engine applied,
+// [Watcher.Known] the highest one it knows is committed (from
+// notifications, polls and its own commits), and [Watcher.Behind] returns
+// an error wrapping [ErrBehind] while the first is below the second or
+// while the watcher cannot follow the feed ([Watcher.Lag] has the
+// details). It reads no database, so a server can check it on every
+// request. [Watcher.Sync] catches up with every change committed before
+// the call (one round trip when there is none), and [Watcher.Wait] waits
+// for a revision. A change made from a stale index is refused with an
+// error wrapping both [ErrConflict] and [ErrBehind]; [Watcher.Retry]
+// catches up and tries again.
 //
 // # Concurrency
 //

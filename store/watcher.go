@@ -162,9 +162,10 @@ type Lag struct {
 	Since time.Time
 	// Checked is when the watcher last read the database's revision.
 	Checked time.Time
-	// Err is why following the change feed fails, since ErrSince; nil
-	// while it works.
-	Err      error
+	// Err is why following the change feed fails; nil while it works.
+	Err error
+	// ErrSince is when following the feed started failing (zero with a
+	// nil Err).
 	ErrSince time.Time
 	// Listening tells that PostgreSQL notifications reach the watcher.
 	// Without them (other databases, WithListen(false), a lost
