@@ -267,3 +267,24 @@ func benchPropagation(b *testing.B, bk backend, contended bool) {
 		b.ReportMetric(float64(other)/float64(b.N), "B-commits/op")
 	}
 }
+
+// BenchmarkBehind measures the freshness check a server may make on every
+// request (no database read).
+func BenchmarkBehind(b *testing.B) {
+	bk := sqliteBackend(b)
+	st := newStore(b, bk, bk.open(b), newPrefix())
+	eng := newEngine(b, st)
+	w, err := NewWatcher(context.Background(), st, eng, WithPollInterval(time.Hour))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := w.Behind(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
