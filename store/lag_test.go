@@ -120,3 +120,50 @@ func testBehind(t *testing.T, b backend) {
 		t.Fatalf("closed watcher: Behind = %v", err)
 	}
 }
+
+// testDatabaseReset: when the database goes back (restored from an older
+// backup, or emptied), a watcher reloads once and follows the feed from
+// there, and its replica does not stay "behind" a revision that is gone.
+func testDatabaseReset(t *testing.T, b backend) {
+	ctx := context.Background()
+	prefix := newPrefix()
+	stA := newStore(t, b, b.open(t), prefix)
+	stB := newStore(t, b, b.open(t), prefix)
+	engA, engB := newEngine(t, stA), newEngine(t, stB)
+	w, err := NewWatcher(ctx, stB, engB, WithPollInterval(time.Hour), WithListen(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	setupEntity(t, ctx, engA, "e1")
+	if err := w.Sync(ctx); err != nil || w.Revision() != 5 {
+		t.Fatalf("Sync: %v, at %d", err, w.Revision())
+	}
+	// Empty the database and start again: revision 1 is another change.
+	if err := stA.dropTables(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := stA.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	engA2 := newEngine(t, stA)
+	if _, err := engA2.CreateEntity(ctx, "p2", "e2"); err != nil {
+		t.Fatal(err)
+	}
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := w.Sync(sctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Behind(); err != nil || w.Revision() != 1 {
+		t.Fatalf("after the reset: at %d, %v", w.Revision(), err)
+	}
+	assertSameRules(t, "after the reset", storedRules(t, stA), sortedRules(engB.Rules()))
+	if _, err := engA2.CreateEntity(ctx, "p2", "e3"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Sync(sctx); err != nil || w.Revision() != 2 {
+		t.Fatalf("following the new feed: at %d, %v", w.Revision(), err)
+	}
+	assertSameRules(t, "following the new feed", storedRules(t, stA), sortedRules(engB.Rules()))
+}

@@ -37,6 +37,7 @@ func runSuite(t *testing.T, b backend) {
 		{"WatcherCatchUpAndPrune", testWatcherCatchUp},
 		{"WatcherNoLeak", testWatcherNoLeak},
 		{"Behind", testBehind},
+		{"DatabaseReset", testDatabaseReset},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })
