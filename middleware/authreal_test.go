@@ -55,6 +55,7 @@ func TestWithAuthService(t *testing.T) {
 		return tok.AccessToken
 	}
 	partner, user, lim, doomed := issue(creds, ""), issue(creds, "u2"), issue(limited, ""), issue(creds, "")
+	userLim, userDoomed := issue(limited, "u2"), issue(creds, "u2")
 	mux, _ := wd.mux(t, middleware.Config{Authenticator: svc, Logger: debugLogger(logs), OnDecision: middleware.SlogHook(debugLogger(logs))})
 	monite, _ := wd.mux(t, middleware.Config{Authenticator: svc, ErrorWriter: middleware.WriteMonite, Logger: debugLogger(logs)})
 	e1 := map[string]string{"X-Entity-Id": "e1"}
@@ -76,30 +77,40 @@ func TestWithAuthService(t *testing.T) {
 		check(mux, "GET", "/payables", user, map[string]string{"X-Entity-Id": "e2"}, 403)
 		check(mux, "POST", "/entities", user, nil, 403)
 		check(mux, "GET", "/payables", lim, e1, 403)
+		check(mux, "GET", "/payables", userLim, nil, 403)
+		check(mux, "GET", "/payables", userDoomed, nil, 200)
 		check(mux, "GET", "/payables", partner+"x", e1, 401)
 	}
-	if err := svc.Revoke(ctx, doomed); err != nil {
-		t.Fatal(err)
+	for _, tok := range []string{doomed, userDoomed} {
+		if err := svc.Revoke(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+		w := check(mux, "GET", "/payables", tok, e1, 401)
+		if got := w.Header().Get("WWW-Authenticate"); !strings.Contains(got, `error="invalid_token"`) || !strings.Contains(w.Body.String(), string(middleware.CodeRevokedToken)) {
+			t.Errorf("revoked: %q %s", got, w.Body)
+		}
+		if w := check(monite, "GET", "/payables", tok, e1, 400); w.Header().Get("WWW-Authenticate") == "" || !strings.Contains(w.Body.String(), `"message"`) {
+			t.Errorf("Monite's 400 for a revoked token: %q %s", w.Header().Get("WWW-Authenticate"), w.Body)
+		}
 	}
-	w := check(mux, "GET", "/payables", doomed, e1, 401)
-	if got := w.Header().Get("WWW-Authenticate"); !strings.Contains(got, `error="invalid_token"`) || !strings.Contains(w.Body.String(), string(middleware.CodeRevokedToken)) {
-		t.Errorf("revoked: %q %s", got, w.Body)
-	}
-	if w := check(monite, "GET", "/payables", doomed, e1, 400); w.Header().Get("WWW-Authenticate") == "" {
-		t.Error("Monite's 400 for a revoked token lacks WWW-Authenticate")
-	}
+	var w *responseRecorder
 	now.Add(int64(time.Hour))
 	w = check(mux, "GET", "/payables", partner, e1, 401)
 	if !strings.Contains(w.Header().Get("WWW-Authenticate"), "expired") || !strings.Contains(w.Body.String(), string(middleware.CodeExpiredToken)) {
 		t.Errorf("expired: %q %s", w.Header().Get("WWW-Authenticate"), w.Body)
 	}
+	w = check(mux, "GET", "/payables", user, nil, 401)
+	if !strings.Contains(w.Body.String(), string(middleware.CodeExpiredToken)) {
+		t.Errorf("expired user token: %s", w.Body)
+	}
 	check(monite, "GET", "/payables", user, nil, 400)
+	check(monite, "GET", "/payables", partner, e1, 400)
 
 	out := logs.String()
 	if !strings.Contains(out, "gatehouse: decision") {
 		t.Fatal("no decision was logged")
 	}
-	for _, secret := range []string{partner, user, lim, doomed, creds.Secret, limited.Secret} {
+	for _, secret := range []string{partner, user, lim, doomed, userLim, userDoomed, creds.Secret, limited.Secret} {
 		if strings.Contains(out, secret) {
 			t.Errorf("the log contains a token or secret")
 		}

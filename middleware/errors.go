@@ -11,6 +11,11 @@ import (
 // and does not call the handler. gorm.ErrRecordNotFound is treated the same.
 var ErrNotFound = errors.New("middleware: object not found")
 
+// ErrConfig is wrapped by the errors of [New] and [Middleware.Routes]: a
+// configuration, route declaration or route table the middleware cannot
+// work with. The guards of such a declaration answer 500 to every request.
+var ErrConfig = errors.New("middleware: invalid configuration")
+
 // Code is a stable, machine-readable name for an error answer. It is sent as
 // the "code" member of problem documents and lets an [ErrorWriter] choose its
 // own status and wording.

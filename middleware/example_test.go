@@ -120,3 +120,51 @@ type noTokens struct{}
 func (noTokens) Authenticate(context.Context, string) (auth.Principal, error) {
 	return auth.Principal{}, auth.ErrInvalidToken
 }
+
+// Routes declares a whole API in one table and guards an http.ServeMux with
+// it: routes without an action take their method's default, and a
+// registered route missing from the table is refused.
+func ExampleMiddleware_Routes() {
+	ctx := context.Background()
+	eng, _ := policy.New(ctx)
+	_, _ = eng.CreateEntity(ctx, "partner1", "acme")
+	_, _ = eng.CreateRole(ctx, "acme", policy.RoleSpec{ID: "viewer", Name: "Viewer", Permissions: model.Permissions{
+		{Object: "payable", Action: "read"}: model.Allowed,
+	}})
+	_, _ = eng.AddUser(ctx, "acme", "ann", "viewer")
+	mw, _ := middleware.New(middleware.Config{Authenticator: noTokens{}, Engine: eng})
+
+	guard, err := mw.Routes(middleware.Routes{
+		{Pattern: "GET /payables", Object: "payable"},  // read
+		{Pattern: "POST /payables", Object: "payable"}, // create
+		{Pattern: "POST /payables/{id}/approve", Object: "payable", Action: "approve"},
+		{Pattern: "POST /entities", PartnerOnly: true},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") })
+	mux := http.NewServeMux()
+	for _, p := range []string{"GET /payables", "POST /payables", "POST /payables/{id}/approve", "POST /entities", "GET /reports"} {
+		mux.Handle(p, ok)
+	}
+	h := guard(mux)
+
+	ann := auth.Principal{Kind: auth.KindEntityUser, PartnerID: "partner1", EntityID: "acme", UserID: "ann"}
+	for _, req := range []struct{ method, path string }{
+		{"GET", "/payables"}, {"POST", "/payables"}, {"POST", "/payables/p1/approve"}, {"POST", "/entities"}, {"GET", "/reports"},
+	} {
+		// A principal from NewContext stands for an authenticated token.
+		r := httptest.NewRequest(req.method, req.path, nil).WithContext(middleware.NewContext(ctx, ann))
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		fmt.Println(req.method, req.path, w.Code)
+	}
+	// Output:
+	// GET /payables 200
+	// POST /payables 403
+	// POST /payables/p1/approve 403
+	// POST /entities 403
+	// GET /reports 500
+}

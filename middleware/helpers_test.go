@@ -74,6 +74,10 @@ const (
 	tokRevoked = "tok-revoked"
 	tokBad     = "tok-bad"
 	tokDown    = "tok-down"
+
+	tokUserLimited = "tok-user-limited" // u1, from a client enabled for receivables only
+	tokUserRemoved = "tok-user-removed" // u7: removed from e1 after the token was issued
+	tokUserGone    = "tok-user-gone"    // u8 of entity "gone", removed with its users
 )
 
 func newWorld(t testing.TB) *world {
@@ -119,6 +123,18 @@ func newWorld(t testing.TB) *world {
 	must(eng.AddUser(ctx, "e3", "u4", "admin3"))
 	limited := partnerP("p1")
 	limited.APIs = []model.ObjectType{"receivable"}
+	userLimited := userP("p1", "e1", "u1")
+	userLimited.APIs = []model.ObjectType{"receivable"}
+	must(eng.AddUser(ctx, "e1", "u7", "admin"))
+	if err := eng.RemoveUser(ctx, "e1", "u7"); err != nil {
+		t.Fatal(err)
+	}
+	must(eng.CreateEntity(ctx, "p1", "gone"))
+	must(eng.CreateRole(ctx, "gone", policy.RoleSpec{ID: "admin4", Name: "admin", Permissions: all}))
+	must(eng.AddUser(ctx, "gone", "u8", "admin4"))
+	if err := eng.RemoveEntity(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
 	return &world{
 		eng: eng,
 		auth: &fakeAuth{
@@ -126,6 +142,7 @@ func newWorld(t testing.TB) *world {
 				tokP1: partnerP("p1"), tokP2: partnerP("p2"), tokLimited: limited,
 				tokU1: userP("p1", "e1", "u1"), tokU2: userP("p1", "e1", "u2"), tokU3: userP("p1", "e1", "u3"),
 				tokU4: userP("p2", "e3", "u4"), tokU5: userP("p1", "e2", "u5"),
+				tokUserLimited: userLimited, tokUserRemoved: userP("p1", "e1", "u7"), tokUserGone: userP("p1", "gone", "u8"),
 			},
 			errs: map[string]error{
 				tokExpired: fmt.Errorf("auth: %w", auth.ErrExpiredToken),

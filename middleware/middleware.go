@@ -86,7 +86,7 @@ type Middleware struct {
 // New checks cfg and returns a Middleware.
 func New(cfg Config) (*Middleware, error) {
 	if cfg.Authenticator == nil || cfg.Engine == nil {
-		return nil, errors.New("middleware: Config.Authenticator and Config.Engine are required")
+		return nil, fmt.Errorf("%w: Config.Authenticator and Config.Engine are required", ErrConfig)
 	}
 	m := &Middleware{
 		authn: cfg.Authenticator, eng: cfg.Engine, writeErr: cfg.ErrorWriter,
@@ -100,7 +100,7 @@ func New(cfg Config) (*Middleware, error) {
 		h = DefaultEntityHeader
 	}
 	if !validHeaderName(h) {
-		return nil, fmt.Errorf("middleware: entity header %q is not a valid header name", h)
+		return nil, fmt.Errorf("%w: entity header %q is not a valid header name", ErrConfig, h)
 	}
 	m.header = textproto.CanonicalMIMEHeaderKey(h)
 	realm := cfg.Realm
@@ -109,7 +109,7 @@ func New(cfg Config) (*Middleware, error) {
 	}
 	for i := 0; i < len(realm); i++ {
 		if c := realm[i]; c < 0x20 || c == 0x7f || c == '"' || c == '\\' {
-			return nil, fmt.Errorf("middleware: realm %q has a character not allowed in a quoted string", realm)
+			return nil, fmt.Errorf("%w: realm %q has a character not allowed in a quoted string", ErrConfig, realm)
 		}
 	}
 	if m.writeErr == nil {

@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -71,8 +72,8 @@ func (m *Middleware) PartnerOnly() func(http.Handler) http.Handler {
 
 func (m *Middleware) newGuard(obj model.ObjectType, act model.Action, owner OwnerLookup, partnerOnly bool) *guard {
 	g := &guard{obj: obj, act: act, owner: owner, partnerOnly: partnerOnly}
-	g.bad = m.checkDecl(obj, act)
-	if g.bad != nil {
+	if err := m.checkDecl(obj, act); err != nil {
+		g.bad = fmt.Errorf("%w: %w", ErrConfig, err)
 		m.log.Error("gatehouse: invalid route declaration; its requests will be refused", slog.Any("error", g.bad))
 	}
 	return g
@@ -82,7 +83,7 @@ func (m *Middleware) newGuard(obj model.ObjectType, act model.Action, owner Owne
 // engine has one.
 func (m *Middleware) checkDecl(obj model.ObjectType, act model.Action) error {
 	if obj == "" {
-		return errors.New("middleware: no object type declared")
+		return errors.New("no object type declared")
 	}
 	if m.cat == nil {
 		return nil

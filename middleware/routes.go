@@ -63,24 +63,24 @@ func (m *Middleware) Routes(table Routes) (func(http.Handler) http.Handler, erro
 			return nil, err
 		}
 		if rt[path][method] != nil {
-			return nil, fmt.Errorf("middleware: route %q is declared twice", e.Pattern)
+			return nil, fmt.Errorf("%w: route %q is declared twice", ErrConfig, e.Pattern)
 		}
 		var g *guard
 		switch {
 		case e.PartnerOnly && (e.Object != "" || e.Action != "" || e.Owner != nil):
-			return nil, fmt.Errorf("middleware: partner-only route %q declares an object, action or owner", e.Pattern)
+			return nil, fmt.Errorf("%w: partner-only route %q declares an object, action or owner", ErrConfig, e.Pattern)
 		case e.PartnerOnly:
 			g = &guard{partnerOnly: true}
 		default:
 			if e.Action == "" && method != "" && methodAction(method) == "" {
-				return nil, fmt.Errorf("middleware: route %q: method %s has no default action", e.Pattern, method)
+				return nil, fmt.Errorf("%w: route %q: method %s has no default action", ErrConfig, e.Pattern, method)
 			}
 			if err := m.checkDecl(e.Object, e.Action); err != nil {
-				return nil, fmt.Errorf("middleware: route %q: %w", e.Pattern, err)
+				return nil, fmt.Errorf("%w: route %q: %w", ErrConfig, e.Pattern, err)
 			}
 			if e.Action == "" && method != "" && m.cat != nil {
 				if err := m.cat.Check(e.Object, methodAction(method)); err != nil {
-					return nil, fmt.Errorf("middleware: route %q: %w", e.Pattern, err)
+					return nil, fmt.Errorf("%w: route %q: %w", ErrConfig, e.Pattern, err)
 				}
 			}
 			g = &guard{obj: e.Object, act: e.Action, owner: e.Owner}
@@ -214,12 +214,12 @@ func splitPattern(p string) (method, path string, err error) {
 		method, path = p[:i], strings.TrimLeft(p[i+1:], " \t")
 		for j := 0; j < len(method); j++ {
 			if c := method[j]; c < 'A' || c > 'Z' {
-				return "", "", fmt.Errorf("middleware: pattern %q: method %q is not an upper-case token", p, method)
+				return "", "", fmt.Errorf("%w: pattern %q: method %q is not an upper-case token", ErrConfig, p, method)
 			}
 		}
 	}
 	if path == "" || strings.ContainsAny(path, " \t") {
-		return "", "", fmt.Errorf("middleware: pattern %q: want [METHOD ]path", p)
+		return "", "", fmt.Errorf("%w: pattern %q: want [METHOD ]path", ErrConfig, p)
 	}
 	return method, path, nil
 }

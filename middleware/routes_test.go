@@ -1,6 +1,7 @@
 package middleware_test
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -40,6 +41,9 @@ var routeCases = []struct {
 	{"POST", "/payables/o1/approve", tokU2, "", 403},
 	{"GET", "/receivables", tokU1, "", 403}, // admin has no receivable permission
 	{"DELETE", "/receivables", tokP1, "e2", 200},
+	{"PUT", "/receivables", tokP1, "e2", 200},
+	{"PATCH", "/receivables", tokLimited, "e1", 200},
+	{"PATCH", "/receivables", tokU2, "", 403},
 	{"GET", "/receivables", tokLimited, "e1", 200},
 	{"GET", "/payables", tokLimited, "e1", 403},
 	{"POST", "/entities", tokP2, "", 200},
@@ -226,4 +230,61 @@ func TestChi(t *testing.T) {
 			runRouteCases(t, router, true)
 		})
 	})
+}
+
+// TestRoutesActions checks which declaration and action each request gets:
+// the method defaults, and a method-specific declaration before a
+// method-less one of the same path, on routers that report patterns with a
+// method (ServeMux) and without (chi).
+func TestRoutesActions(t *testing.T) {
+	wd := newWorld(t)
+	var got model.Action
+	mw, err := middleware.New(middleware.Config{Authenticator: wd.auth, Engine: wd.eng,
+		OnDecision: func(_ context.Context, ev middleware.DecisionEvent) { got = ev.Action }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := middleware.Routes{
+		{Pattern: "/payables", Object: "payable", Action: "read"},
+		{Pattern: "POST /payables", Object: "payable", Action: "approve"},
+		{Pattern: "/receivables", Object: "receivable"},
+	}
+	guard, err := mw.Routes(table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/payables", http.HandlerFunc(echo))
+	mux.Handle("POST /payables", http.HandlerFunc(echo))
+	mux.Handle("/receivables", http.HandlerFunc(echo))
+	r := chi.NewRouter()
+	r.With(guard).Handle("/payables", http.HandlerFunc(echo))
+	r.With(guard).Handle("/receivables", http.HandlerFunc(echo))
+	for _, router := range []struct {
+		name string
+		h    http.Handler
+	}{{"ServeMux", guard(mux)}, {"chi", r}} {
+		t.Run(router.name, func(t *testing.T) {
+			for _, tc := range []struct {
+				method, path string
+				want         model.Action
+			}{
+				{"GET", "/payables", "read"},
+				{"DELETE", "/payables", "read"},
+				{"POST", "/payables", "approve"},
+				{"GET", "/receivables", "read"},
+				{"HEAD", "/receivables", "read"},
+				{"POST", "/receivables", "create"},
+				{"PUT", "/receivables", "update"},
+				{"PATCH", "/receivables", "update"},
+				{"DELETE", "/receivables", "delete"},
+			} {
+				got = ""
+				w := do(router.h, tc.method, tc.path, "Bearer "+tokP1, map[string]string{"X-Entity-Id": "e1"})
+				if w.Code != 200 || got != tc.want {
+					t.Errorf("%s %s: %d, action %q; want 200, %q", tc.method, tc.path, w.Code, got, tc.want)
+				}
+			}
+		})
+	}
 }

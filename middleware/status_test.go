@@ -2,6 +2,7 @@ package middleware_test
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -82,6 +83,14 @@ func TestStatuses(t *testing.T) {
 		{name: "user in other partner", method: "GET", path: "/payables/o5", authz: "Bearer " + tokU4, status: 200},
 		{name: "user authenticate only", method: "GET", path: "/me", authz: "Bearer " + tokU3, status: 200, body: "subject=user:u3 entity= scope=-"},
 		{name: "user entity route", method: "GET", path: "/entity", authz: "Bearer " + tokU3, status: 200, body: "entity=e1 scope=-"},
+		{name: "user outside its APIs", method: "GET", path: "/payables", authz: "Bearer " + tokUserLimited, status: 403, code: middleware.CodeForbidden},
+		{name: "user removed since the token", method: "GET", path: "/payables", authz: "Bearer " + tokUserRemoved, status: 403, code: middleware.CodeForbidden},
+		{name: "user removed, object route", method: "GET", path: "/payables/o1", authz: "Bearer " + tokUserRemoved, status: 403, code: middleware.CodeForbidden},
+		{name: "user of a removed entity", method: "GET", path: "/payables", authz: "Bearer " + tokUserGone, status: 403, code: middleware.CodeForbidden},
+		{name: "user of a removed entity names it", method: "GET", path: "/payables", authz: "Bearer " + tokUserGone, entity: "gone", status: 403, code: middleware.CodeForbidden},
+		{name: "partner names a removed entity", method: "GET", path: "/payables", authz: "Bearer " + tokP1, entity: "gone", status: 403, code: middleware.CodeForbidden},
+		{name: "partner: lookup not needed", method: "GET", path: "/payables/boom", authz: "Bearer " + tokP1, entity: "e1", status: 200, body: "scope=all"},
+		{name: "partner malformed header on partner-only route", method: "POST", path: "/entities", authz: "Bearer " + tokP1, entity: "e 1", status: 200},
 		{name: "user entity route other", method: "GET", path: "/entity", authz: "Bearer " + tokU3, entity: "e2", status: 403, code: middleware.CodeForbidden},
 	}
 	for _, tc := range tests {
@@ -135,7 +144,7 @@ func TestStatuses(t *testing.T) {
 	if !contains(out, "owner lookup failed", "hunter2", "cannot verify tokens", "gatehouse: decision") {
 		t.Errorf("log lacks the failures:\n%s", out)
 	}
-	for _, tok := range []string{tokP1, tokP2, tokU1, tokU2, tokU3, tokU4, tokU5, tokLimited, tokExpired, tokRevoked, tokBad, tokDown} {
+	for _, tok := range []string{tokP1, tokP2, tokU1, tokU2, tokU3, tokU4, tokU5, tokLimited, tokExpired, tokRevoked, tokBad, tokDown, tokUserLimited, tokUserRemoved, tokUserGone} {
 		if strings.Contains(out, tok) {
 			t.Errorf("log contains token %q", tok)
 		}
@@ -257,4 +266,21 @@ func serve(h http.Handler, r *http.Request) *responseRecorder {
 	w := newRecorder()
 	h.ServeHTTP(w, r)
 	return w
+}
+
+func TestConfigErrorsIs(t *testing.T) {
+	wd := newWorld(t)
+	if _, err := middleware.New(middleware.Config{}); !errors.Is(err, middleware.ErrConfig) {
+		t.Errorf("New: %v", err)
+	}
+	_, mw := wd.mux(t, middleware.Config{})
+	for _, table := range []middleware.Routes{
+		{{Pattern: "get /x", Object: "payable"}},
+		{{Pattern: "GET /x", Object: "spaceship"}},
+		{{Pattern: "GET /x"}},
+	} {
+		if _, err := mw.Routes(table); !errors.Is(err, middleware.ErrConfig) {
+			t.Errorf("Routes(%+v): %v", table, err)
+		}
+	}
 }
