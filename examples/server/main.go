@@ -5,10 +5,16 @@
 //
 // Usage:
 //
-//	go run ./examples/server [-addr 127.0.0.1:8080] [-db gatehouse.db] [-token-ttl 30m]
+//	go run ./examples/server [-addr 127.0.0.1:8080] [-db gatehouse.db] [-token-ttl 30m] [-watch] [-poll 1s]
 //
 // -db takes a DSN as store.Open does: a SQLite file path (the default is
 // gatehouse.db), "postgres://..." or "mysql://...".
+//
+// Several servers may run on one database: -watch starts a store.Watcher
+// that applies the policy changes the others commit (polling the change
+// feed every -poll, and woken at once by NOTIFY on PostgreSQL). It is on by
+// default for PostgreSQL and MySQL DSNs and off for SQLite; -watch=false or
+// -watch=true decides.
 //
 // The bootstrap partner's API client comes from the environment:
 // GATEHOUSE_CLIENT_ID and GATEHOUSE_CLIENT_SECRET (at least 16 characters),
@@ -36,26 +42,35 @@ import (
 	"github.com/gatehouse-authz/gatehouse/auth"
 	"github.com/gatehouse-authz/gatehouse/examples/server/api"
 	"github.com/gatehouse-authz/gatehouse/model"
+	"github.com/gatehouse-authz/gatehouse/store"
 )
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "address to listen on")
 	dsn := flag.String("db", "gatehouse.db", "database DSN, as store.Open takes it (SQLite file, postgres://..., mysql://...)")
 	ttl := flag.Duration("token-ttl", 30*time.Minute, "lifetime of access tokens")
+	watch := flag.Bool("watch", false, "follow the policy changes other servers commit to the same database (default: on for postgres:// and mysql:// DSNs)")
+	poll := flag.Duration("poll", store.DefaultPollInterval, "how often -watch reads the change feed when nothing woke it")
 	flag.Parse()
+	watchSet := false
+	flag.Visit(func(f *flag.Flag) { watchSet = watchSet || f.Name == "watch" })
+	if !watchSet {
+		*watch = sharedDatabase(*dsn)
+	}
 
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, log, *addr, *dsn, *ttl); err != nil {
+	cfg := api.Config{DSN: *dsn, TokenTTL: *ttl, Logger: log, Watch: *watch, PollInterval: *poll}
+	if err := serve(ctx, log, *addr, cfg); err != nil {
 		log.Error("server stopped", "err", err)
 		os.Exit(1)
 	}
 }
 
 // serve runs the server until ctx ends, then shuts it down gracefully.
-func serve(ctx context.Context, log *slog.Logger, addr, dsn string, ttl time.Duration) error {
-	srv, err := api.New(ctx, api.Config{DSN: dsn, TokenTTL: ttl, Logger: log})
+func serve(ctx context.Context, log *slog.Logger, addr string, cfg api.Config) error {
+	srv, err := api.New(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -94,7 +109,7 @@ func serve(ctx context.Context, log *slog.Logger, addr, dsn string, ttl time.Dur
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String(), "db", redact(dsn), "token_ttl", ttl.String())
+	log.Info("listening", "addr", ln.Addr().String(), "db", redact(cfg.DSN), "token_ttl", cfg.TokenTTL.String(), "watch", cfg.Watch)
 
 	select {
 	case err := <-errc:
@@ -113,6 +128,17 @@ func envOr(key, def string) string {
 		return v
 	}
 	return def
+}
+
+// sharedDatabase reports whether dsn names a database server that other
+// processes may share (PostgreSQL, MySQL) rather than a SQLite file.
+func sharedDatabase(dsn string) bool {
+	for _, scheme := range []string{"postgres://", "postgresql://", "mysql://"} {
+		if len(dsn) >= len(scheme) && strings.EqualFold(dsn[:len(scheme)], scheme) {
+			return true
+		}
+	}
+	return false
 }
 
 // redact hides a password in a DSN for the log.

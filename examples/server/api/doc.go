@@ -5,8 +5,9 @@
 // It speaks Monite's paths and JSON shapes (API version 2024-05-25) for
 //
 //   - POST /auth/token, POST /auth/revoke (package auth's handlers);
-//   - POST/GET /entities, GET/PATCH /entities/{entity_id} and
-//     PATCH /entities/{entity_id}/settings (partner tokens only; the settings
+//   - POST/GET /entities, GET/PATCH/DELETE /entities/{entity_id} and
+//     PATCH /entities/{entity_id}/settings (partner tokens only; DELETE
+//     removes the entity with its roles, users and payables; the settings
 //     accept default_role_id, the entity's default role, which is an
 //     addition to Monite's schema);
 //   - POST/GET /roles, GET/PATCH/DELETE /roles/{role_id};
@@ -28,6 +29,10 @@
 // Policy changes and the server's own rows (entity and user details, role
 // creators, payables) are written in one transaction with
 // store.Store.InTransaction, so a failed request changes nothing.
+//
+// Several servers may share one database: with Config.Watch each runs a
+// store.Watcher that applies the policy changes the others commit, and
+// catches up before every request that may change something.
 //
 // New builds a Server from a Config; Server.Handler is its http.Handler, for
 // http.Server or httptest.NewServer. The command examples/server runs it, and

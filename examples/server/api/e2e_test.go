@@ -59,10 +59,11 @@ func backends(t *testing.T, fn func(t *testing.T, env *env)) {
 
 // env is a running server and a client for it.
 type env struct {
-	t     *testing.T
-	srv   *api.Server
-	url   string
-	clock *clock
+	t      *testing.T
+	srv    *api.Server
+	url    string
+	clock  *clock
+	prefix string // of the tables
 }
 
 type clock struct{ offset atomic.Int64 }
@@ -84,7 +85,11 @@ func newEnv(t *testing.T, cfg api.Config) *env {
 			t.Errorf("Close: %v", err)
 		}
 	})
-	return &env{t: t, srv: srv, url: hs.URL, clock: clk}
+	prefix := cfg.TablePrefix
+	if prefix == "" {
+		prefix = store.DefaultTablePrefix
+	}
+	return &env{t: t, srv: srv, url: hs.URL, clock: clk, prefix: prefix}
 }
 
 // partner creates an API client for partner and returns its credentials and

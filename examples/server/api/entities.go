@@ -234,6 +234,38 @@ func (s *Server) updateEntitySettings(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, settingsResponse{DefaultRoleID: optional(string(e.DefaultRole))})
 }
 
+// deleteEntity serves DELETE /entities/{entity_id} (partner tokens only):
+// it removes the entity from the engine, which removes its roles, users and
+// default role with it (policy.Engine.RemoveEntity), and deletes the
+// server's rows of the entity (details, users, role creators, payables), all
+// in one transaction. Its users' tokens are refused from then on (403): the
+// entity they name no longer exists.
+func (s *Server) deleteEntity(w http.ResponseWriter, r *http.Request) {
+	row, ok := s.partnerEntity(w, r)
+	if !ok {
+		return
+	}
+	err := s.store.InTransaction(r.Context(), func(ctx context.Context, tx *gorm.DB) error {
+		if err := s.Engine.RemoveEntity(ctx, model.EntityID(row.ID)); err != nil {
+			return err
+		}
+		for _, t := range []struct {
+			name string
+			row  any
+		}{{s.t.payables, &payableRow{}}, {s.t.users, &userRow{}}, {s.t.roles, &roleRow{}}} {
+			if err := tx.Table(t.name).Where("entity_id = ?", row.ID).Delete(t.row).Error; err != nil {
+				return err
+			}
+		}
+		return tx.Table(s.t.entities).Where("id = ?", row.ID).Delete(&entityRow{}).Error
+	})
+	if err != nil {
+		s.writeEngineError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
 // partnerEntity loads the entity of the path if the calling partner owns
 // it; otherwise it answers 404 (another partner's entity looks missing).
 func (s *Server) partnerEntity(w http.ResponseWriter, r *http.Request) (entityRow, bool) {

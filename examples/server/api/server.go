@@ -46,6 +46,18 @@ type Config struct {
 	Logger *slog.Logger
 	// MaxBodyBytes bounds JSON request bodies (default DefaultMaxBodyBytes).
 	MaxBodyBytes int64
+	// Watch starts a store.Watcher that applies the policy changes other
+	// processes commit to the same database: turn it on when several
+	// servers share one database (PostgreSQL, MySQL), or the others' changes
+	// reach this one only when it restarts. With it, each request that may
+	// change something first catches up with every committed change
+	// (store.Watcher.Sync), so that it is authorized and validated against
+	// the latest policy.
+	Watch bool
+	// PollInterval is how often the watcher reads the change feed when
+	// nothing woke it (default store.DefaultPollInterval; on PostgreSQL
+	// LISTEN/NOTIFY wakes it at once).
+	PollInterval time.Duration
 }
 
 // Server is the reference server: the policy engine, the token service and
@@ -57,6 +69,9 @@ type Server struct {
 	Tokens *auth.Service
 	// DB is the database.
 	DB *gorm.DB
+	// Watcher follows the other replicas' policy changes; nil unless
+	// Config.Watch.
+	Watcher *store.Watcher
 
 	store     *store.Store
 	clients   *auth.GormStore
@@ -113,6 +128,17 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if s.Engine, err = policy.New(ctx, policy.WithStore(s.store), policy.WithLogger(s.log)); err != nil {
 		return nil, err
 	}
+	if cfg.Watch {
+		var wopts []store.WatcherOption
+		if cfg.PollInterval > 0 {
+			wopts = append(wopts, store.WithPollInterval(cfg.PollInterval))
+		}
+		if s.Watcher, err = store.NewWatcher(ctx, s.store, s.Engine, wopts...); err != nil {
+			return nil, fmt.Errorf("api: start the policy watcher: %w", err)
+		}
+		w := s.Watcher
+		s.closeFunc = append(s.closeFunc, func() error { w.Close(); return nil })
+	}
 	if s.clients, err = auth.NewGormStore(s.DB, auth.WithTablePrefix(prefix)); err != nil {
 		return nil, err
 	}
@@ -145,7 +171,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}); err != nil {
 		return nil, err
 	}
-	s.handler = s.logRequests(s.routes())
+	s.handler = s.logRequests(s.syncWrites(s.routes()))
 	return s, nil
 }
 
@@ -222,6 +248,7 @@ func (s *Server) routes() http.Handler {
 	handle("GET /entities/{entity_id}", partner, s.getEntity)
 	handle("PATCH /entities/{entity_id}", partner, s.updateEntity)
 	handle("PATCH /entities/{entity_id}/settings", partner, s.updateEntitySettings)
+	handle("DELETE /entities/{entity_id}", partner, s.deleteEntity)
 
 	roleOwner := s.ownerLookup(s.t.roles, "role_id")
 	handle("POST /roles", mw.Require("role", "create"), s.createRole)
@@ -266,6 +293,32 @@ func (s *Server) ownerLookup(table, param string) middleware.OwnerLookup {
 		}
 		return model.ParseSubject(createdBy)
 	}
+}
+
+// syncWrites makes a replica catch up with every committed policy change
+// before a request that may change something (any method but GET, HEAD and
+// OPTIONS), when the server has a watcher: the request is then authorized
+// and validated against the latest policy, and a client that changed
+// something through another replica sees its change here. Reads are served
+// from the replica's index as it is (it follows within the poll interval,
+// at once on PostgreSQL). A replica that cannot catch up answers 503.
+func (s *Server) syncWrites(next http.Handler) http.Handler {
+	if s.Watcher == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodGet, http.MethodHead, http.MethodOptions:
+		default:
+			if err := s.Watcher.Sync(r.Context()); err != nil {
+				s.log.ErrorContext(r.Context(), "policy catch-up failed", "method", r.Method, "path", r.URL.Path, "err", err)
+				w.Header().Set("Retry-After", "1")
+				writeError(w, http.StatusServiceUnavailable, "the service is unavailable; retry later")
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // statusWriter remembers the status of an answer for the request log.
