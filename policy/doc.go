@@ -27,5 +27,9 @@
 // # Concurrency
 //
 // An Engine is safe for concurrent use. Decisions never block; changes are
-// serialised by one mutex.
+// serialised by one mutex. With a [LockingStore] (package store's is one),
+// several engines share one store: every management call first takes the
+// store's change lock, which brings the engine up to date with the other
+// engines' changes, and only then the engine's mutex, so it validates
+// against the current policy and commits under the same lock.
 package policy

@@ -125,8 +125,35 @@ func (e *Engine) Catalog() *model.Catalog { return e.cat }
 // store's revision when it numbers changes, else a local counter.
 func (e *Engine) Revision() int64 { return e.revision.Load() }
 
-// commit stores ch and then publishes it to the index. The caller holds e.mu.
-func (e *Engine) commit(ctx context.Context, ch *Change) error {
+// begin takes the locks of one management call (op names it in errors):
+// the store's change lock when the store is a [LockingStore] (which brings
+// the index up to date first), then e.mu. done releases them, in the
+// reverse order.
+func (e *Engine) begin(ctx context.Context, op string) (c Committer, done func(), err error) {
+	c, release := Committer(e.store), func() {}
+	if ls, ok := e.store.(LockingStore); ok {
+		c, release, err = ls.Lock(ctx, e)
+		if err != nil {
+			e.log.WarnContext(ctx, "gatehouse: taking the change lock failed", "op", op, "err", err)
+			return nil, nil, fmt.Errorf("%w: %s: %w", ErrStorage, op, err)
+		}
+		if c == nil || release == nil {
+			if release != nil {
+				release()
+			}
+			return nil, nil, fmt.Errorf("%w: %s: the store's Lock returned no committer", ErrStorage, op)
+		}
+	}
+	e.mu.Lock()
+	return c, func() {
+		e.mu.Unlock()
+		release()
+	}, nil
+}
+
+// commit stores ch through c and then publishes it to the index. The
+// caller holds the locks of [Engine.begin].
+func (e *Engine) commit(ctx context.Context, c Committer, ch *Change) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -137,7 +164,7 @@ func (e *Engine) commit(ctx context.Context, ch *Change) error {
 	if err != nil {
 		return err
 	}
-	if err := e.store.Commit(ctx, ch); err != nil {
+	if err := c.Commit(ctx, ch); err != nil {
 		e.log.ErrorContext(ctx, "gatehouse: storing a change failed", "op", ch.Op, "entity", string(ch.Entity), "err", err)
 		return fmt.Errorf("%w: %s: %w", ErrStorage, ch.Op, err)
 	}

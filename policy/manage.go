@@ -132,13 +132,16 @@ func (e *Engine) CreateEntity(ctx context.Context, partner model.PartnerID, id m
 	if err := id.Validate(); err != nil {
 		return Entity{}, invalid(err)
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	c, done, err := e.begin(ctx, "entity.create")
+	if err != nil {
+		return Entity{}, err
+	}
+	defer done()
 	if e.ix.Load().Entity(id) != nil {
 		return Entity{}, fmt.Errorf("%w: entity %q exists", ErrConflict, id)
 	}
 	ch := &Change{Op: "entity.create", Entity: id, Add: []model.Rule{rules.Owner(partner, id)}}
-	if err := e.commit(ctx, ch); err != nil {
+	if err := e.commit(ctx, c, ch); err != nil {
 		return Entity{}, err
 	}
 	return Entity{ID: id, Partner: partner}, nil
@@ -171,21 +174,27 @@ func (e *Engine) ListEntities(ctx context.Context, partner model.PartnerID) ([]E
 
 // RemoveEntity removes entity id with its roles, members and default role.
 func (e *Engine) RemoveEntity(ctx context.Context, id model.EntityID) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	c, done, err := e.begin(ctx, "entity.remove")
+	if err != nil {
+		return err
+	}
+	defer done()
 	en, err := e.entity(id)
 	if err != nil {
 		return err
 	}
-	return e.commit(ctx, &Change{Op: "entity.remove", Entity: id, Remove: entityRules(e.cat, en)})
+	return e.commit(ctx, c, &Change{Op: "entity.remove", Entity: id, Remove: entityRules(e.cat, en)})
 }
 
 // SetDefaultRole makes role the default role of entity: the role of every
 // member without an explicit role, from the next decision on. An empty role
 // clears the default.
 func (e *Engine) SetDefaultRole(ctx context.Context, entity model.EntityID, role model.RoleID) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	c, done, err := e.begin(ctx, "entity.default_role")
+	if err != nil {
+		return err
+	}
+	defer done()
 	en, err := e.entity(entity)
 	if err != nil {
 		return err
@@ -207,7 +216,7 @@ func (e *Engine) SetDefaultRole(ctx context.Context, entity model.EntityID, role
 	if len(ch.Remove)+len(ch.Add) == 0 {
 		return nil
 	}
-	return e.commit(ctx, ch)
+	return e.commit(ctx, c, ch)
 }
 
 // CreateRole creates a role in entity. Its name must be unique in the entity
@@ -225,8 +234,11 @@ func (e *Engine) CreateRole(ctx context.Context, entity model.EntityID, spec Rol
 	if err := spec.ID.Validate(); err != nil {
 		return Role{}, invalid(err)
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	c, done, err := e.begin(ctx, "role.create")
+	if err != nil {
+		return Role{}, err
+	}
+	defer done()
 	en, err := e.entity(entity)
 	if err != nil {
 		return Role{}, err
@@ -242,7 +254,7 @@ func (e *Engine) CreateRole(ctx context.Context, entity model.EntityID, spec Rol
 	for _, g := range spec.Permissions.Grants() {
 		ch.Add = append(ch.Add, rules.Permission(entity, spec.ID, model.Key{Object: g.Object, Action: g.Action}, g.Permission))
 	}
-	if err := e.commit(ctx, ch); err != nil {
+	if err := e.commit(ctx, c, ch); err != nil {
 		return Role{}, err
 	}
 	return Role{ID: spec.ID, Entity: entity, Name: spec.Name, Permissions: spec.Permissions.Clone(),
@@ -304,8 +316,11 @@ func (e *Engine) UpdateRole(ctx context.Context, entity model.EntityID, id model
 	if err := u.Permissions.Validate(e.cat); err != nil {
 		return Role{}, invalid(err)
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	c, done, err := e.begin(ctx, "role.update")
+	if err != nil {
+		return Role{}, err
+	}
+	defer done()
 	en, err := e.entity(entity)
 	if err != nil {
 		return Role{}, err
@@ -341,7 +356,7 @@ func (e *Engine) UpdateRole(ctx context.Context, entity model.EntityID, id model
 			}
 		}
 	}
-	if err := e.commit(ctx, ch); err != nil {
+	if err := e.commit(ctx, c, ch); err != nil {
 		return Role{}, err
 	}
 	en = e.ix.Load().Entity(entity)
@@ -351,8 +366,11 @@ func (e *Engine) UpdateRole(ctx context.Context, entity model.EntityID, id model
 // DeleteRole deletes a role. It is refused (ErrConflict) while a member holds
 // it or while it is the entity's default role.
 func (e *Engine) DeleteRole(ctx context.Context, entity model.EntityID, id model.RoleID) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	c, done, err := e.begin(ctx, "role.delete")
+	if err != nil {
+		return err
+	}
+	defer done()
 	en, err := e.entity(entity)
 	if err != nil {
 		return err
@@ -370,7 +388,7 @@ func (e *Engine) DeleteRole(ctx context.Context, entity model.EntityID, id model
 			return fmt.Errorf("%w: role %q is held by user %q", ErrConflict, id, u)
 		}
 	}
-	return e.commit(ctx, &Change{Op: "role.delete", Entity: entity, Remove: roleRules(e.cat, entity, r)})
+	return e.commit(ctx, c, &Change{Op: "role.delete", Entity: entity, Remove: roleRules(e.cat, entity, r)})
 }
 
 // AddUser adds user to entity with role, or without a role (the entity's
@@ -380,8 +398,11 @@ func (e *Engine) AddUser(ctx context.Context, entity model.EntityID, user model.
 	if err := user.Validate(); err != nil {
 		return User{}, invalid(err)
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	c, done, err := e.begin(ctx, "user.add")
+	if err != nil {
+		return User{}, err
+	}
+	defer done()
 	en, err := e.entity(entity)
 	if err != nil {
 		return User{}, err
@@ -394,7 +415,7 @@ func (e *Engine) AddUser(ctx context.Context, entity model.EntityID, user model.
 			return User{}, err
 		}
 	}
-	if err := e.commit(ctx, &Change{Op: "user.add", Entity: entity, Add: []model.Rule{rules.Member(entity, user, role)}}); err != nil {
+	if err := e.commit(ctx, c, &Change{Op: "user.add", Entity: entity, Add: []model.Rule{rules.Member(entity, user, role)}}); err != nil {
 		return User{}, err
 	}
 	return User{ID: user, Entity: entity, Role: role}, nil
@@ -425,8 +446,11 @@ func member(en *index.Entity, user model.UserID) (int32, error) {
 // SetUserRole gives user a role of its entity, or takes its role away (the
 // default role then applies) when role is empty.
 func (e *Engine) SetUserRole(ctx context.Context, entity model.EntityID, user model.UserID, role model.RoleID) (User, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	c, done, err := e.begin(ctx, "user.role")
+	if err != nil {
+		return User{}, err
+	}
+	defer done()
 	en, i, err := e.memberOf(entity, user)
 	if err != nil {
 		return User{}, err
@@ -443,7 +467,7 @@ func (e *Engine) SetUserRole(ctx context.Context, entity model.EntityID, user mo
 	ch := &Change{Op: "user.role", Entity: entity,
 		Remove: []model.Rule{rules.Member(entity, user, cur.Role)},
 		Add:    []model.Rule{rules.Member(entity, user, role)}}
-	if err := e.commit(ctx, ch); err != nil {
+	if err := e.commit(ctx, c, ch); err != nil {
 		return User{}, err
 	}
 	return User{ID: user, Entity: entity, Role: role}, nil
@@ -451,14 +475,17 @@ func (e *Engine) SetUserRole(ctx context.Context, entity model.EntityID, user mo
 
 // RemoveUser removes user from entity.
 func (e *Engine) RemoveUser(ctx context.Context, entity model.EntityID, user model.UserID) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	c, done, err := e.begin(ctx, "user.remove")
+	if err != nil {
+		return err
+	}
+	defer done()
 	en, i, err := e.memberOf(entity, user)
 	if err != nil {
 		return err
 	}
 	cur := toUser(en, user, i)
-	return e.commit(ctx, &Change{Op: "user.remove", Entity: entity, Remove: []model.Rule{rules.Member(entity, user, cur.Role)}})
+	return e.commit(ctx, c, &Change{Op: "user.remove", Entity: entity, Remove: []model.Rule{rules.Member(entity, user, cur.Role)}})
 }
 
 // GetUser returns user of entity.

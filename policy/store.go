@@ -30,6 +30,41 @@ type Store interface {
 	Commit(ctx context.Context, ch *Change) error
 }
 
+// A Committer commits changes; every [Store] is one.
+type Committer interface {
+	// Commit stores ch atomically: all of it, or nothing and an error. It
+	// may set ch.Revision.
+	Commit(ctx context.Context, ch *Change) error
+}
+
+// A LockingStore is a [Store] shared by several engines (replicas, usually
+// in separate processes) that serialises their changes with one
+// store-wide change lock. The engine takes that lock at the start of every
+// management call, before its own mutex and before it validates anything:
+//
+//  1. Lock takes the change lock (in a database, a transaction that holds
+//     it until it ends), brings e up to date with every change committed
+//     before (through [Engine.ApplyCommitted] or [Engine.Reload]), and
+//     returns a Committer that commits under the lock, and release.
+//  2. The engine takes its mutex, validates the call against its now
+//     current index and, if there is a change to make, commits it through
+//     the Committer (once at most), then publishes it to its index.
+//  3. The engine releases its mutex, then calls release, which gives the
+//     lock up (rolling back whatever was not committed).
+//
+// So a writer that got the lock is never behind the store, and writers on
+// different replicas take turns rather than refusing each other's stale
+// changes. Lock order is the change lock, then the engine's mutex: Lock
+// must not be called with the mutex held, and whatever applies other
+// replicas' changes must take only the mutex (ApplyCommitted does).
+// release must be safe to call after a successful or failed Commit, and
+// exactly once. An error from Lock means nothing was locked; it is
+// returned, wrapped in [ErrStorage], by the management call.
+type LockingStore interface {
+	Store
+	Lock(ctx context.Context, e *Engine) (c Committer, release func(), err error)
+}
+
 // AdapterStore returns a Store over a Casbin adapter. Loading goes through
 // LoadPolicy; a Commit removes and adds rules one by one and, if a step
 // fails, undoes the steps already made before it returns the error. That
