@@ -56,7 +56,9 @@
 // and Monite's 400 for expired and revoked tokens). Answers carry fixed
 // sentences only; internal errors are logged (log/slog), never sent. Every
 // decision of a guard can go to a [DecisionHook] ([SlogHook] logs them).
-// Tokens are never logged.
+// Tokens are never logged. [New] and [Middleware.Routes] refuse a
+// configuration or route table they cannot work with by an error wrapping
+// [ErrConfig]; an [OwnerLookup] reports a missing object with [ErrNotFound].
 //
 // # Cost and concurrency
 //
