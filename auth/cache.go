@@ -1,24 +1,31 @@
 package auth
 
 import (
+	"hash/maphash"
 	"sync"
 )
 
-// tokenCache maps the SHA-256 of a token string to the principal it was
-// verified as. It is split into shards, each a map bounded to its share of
-// the capacity; a full shard drops expired entries first, then arbitrary
-// ones. Entries are never returned past their expiry; revocation is checked
-// by the caller on every hit.
+// tokenCache maps a verified token string to the principal it was verified
+// as. It is split into shards, each a map bounded to its share of the
+// capacity; a full shard drops expired entries first, then arbitrary ones.
+// Entries are never returned past their expiry; revocation is checked by
+// the caller on every hit.
+//
+// The key is the token itself, so a hit is an exact match (hashed with the
+// maps' per-process random seeds), at the price of the cached tokens
+// staying in memory until they expire or are evicted: tokens are never
+// written anywhere else.
 type tokenCache struct {
 	shards [cacheShards]cacheShard
 	per    int // capacity of a shard
+	seed   maphash.Seed
 }
 
 const cacheShards = 32
 
 type cacheShard struct {
 	mu sync.RWMutex
-	m  map[[32]byte]cacheEntry
+	m  map[string]cacheEntry
 }
 
 type cacheEntry struct {
@@ -30,20 +37,22 @@ func newTokenCache(size int) *tokenCache {
 	if size <= 0 {
 		return nil
 	}
-	c := &tokenCache{per: max(1, (size+cacheShards-1)/cacheShards)}
+	c := &tokenCache{per: max(1, (size+cacheShards-1)/cacheShards), seed: maphash.MakeSeed()}
 	for i := range c.shards {
-		c.shards[i].m = make(map[[32]byte]cacheEntry)
+		c.shards[i].m = make(map[string]cacheEntry)
 	}
 	return c
 }
 
-func (c *tokenCache) shard(k *[32]byte) *cacheShard { return &c.shards[k[0]%cacheShards] }
+func (c *tokenCache) shard(k string) *cacheShard {
+	return &c.shards[maphash.String(c.seed, k)%cacheShards]
+}
 
 // get returns the live entry for k.
-func (c *tokenCache) get(k *[32]byte, now int64) (Principal, bool) {
+func (c *tokenCache) get(k string, now int64) (Principal, bool) {
 	sh := c.shard(k)
 	sh.mu.RLock()
-	e, ok := sh.m[*k]
+	e, ok := sh.m[k]
 	sh.mu.RUnlock()
 	if !ok || now >= e.exp {
 		return Principal{}, false
@@ -52,11 +61,11 @@ func (c *tokenCache) get(k *[32]byte, now int64) (Principal, bool) {
 }
 
 // put stores p under k until exp, making room if the shard is full.
-func (c *tokenCache) put(k *[32]byte, p Principal, exp, now int64) {
+func (c *tokenCache) put(k string, p Principal, exp, now int64) {
 	sh := c.shard(k)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if _, ok := sh.m[*k]; !ok && len(sh.m) >= c.per {
+	if _, ok := sh.m[k]; !ok && len(sh.m) >= c.per {
 		for key, e := range sh.m {
 			if now >= e.exp {
 				delete(sh.m, key)
@@ -69,14 +78,14 @@ func (c *tokenCache) put(k *[32]byte, p Principal, exp, now int64) {
 			delete(sh.m, key)
 		}
 	}
-	sh.m[*k] = cacheEntry{p: p, exp: exp}
+	sh.m[k] = cacheEntry{p: p, exp: exp}
 }
 
 // remove drops k.
-func (c *tokenCache) remove(k *[32]byte) {
+func (c *tokenCache) remove(k string) {
 	sh := c.shard(k)
 	sh.mu.Lock()
-	delete(sh.m, *k)
+	delete(sh.m, k)
 	sh.mu.Unlock()
 }
 

@@ -2,7 +2,6 @@ package auth
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"runtime"
@@ -15,18 +14,19 @@ func TestCacheBoundedAndExpiring(t *testing.T) {
 	c := newTokenCache(64)
 	now := time.Now().UnixNano()
 	for i := range 1000 {
-		k := sha256.Sum256([]byte(fmt.Sprint(i)))
-		c.put(&k, Principal{TokenID: fmt.Sprint(i)}, now+int64(time.Minute), now)
+		c.put(fmt.Sprint("token-", i), Principal{TokenID: fmt.Sprint(i)}, now+int64(time.Minute), now)
 	}
 	if n := c.len(); n > 64 {
 		t.Fatalf("cache holds %d entries, bound 64", n)
 	}
-	k := sha256.Sum256([]byte("x"))
-	c.put(&k, Principal{TokenID: "x"}, now+10, now)
-	if p, ok := c.get(&k, now+9); !ok || p.TokenID != "x" {
+	c.put("x", Principal{TokenID: "x"}, now+10, now)
+	if p, ok := c.get("x", now+9); !ok || p.TokenID != "x" {
 		t.Fatal("live entry missing")
 	}
-	if _, ok := c.get(&k, now+10); ok {
+	if _, ok := c.get("y", now+9); ok {
+		t.Fatal("another token served from the cache")
+	}
+	if _, ok := c.get("x", now+10); ok {
 		t.Fatal("entry served at its expiry")
 	}
 	if newTokenCache(0) != nil {

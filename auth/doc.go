@@ -34,7 +34,7 @@
 //
 // [Service.Authenticate] is the middleware's hook: it verifies a token and
 // returns its [Principal]. Verified tokens are cached (bounded, keyed by the
-// token's SHA-256, never past expiry); the revocation list is checked on every
+// token string, never past expiry); the revocation list is checked on every
 // call, cached or not.
 //
 // [Service.RevokeHandler] serves POST /auth/revoke; [Service.Revoke] is the

@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/gatehouse-authz/gatehouse/model"
 )
@@ -204,7 +204,7 @@ func (s *Service) RotateSigningKey(ctx context.Context) (string, error) {
 // ([ErrExpiredToken] and [ErrRevokedToken] wrap it too), or [ErrUnavailable]
 // when the revocation list is stale or the service closed. It never panics.
 //
-// A verified token is cached (keyed by the SHA-256 of the whole string) until
+// A verified token is cached (keyed by the whole string) until
 // it expires; the revocation list is consulted on every call, cached or not.
 func (s *Service) Authenticate(ctx context.Context, token string) (p Principal, err error) {
 	defer func() {
@@ -223,14 +223,10 @@ func (s *Service) Authenticate(ctx context.Context, token string) (p Principal, 
 		return Principal{}, fmt.Errorf("%w: revocation list is stale", ErrUnavailable)
 	}
 	now := s.o.now()
-	var key [32]byte
 	if s.cache != nil {
-		// Hash the string's bytes in place: Sum256 neither keeps nor changes
-		// them, and the copy []byte(token) would cost an allocation per call.
-		key = sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
-		if p, ok := s.cache.get(&key, now.UnixNano()); ok {
+		if p, ok := s.cache.get(token, now.UnixNano()); ok {
 			if s.revoked.has(&p) {
-				s.cache.remove(&key)
+				s.cache.remove(token)
 				return Principal{}, ErrRevokedToken
 			}
 			return p, nil
@@ -248,7 +244,7 @@ func (s *Service) Authenticate(ctx context.Context, token string) (p Principal, 
 		if !k.verifyUntil.IsZero() && k.verifyUntil.Before(exp) {
 			exp = k.verifyUntil
 		}
-		s.cache.put(&key, p, exp.UnixNano(), now.UnixNano())
+		s.cache.put(strings.Clone(token), p, exp.UnixNano(), now.UnixNano())
 	}
 	return p, nil
 }
