@@ -15,7 +15,9 @@
 //     object type outside the token's APIs, an entity-user token on a
 //     partner-only route, or a decision that denies;
 //   - 404 when an owner lookup finds no object, 500 when the decision path
-//     fails or a route has no declaration, 503 when tokens cannot be verified.
+//     fails or a route has no declaration, 503 when tokens cannot be verified
+//     or when [Config.Fresh] says the policies are stale (a replica behind
+//     its database: give it a store.Watcher's Behind).
 //
 // # Pieces
 //

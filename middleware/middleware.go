@@ -66,6 +66,13 @@ type Config struct {
 	// request when r.Pattern is empty (the table middleware runs before the
 	// router has matched, as with chi's Use). See Routes for the default.
 	Pattern func(r *http.Request) string
+	// Fresh, when set, is asked before every decision whether the engine's
+	// policies are current; an error (a replica's store.Watcher.Behind says
+	// store.ErrBehind when it knows of changes it has not applied) answers
+	// 503 with Retry-After instead of deciding from a state known to be
+	// stale, and is logged. It runs on every guarded request: keep it
+	// cheap (Watcher.Behind reads no database).
+	Fresh func() error
 }
 
 // Middleware authenticates requests, resolves their entity and authorizes
@@ -80,6 +87,7 @@ type Middleware struct {
 	hook      DecisionHook
 	log       *slog.Logger
 	pattern   func(*http.Request) string
+	fresh     func() error
 	challenge map[Code]string // WWW-Authenticate values
 }
 
@@ -90,7 +98,7 @@ func New(cfg Config) (*Middleware, error) {
 	}
 	m := &Middleware{
 		authn: cfg.Authenticator, eng: cfg.Engine, writeErr: cfg.ErrorWriter,
-		hook: cfg.OnDecision, log: cfg.Logger, pattern: cfg.Pattern,
+		hook: cfg.OnDecision, log: cfg.Logger, pattern: cfg.Pattern, fresh: cfg.Fresh,
 	}
 	if c, ok := cfg.Engine.(interface{ Catalog() *model.Catalog }); ok {
 		m.cat = c.Catalog()

@@ -155,6 +155,9 @@ func (m *Middleware) authorize(w http.ResponseWriter, r *http.Request, g *guard,
 			m.log.DebugContext(r.Context(), "gatehouse: request refused", slog.String("subject", st.p.Subject().String()),
 				slog.String("object", string(g.obj)), slog.String("action", string(act)), slog.Int("status", ref.status))
 		}
+		if ref.status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
 		m.fail(w, r, ref.status, ref.code, ref.detail)
 		return
 	}
@@ -169,11 +172,18 @@ var (
 	refuseNotFound    = refusal{http.StatusNotFound, CodeNotFound, detailNotFound, "object not found"}
 	refuseNoOwner     = refusal{http.StatusForbidden, CodeForbidden, detailForbidden, "owner lookup returned no subject"}
 	refuseDenied      = refusal{http.StatusForbidden, CodeForbidden, detailForbidden, ""}
+	refuseStale       = refusal{http.StatusServiceUnavailable, CodeUnavailable, "Authorization is unavailable; retry later.", "policies are stale"}
 )
 
 // decide is the decision path of a guard. The decision's Reason is used when
 // the refusal has none.
 func (m *Middleware) decide(st *state, r *http.Request, g *guard, act model.Action) (policy.Decision, model.Subject, refusal) {
+	if m.fresh != nil {
+		if err := m.fresh(); err != nil {
+			m.log.ErrorContext(r.Context(), "gatehouse: not deciding from stale policies", slog.Any("error", err))
+			return policy.Decision{}, model.Subject{}, refuseStale
+		}
+	}
 	switch {
 	case g.partnerOnly:
 		if st.p.Kind != auth.KindPartner {
