@@ -168,6 +168,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		ErrorWriter:   middleware.WriteMonite,
 		OnDecision:    middleware.SlogHook(s.log),
 		Logger:        s.log,
+		Fresh:         s.fresh,
 	}); err != nil {
 		return nil, err
 	}
@@ -299,9 +300,10 @@ func (s *Server) ownerLookup(table, param string) middleware.OwnerLookup {
 // before a request that may change something (any method but GET, HEAD and
 // OPTIONS), when the server has a watcher: the request is then authorized
 // and validated against the latest policy, and a client that changed
-// something through another replica sees its change here. Reads are served
-// from the replica's index as it is (it follows within the poll interval,
-// at once on PostgreSQL). A replica that cannot catch up answers 503.
+// something through another replica sees its change here. Reads are decided
+// from the replica's index once it has applied every change it knows of
+// (see fresh; it learns of changes at once on PostgreSQL, within the poll
+// interval elsewhere). A replica that cannot catch up answers 503.
 func (s *Server) syncWrites(next http.Handler) http.Handler {
 	if s.Watcher == nil {
 		return next
@@ -319,6 +321,21 @@ func (s *Server) syncWrites(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// fresh is the middleware's freshness check: with a watcher, a replica
+// that knows of committed changes it has not applied catches up (for at
+// most a few seconds) before it decides, and answers 503 if it cannot.
+func (s *Server) fresh() error {
+	if s.Watcher == nil {
+		return nil
+	}
+	if s.Watcher.Behind() == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	return s.Watcher.Sync(ctx)
 }
 
 // statusWriter remembers the status of an answer for the request log.
