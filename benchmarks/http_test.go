@@ -19,45 +19,63 @@ const (
 )
 
 // BenchmarkHTTP measures requests per second against an HTTP server on
-// 127.0.0.1 with two routes serving the same handler: /bare (no
-// authorization) and /gatehouse (behind middleware.Require with a real
-// auth.Service and a cached entity-user token; the request is allowed).
+// 127.0.0.1 with three routes:
+//
+//   - /bare: a tiny JSON handler, no authorization;
+//   - /gatehouse: the same handler behind middleware.Require with a real
+//     auth.Service and a cached entity-user token (the request is allowed);
+//   - the example server (examples/server/api on SQLite): GET
+//     /payables/{id} with an entity user's token and a role that may read
+//     payables: the request is authenticated, decided, and read from the
+//     database.
+//
 // httpClients keep-alive clients send b.N requests to each route, switching
-// routes every httpChunk requests (alternating which goes first) so that
-// both see the same machine load.
-// The run is bounded by httpTimeLimit. One op is one request to each route;
-// the metrics are bare-req/s, gatehouse-req/s and gatehouse/bare (their
-// ratio).
+// routes every httpChunk requests (rotating which goes first) so that all
+// see the same machine load. The run is bounded by httpTimeLimit. One op is
+// one request to each route. Metrics: the three req/s; gatehouse/bare, their
+// ratio; authz-share, the time authorization adds to a request (the
+// /gatehouse route's time per request less /bare's) as a share of the
+// example server's time per request; and decision-p50-us and
+// decision-p99-us, the wall time of the example server's decisions under
+// this load, from its decision hook.
 func BenchmarkHTTP(b *testing.B) {
 	fx := middlewareFixture(b)
+	sv := exampleServer(b)
 	mux := http.NewServeMux()
 	mux.Handle("GET /bare", fx.bare)
 	mux.Handle("GET /gatehouse", fx.allow)
+	mux.Handle("/", sv.srv.Handler())
 	srv := httptest.NewServer(mux) // listens on 127.0.0.1 only
 	defer srv.Close()
 	tr := &http.Transport{MaxIdleConns: 2 * httpClients, MaxIdleConnsPerHost: 2 * httpClients, DisableCompression: true}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 
-	routes := []string{srv.URL + "/bare", srv.URL + "/gatehouse"}
-	// Open the keep-alive connections and fill the token cache first.
-	for _, url := range routes {
-		if _, _, err := load(client, url, fx.token, 2*httpClients, time.Now().Add(httpTimeLimit)); err != nil {
+	type route struct{ url, token string }
+	routes := []route{
+		{srv.URL + "/bare", fx.token},
+		{srv.URL + "/gatehouse", fx.token},
+		{srv.URL + sv.path, sv.token},
+	}
+	// Open the keep-alive connections and fill the token caches first.
+	for _, rt := range routes {
+		if _, _, err := load(client, rt.url, rt.token, 2*httpClients, time.Now().Add(httpTimeLimit)); err != nil {
 			b.Fatal(err)
 		}
 	}
-	var done [2]int
-	var spent [2]time.Duration
+	sv.latency.reset()
+	var done [3]int
+	var spent [3]time.Duration
 	deadline := time.Now().Add(httpTimeLimit)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for chunk, left := 0, b.N; left > 0 && time.Now().Before(deadline); chunk++ {
 		n := min(left, httpChunk)
-		// Alternate which route goes first, so that neither always runs
-		// right after the other's garbage or on a warmer cache.
+		// Rotate which route goes first, so that none always runs right
+		// after another's garbage or on a warmer cache.
 		for j := range routes {
 			i := (j + chunk) % len(routes)
-			k, d, err := load(client, routes[i], fx.token, n, deadline)
+			k, d, err := load(client, routes[i].url, routes[i].token, n, deadline)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -67,10 +85,10 @@ func BenchmarkHTTP(b *testing.B) {
 		left -= n
 	}
 	b.StopTimer()
-	if done[0] < b.N || done[1] < b.N {
-		b.Logf("stopped at the %v bound: %d and %d of %d requests", httpTimeLimit, done[0], done[1], b.N)
+	if done[0] < b.N || done[1] < b.N || done[2] < b.N {
+		b.Logf("stopped at the %v bound: %v of %d requests", httpTimeLimit, done, b.N)
 	}
-	var rps [2]float64
+	var rps [3]float64
 	for i := range rps {
 		if spent[i] > 0 {
 			rps[i] = float64(done[i]) / spent[i].Seconds()
@@ -78,9 +96,13 @@ func BenchmarkHTTP(b *testing.B) {
 	}
 	b.ReportMetric(rps[0], "bare-req/s")
 	b.ReportMetric(rps[1], "gatehouse-req/s")
-	if rps[0] > 0 {
+	b.ReportMetric(rps[2], "server-req/s")
+	if rps[0] > 0 && rps[1] > 0 && rps[2] > 0 {
 		b.ReportMetric(rps[1]/rps[0], "gatehouse/bare")
+		b.ReportMetric((1/rps[1]-1/rps[0])*rps[2], "authz-share")
 	}
+	b.ReportMetric(float64(sv.latency.quantile(0.5).Nanoseconds())/1e3, "decision-p50-us")
+	b.ReportMetric(float64(sv.latency.quantile(0.99).Nanoseconds())/1e3, "decision-p99-us")
 }
 
 // load sends n GET requests to url from httpClients goroutines sharing

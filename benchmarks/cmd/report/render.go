@@ -177,9 +177,23 @@ func Markdown(w io.Writer, o *Output, info Info) {
 
 	if r, ok := o.Find("HTTP", "", 0); ok {
 		p("\n## Requests per second on loopback (127.0.0.1)\n\n")
-		p("Same handler, same server, same run; 8 keep-alive clients, routes alternating every 500 requests, %s requests per route.\n\n", fmtInt(float64(r.N)))
-		p("| bare req/s | behind Gatehouse req/s | Gatehouse ÷ bare |\n|---:|---:|---:|\n")
-		p("| %s | %s | %.2f |\n", fmtInt(r.Metrics["bare-req/s"]), fmtInt(r.Metrics["gatehouse-req/s"]), r.Metrics["gatehouse/bare"])
+		p("One server, one run; 8 keep-alive clients on the same machine, routes rotating every 500 requests, %s requests per route. "+
+			"/bare and /gatehouse serve the same tiny handler, without and with Gatehouse (token verification, entity, decision); "+
+			"the example server answers GET /payables/{id} for an entity user (Gatehouse, then a SQLite read).\n\n", fmtInt(float64(r.N)))
+		p("| bare req/s | behind Gatehouse req/s | Gatehouse ÷ bare | example server req/s | authorization's share of an example-server request | decision under load, p50 / p99 |\n|---:|---:|---:|---:|---:|---:|\n")
+		dec := ""
+		if p50, ok := r.Metric("decision-p50-us"); ok {
+			p99, _ := r.Metric("decision-p99-us")
+			dec = fmtDur(p50*1e3) + " / " + fmtDur(p99*1e3)
+		}
+		share := ""
+		if v, ok := r.Metric("authz-share"); ok {
+			share = fmt.Sprintf("%.1f%%", 100*v)
+		}
+		p("| %s | %s | %.2f | %s | %s | %s |\n", fmtInt(r.Metrics["bare-req/s"]), fmtInt(r.Metrics["gatehouse-req/s"]), r.Metrics["gatehouse/bare"],
+			fmtInt(r.Metrics["server-req/s"]), share, dec)
+		p("\nThe share is the time Gatehouse adds per request (/gatehouse less /bare, from their req/s) over the example server's time per request; "+
+			"the decision times are the middleware's own measurement (DecisionEvent.Latency) of the example server's requests during the run.\n")
 	}
 
 	if len(o.Skips) > 0 || len(o.Failures) > 0 {
