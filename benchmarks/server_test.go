@@ -38,8 +38,8 @@ type latencies struct {
 }
 
 func (l *latencies) Enabled(_ context.Context, lv slog.Level) bool { return lv == slog.LevelDebug }
-func (l *latencies) WithAttrs([]slog.Attr) slog.Handler             { return l }
-func (l *latencies) WithGroup(string) slog.Handler                  { return l }
+func (l *latencies) WithAttrs([]slog.Attr) slog.Handler            { return l }
+func (l *latencies) WithGroup(string) slog.Handler                 { return l }
 
 func (l *latencies) Handle(_ context.Context, r slog.Record) error {
 	if r.Message != "gatehouse: decision" {

@@ -192,7 +192,7 @@ func Markdown(w io.Writer, o *Output, info Info) {
 		}
 		p("| %s | %s | %.2f | %s | %s | %s |\n", fmtInt(r.Metrics["bare-req/s"]), fmtInt(r.Metrics["gatehouse-req/s"]), r.Metrics["gatehouse/bare"],
 			fmtInt(r.Metrics["server-req/s"]), share, dec)
-		p("\nThe share is the time Gatehouse adds per request (/gatehouse less /bare, from their req/s) over the example server's time per request; "+
+		p("\nThe share is the time Gatehouse adds per request (/gatehouse less /bare, from their req/s) over the example server's time per request; " +
 			"the decision times are the middleware's own measurement (DecisionEvent.Latency) of the example server's requests during the run.\n")
 	}
 
