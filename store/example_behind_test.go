@@ -44,11 +44,12 @@ func replica(ctx context.Context, path string, opts ...store.WatcherOption) (*po
 }
 
 // Two replicas share a database. Replica B polls rarely, so it is behind
-// after A's change; a change B makes from its stale state is refused and
-// says so, and from then on B's watcher reports that it is behind until
-// it caught up. A server checks Behind before it serves a decision that
-// must not be stale (with a 503, say), and calls Sync before validating a
-// change against every committed one.
+// after A's change, and does not know it yet. A management call on B takes
+// the store's change lock first, which catches B up: B's attempt to create
+// the same entity is refused because the entity exists (policy.ErrConflict),
+// not because B was behind. A server checks Behind before it serves a
+// decision that must not be stale (with a 503, say); Sync catches up with
+// everything committed so far.
 func ExampleWatcher_Behind() {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "gatehouse-example")
@@ -68,19 +69,18 @@ func ExampleWatcher_Behind() {
 	fmt.Println("B knows it is behind:", wB.Behind() != nil) // nobody told B yet
 
 	_, err = engB.CreateEntity(ctx, "acme", "shop")
+	fmt.Println("B's change refused as a conflict:", errors.Is(err, policy.ErrConflict))
 	fmt.Println("B's change refused as behind:", errors.Is(err, store.ErrBehind))
-	if err := wB.Wait(ctx, wB.Known()); err != nil { // its watcher catches up now
+	fmt.Println("B behind after its change:", wB.Behind() != nil)
+	if err := wB.Sync(ctx); err != nil { // everything committed so far
 		log.Fatal(err)
 	}
-	if err := wB.Sync(ctx); err != nil { // or: everything committed so far
-		log.Fatal(err)
-	}
-	fmt.Println("B behind after Sync:", wB.Behind() != nil)
 	d := engB.Decide(policy.Request{Subject: model.Partner("acme"), Entity: "shop", Object: "payable", Action: "read"})
 	fmt.Println("the partner may read the shop's payables on B:", d.Allowed)
 	// Output:
 	// B knows it is behind: false
-	// B's change refused as behind: true
-	// B behind after Sync: false
+	// B's change refused as a conflict: true
+	// B's change refused as behind: false
+	// B behind after its change: false
 	// the partner may read the shop's payables on B: true
 }

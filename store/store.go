@@ -55,6 +55,8 @@ type Store struct {
 	applied                  atomic.Int64 // the engine's index holds every change up to it
 	mu                       sync.Mutex
 	wakers                   map[*Watcher]struct{}
+	pubMu                    sync.Mutex   // held from an InTransaction's commit until its changes are published
+	spSeq                    atomic.Int64 // names savepoints
 
 	lagMu  sync.Mutex // orders the updates of applied, known and behind
 	known  int64      // the highest revision known to be committed
@@ -305,7 +307,8 @@ type txKey struct{}
 type txBinding struct {
 	s    *Store
 	tx   *gorm.DB
-	last *int64 // revision of the last change written in tx
+	mu   *sync.Mutex // one change at a time in tx; guards *last
+	last *int64      // revision of the last change written in tx
 }
 
 // advance records that the engine's index holds every change up to rev.
@@ -369,6 +372,8 @@ func (s *Store) Commit(ctx context.Context, ch *policy.Change) error {
 	if b, ok := ctx.Value(txKey{}).(txBinding); ok && b.s == s {
 		// A savepoint: if the change fails, the application's transaction
 		// holds none of it, even if the application commits anyway.
+		b.mu.Lock()
+		defer b.mu.Unlock()
 		var rev int64
 		err := b.tx.WithContext(ctx).Transaction(func(sp *gorm.DB) error {
 			var err error
@@ -404,31 +409,13 @@ func (s *Store) step(ctx context.Context, tx *gorm.DB, name string) error {
 	return s.hook(ctx, tx, name)
 }
 
-// commitIn writes ch in tx and returns its revision. With reload set, the
-// feed row tells every watcher to reload everything (see Watcher.Update).
-// Otherwise the change must have been made from an up-to-date index: the
-// store's revision is the last one the engine applied, or inTx, the last
-// one written earlier in the same transaction.
+// commitIn numbers ch and writes it in tx, and returns its revision. With
+// reload set, the feed row tells every watcher to reload everything (see
+// Watcher.Update). Otherwise the change must have been made from an
+// up-to-date index: the store's revision is the last one the engine
+// applied, or inTx, the last one written earlier in the same transaction.
 func (s *Store) commitIn(ctx context.Context, tx *gorm.DB, ch *policy.Change, reload bool, inTx int64) (int64, error) {
-	removed, err := encodeRules(ch.Remove)
-	if err != nil {
-		return 0, err
-	}
-	added, err := encodeRules(ch.Add)
-	if err != nil {
-		return 0, err
-	}
-	// Taking the counter row first serialises commits (the row lock, or
-	// SQLite's write lock, is held until the transaction ends), so that
-	// revisions follow commit order without gaps.
-	res := tx.Exec("UPDATE " + s.revision + " SET revision = revision + 1 WHERE id = 1")
-	if res.Error != nil {
-		return 0, fmt.Errorf("store: numbering the change: %w", res.Error)
-	}
-	if res.RowsAffected != 1 {
-		return 0, ErrNotMigrated
-	}
-	rev, err := s.readRevision(tx)
+	rev, err := s.number(tx)
 	if err != nil {
 		return 0, err
 	}
@@ -437,38 +424,68 @@ func (s *Store) commitIn(ctx context.Context, tx *gorm.DB, ch *policy.Change, re
 		s.wake() // catch up now, so that a retry can succeed
 		return 0, fmt.Errorf("%w: %w: the engine applied revision %d, the database is at %d: retry once its watcher caught up", ErrConflict, ErrBehind, seen, prev)
 	}
-	if err := s.step(ctx, tx, "numbered"); err != nil {
+	if err := s.writeIn(ctx, tx, ch, rev, reload); err != nil {
 		return 0, err
+	}
+	return rev, nil
+}
+
+// number takes the store's change lock in tx and returns the revision of
+// the change about to be written: the store's revision plus one. Updating
+// the counter row first serialises changes (the row lock, or SQLite's
+// write lock, is held until the transaction ends), so that revisions
+// follow commit order without gaps; rolling back gives the number back.
+func (s *Store) number(tx *gorm.DB) (int64, error) {
+	res := tx.Exec("UPDATE " + s.revision + " SET revision = revision + 1 WHERE id = 1")
+	if res.Error != nil {
+		return 0, fmt.Errorf("store: numbering the change: %w", res.Error)
+	}
+	if res.RowsAffected != 1 {
+		return 0, ErrNotMigrated
+	}
+	return s.readRevision(tx)
+}
+
+// writeIn writes ch, numbered rev, in tx: the rules it removes and adds,
+// its feed and audit row, and on PostgreSQL the notification.
+func (s *Store) writeIn(ctx context.Context, tx *gorm.DB, ch *policy.Change, rev int64, reload bool) error {
+	removed, err := encodeRules(ch.Remove)
+	if err != nil {
+		return err
+	}
+	added, err := encodeRules(ch.Add)
+	if err != nil {
+		return err
+	}
+	if err := s.step(ctx, tx, "numbered"); err != nil {
+		return err
 	}
 	if err := s.deleteRules(ctx, tx, ch.Remove); err != nil {
-		return 0, err
+		return err
 	}
 	if err := s.step(ctx, tx, "removed"); err != nil {
-		return 0, err
+		return err
 	}
 	if err := s.insertRules(ctx, tx, ch.Add); err != nil {
-		return 0, err
+		return err
 	}
 	if err := s.step(ctx, tx, "added"); err != nil {
-		return 0, err
+		return err
 	}
 	row := changeRow{
 		Revision: rev, At: s.now().UnixMicro(), Op: ch.Op, Entity: string(ch.Entity),
 		Actor: ch.Actor, Origin: s.origin, Reload: reload, Removed: removed, Added: added,
 	}
 	if err := tx.Table(s.changes).Create(&row).Error; err != nil {
-		return 0, fmt.Errorf("store: appending to the change feed: %w", err)
+		return fmt.Errorf("store: appending to the change feed: %w", err)
 	}
 	if s.dialect == dialectPostgres {
 		// Delivered when (and only if) the transaction commits.
 		if err := tx.Exec("SELECT pg_notify(?, ?)", s.channel, strconv.FormatInt(rev, 10)).Error; err != nil {
-			return 0, fmt.Errorf("store: notifying: %w", err)
+			return fmt.Errorf("store: notifying: %w", err)
 		}
 	}
-	if err := s.step(ctx, tx, "fed"); err != nil {
-		return 0, err
-	}
-	return rev, nil
+	return s.step(ctx, tx, "fed")
 }
 
 const deleteChunk = 50
@@ -571,6 +588,8 @@ func (s *Store) InTransaction(ctx context.Context, fn func(ctx context.Context, 
 		mu      sync.Mutex
 		applies []func()
 		last    int64
+		bmu     sync.Mutex
+		pub     bool
 	)
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		c := policy.WithDeferredApply(ctx, func(apply func()) {
@@ -578,9 +597,23 @@ func (s *Store) InTransaction(ctx context.Context, fn func(ctx context.Context, 
 			defer mu.Unlock()
 			applies = append(applies, apply)
 		})
-		c = context.WithValue(c, txKey{}, txBinding{s: s, tx: tx, last: &last})
-		return fn(c, tx)
+		c = context.WithValue(c, txKey{}, txBinding{s: s, tx: tx, mu: &bmu, last: &last})
+		if err := fn(c, tx); err != nil {
+			return err
+		}
+		bmu.Lock()
+		defer bmu.Unlock()
+		if last > 0 {
+			// Until the changes are published, the next change lock waits
+			// (Lock): the engine must hold them before it validates again.
+			s.pubMu.Lock()
+			pub = true
+		}
+		return nil
 	})
+	if pub {
+		defer s.pubMu.Unlock()
+	}
 	if err != nil {
 		return err
 	}

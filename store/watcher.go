@@ -400,32 +400,88 @@ func (w *Watcher) sync(ctx context.Context) error {
 }
 
 func (w *Watcher) apply(ctx context.Context, r *changeRow) error {
+	if why := w.applyRow(ctx, r); why != "" {
+		return w.reload(ctx, why)
+	}
+	return nil
+}
+
+// applyRow applies feed row r to the engine, or returns why the whole
+// policy must be reloaded instead. The caller holds syncMu.
+func (w *Watcher) applyRow(ctx context.Context, r *changeRow) (reload string) {
 	cur := w.cursor.Load()
 	switch {
 	case r.Revision <= cur:
-		return nil // applied by a reload
+		return "" // applied by a reload
 	case r.Revision != cur+1:
-		return w.reload(ctx, "gap in the change feed")
+		return "gap in the change feed"
 	case r.Reload:
-		return w.reload(ctx, "reload requested")
+		return "reload requested"
 	case r.Origin == w.st.origin:
 		// The local engine published it when it committed.
 		w.setCursor(r.Revision)
-		return nil
+		return ""
 	}
 	rm, err1 := decodeRules(r.Removed)
 	add, err2 := decodeRules(r.Added)
 	if err := errors.Join(err1, err2); err != nil {
 		w.st.log.ErrorContext(ctx, "gatehouse: undecodable change in the feed", "revision", r.Revision, "err", err)
-		return w.reload(ctx, "undecodable change")
+		return "undecodable change"
 	}
 	ch := policy.Change{Op: r.Op, Entity: model.EntityID(r.Entity), Actor: r.Actor, Remove: rm, Add: add, Revision: r.Revision}
 	if err := w.eng.ApplyCommitted(ch); err != nil {
 		w.st.log.ErrorContext(ctx, "gatehouse: applying a committed change failed", "revision", r.Revision, "err", err)
-		return w.reload(ctx, "change not applicable")
+		return "change not applicable"
 	}
 	w.setCursor(r.Revision)
-	return nil
+	return ""
+}
+
+// catchUpIn applies the changes up to revision latest, reading the feed
+// in tx, a transaction that holds the store's change lock (Store.Lock).
+// It never reloads (a reload reads through another connection, which may
+// wait for tx): where one is needed it returns an error wrapping
+// errNeedReload.
+func (w *Watcher) catchUpIn(ctx context.Context, tx *gorm.DB, latest int64) error {
+	w.syncMu.Lock()
+	defer w.syncMu.Unlock()
+	start := w.cursor.Load()
+	defer func() {
+		if cur := w.cursor.Load(); cur != start {
+			w.callback(cur)
+		}
+	}()
+	w.st.noteKnown(latest)
+	if w.hook != nil {
+		if err := w.hook(ctx); err != nil {
+			return err
+		}
+	}
+	q := "SELECT revision, at, op, entity, actor, origin, reload, removed, added FROM " + w.st.changes +
+		" WHERE revision > ? AND revision <= ? ORDER BY revision LIMIT ?"
+	if w.st.dialect == dialectMySQL {
+		// A locking read sees every committed row, whatever snapshot an
+		// application's repeatable-read transaction took before.
+		q += " LOCK IN SHARE MODE"
+	}
+	for {
+		cur := w.cursor.Load()
+		if cur >= latest {
+			return nil
+		}
+		var rows []changeRow
+		if err := tx.Raw(q, cur, latest, feedBatch).Scan(&rows).Error; err != nil {
+			return fmt.Errorf("store: reading the change feed: %w", err)
+		}
+		if len(rows) == 0 || rows[0].Revision != cur+1 {
+			return fmt.Errorf("%w: change feed pruned", errNeedReload)
+		}
+		for i := range rows {
+			if why := w.applyRow(ctx, &rows[i]); why != "" {
+				return fmt.Errorf("%w: %s", errNeedReload, why)
+			}
+		}
+	}
 }
 
 func (w *Watcher) reload(ctx context.Context, why string) error {

@@ -1,0 +1,194 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-authz/gatehouse/model"
+	"github.com/gatehouse-authz/gatehouse/policy"
+)
+
+func TestReplicaContendedSQLite(t *testing.T)   { runContended(t, sqliteBackend(t)) }
+func TestReplicaContendedPostgres(t *testing.T) { runContended(t, postgresBackend(t)) }
+func TestReplicaContendedMySQL(t *testing.T)    { runContended(t, mysqlBackend(t)) }
+
+// runContended: replica B commits continuously while replica A makes n
+// changes, each called once, with no retry, and each after B committed
+// again (so A is behind the database when it starts nearly every one). Every one of A's changes must
+// succeed (the store catches A up under the change lock before A
+// validates, so a writer that got the lock is never behind), B's too, and
+// at the end both replicas hold the stored policy and decide alike.
+func runContended(t *testing.T, b backend) {
+	const n = 40
+	ctx := context.Background()
+	prefix := newPrefix()
+	type replica struct {
+		st  *Store
+		eng *policy.Engine
+		w   *Watcher
+	}
+	var rs [2]replica
+	for i := range rs {
+		st := newStore(t, b, b.open(t), prefix)
+		eng := newEngine(t, st)
+		// A's watcher neither polls nor listens: A is behind at nearly
+		// every call, and only the change lock catches it up.
+		opts := []WatcherOption{WithPollInterval(time.Hour), WithListen(false)}
+		if i == 1 {
+			opts = []WatcherOption{WithPollInterval(50 * time.Millisecond)}
+		}
+		w, err := NewWatcher(ctx, st, eng, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(w.Close)
+		rs[i] = replica{st, eng, w}
+	}
+	a, bb := rs[0], rs[1]
+	if _, err := a.eng.CreateEntity(ctx, "p1", "ea"); err != nil {
+		t.Fatal(err)
+	}
+	if err := bb.w.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bb.eng.CreateEntity(ctx, "p2", "eb"); err != nil {
+		t.Fatal(err)
+	}
+
+	// B: toggles a user of its entity, as fast as it can with a 1 ms pause.
+	var (
+		stop     atomic.Bool
+		bCommits atomic.Int64
+		bErrs    []error
+		bMu      sync.Mutex
+		done     = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		for i := 0; !stop.Load(); i++ {
+			var err error
+			if i%2 == 0 {
+				_, err = bb.eng.AddUser(ctx, "eb", "v1", "")
+			} else {
+				err = bb.eng.RemoveUser(ctx, "eb", "v1")
+			}
+			if err != nil {
+				bMu.Lock()
+				bErrs = append(bErrs, err)
+				bMu.Unlock()
+			} else {
+				bCommits.Add(1)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	// Let B get going.
+	for deadline := time.Now().Add(10 * time.Second); bCommits.Load() < 5; {
+		if time.Now().After(deadline) {
+			stop.Store(true)
+			<-done
+			t.Fatalf("B committed %d changes in 10 s: %v", bCommits.Load(), bErrs)
+		}
+		time.Sleep(time.Millisecond)
+	}
+
+	var (
+		failed   []string
+		roles    []model.RoleID
+		behind   int
+		start    = time.Now()
+		bAtStart = bCommits.Load()
+	)
+	for i := range n {
+		// B commits between any two of A's changes (SQLite's write lock is
+		// not fair: A alone could keep it).
+		for last, deadline := bCommits.Load(), time.Now().Add(10*time.Second); bCommits.Load() == last; {
+			if time.Now().After(deadline) {
+				stop.Store(true)
+				<-done
+				t.Fatalf("B committed nothing for 10 s: %v", bErrs)
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+		if rev, err := a.st.Revision(ctx); err == nil && rev > a.w.Revision() {
+			behind++
+		}
+		var err error
+		switch {
+		case i%4 == 0 || len(roles) == 0:
+			var r policy.Role
+			r, err = a.eng.CreateRole(ctx, "ea", policy.RoleSpec{Name: fmt.Sprintf("role %d", i),
+				Permissions: model.Permissions{a.eng.Catalog().Keys()[i%5]: model.Allowed}})
+			if err == nil {
+				roles = append(roles, r.ID)
+			}
+		case i%4 == 3:
+			err = a.eng.SetDefaultRole(ctx, "ea", roles[i%len(roles)])
+		default:
+			_, err = a.eng.AddUser(ctx, "ea", model.UserID(fmt.Sprintf("a%d", i)), roles[i%len(roles)])
+		}
+		if err != nil {
+			failed = append(failed, fmt.Sprintf("change %d: %v", i, err))
+		}
+	}
+	elapsed := time.Since(start)
+	bDuring := bCommits.Load() - bAtStart
+	stop.Store(true)
+	<-done
+
+	t.Logf("A: %d of %d changes succeeded first time in %v, behind the database before %d of them; B committed %d changes meanwhile (%d refused)",
+		n-len(failed), n, elapsed.Round(time.Millisecond), behind, bDuring, len(bErrs))
+	for _, f := range failed {
+		t.Errorf("A's %s", f)
+	}
+	for _, err := range bErrs[:min(len(bErrs), 5)] {
+		t.Errorf("B's change refused: %v", err)
+	}
+	if behind < n/2 {
+		t.Errorf("A was behind before only %d of its %d changes: too little contention to tell", behind, n)
+	}
+	if t.Failed() {
+		return
+	}
+
+	latest, err := a.st.Revision(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range rs {
+		// A's watcher does not poll: Sync is its way to hear of B's last
+		// changes.
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := r.w.Sync(sctx)
+		cancel()
+		if err != nil || r.w.Revision() != latest {
+			t.Fatalf("replica %d at %d, store at %d: %v", i, r.w.Revision(), latest, err)
+		}
+	}
+	if want := int64(2 + n + bCommits.Load()); latest != want {
+		t.Errorf("store revision %d, want %d (one per successful change)", latest, want)
+	}
+	stored := storedRules(t, a.st)
+	assertSameRules(t, "replica A vs stored", stored, sortedRules(a.eng.Rules()))
+	assertSameRules(t, "replica B vs stored", stored, sortedRules(bb.eng.Rules()))
+	reqs := randomRequests(rand.New(rand.NewPCG(5, 5)), a.eng.Catalog(), 2000)
+	for i := range reqs {
+		if i%2 == 0 {
+			reqs[i].Entity = "ea"
+			reqs[i].Subject = model.User(model.UserID(fmt.Sprintf("a%d", i%n)))
+		}
+	}
+	assertSameDecisions(t, a.eng, bb.eng, reqs)
+	if _, err := a.eng.GetEntity(ctx, "eb"); err != nil {
+		t.Errorf("A does not see B's entity: %v", err)
+	}
+	if errors.Is(a.w.Behind(), ErrBehind) || errors.Is(bb.w.Behind(), ErrBehind) {
+		t.Errorf("caught up, yet behind: %v / %v", a.w.Behind(), bb.w.Behind())
+	}
+}
