@@ -154,9 +154,9 @@ func BenchmarkColdStart(b *testing.B) {
 // the commit returned: median, p99 and max. PostgreSQL wakes watchers with
 // NOTIFY (the poll interval, the fallback, is 1 s); MySQL polls every 50
 // ms. In the "contended" runs the other replica commits changes of its own
-// every 2 ms meanwhile: its engine then holds its lock while its commits
-// wait for the revision row, and its watcher applies A's changes between
-// them.
+// every 2 ms meanwhile: its management calls wait for the change lock
+// without holding its engine's mutex, so its watcher applies A's changes
+// between them.
 func BenchmarkPropagation(b *testing.B) {
 	for _, mk := range []func(testing.TB) backend{postgresBackend, mysqlBackend} {
 		bk := mk(b)

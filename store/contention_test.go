@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"gorm.io/gorm"
+
 	"github.com/gatehouse-authz/gatehouse/model"
 	"github.com/gatehouse-authz/gatehouse/policy"
 )
@@ -23,9 +25,14 @@ func TestReplicaContendedMySQL(t *testing.T)    { runContended(t, mysqlBackend(t
 // again (so A is behind the database when it starts nearly every one). Every one of A's changes must
 // succeed (the store catches A up under the change lock before A
 // validates, so a writer that got the lock is never behind), B's too, and
-// at the end both replicas hold the stored policy and decide alike.
+// at the end both replicas hold the stored policy and decide alike. Then
+// A runs application transactions (Store.InTransaction) with a plain
+// writer beside them on the same engine: all go through.
 func runContended(t *testing.T, b backend) {
-	const n = 40
+	const (
+		n = 40 // plain changes
+		m = 10 // transactions (two changes each), and plain changes beside them
+	)
 	ctx := context.Background()
 	prefix := newPrefix()
 	type replica struct {
@@ -51,6 +58,10 @@ func runContended(t *testing.T, b backend) {
 		rs[i] = replica{st, eng, w}
 	}
 	a, bb := rs[0], rs[1]
+	if err := a.st.DB().Exec("CREATE TABLE " + prefix + "app (id INTEGER PRIMARY KEY)").Error; err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.st.DB().Exec("DROP TABLE IF EXISTS " + prefix + "app") })
 	if _, err := a.eng.CreateEntity(ctx, "p1", "ea"); err != nil {
 		t.Fatal(err)
 	}
@@ -137,13 +148,50 @@ func runContended(t *testing.T, b backend) {
 			failed = append(failed, fmt.Sprintf("change %d: %v", i, err))
 		}
 	}
+
+	// Then application transactions on A, each with two changes and a
+	// write of its own, while another goroutine makes plain changes on A
+	// (it waits for the lock without holding A's mutex, which the
+	// transaction's second change needs) and B goes on.
+	var (
+		plainErrs []error
+		plainDone = make(chan struct{})
+	)
+	go func() {
+		defer close(plainDone)
+		for i := range m {
+			if _, err := a.eng.AddUser(ctx, "ea", model.UserID(fmt.Sprintf("p%d", i)), ""); err != nil {
+				plainErrs = append(plainErrs, err)
+			}
+		}
+	}()
+	for i := range m {
+		err := a.st.InTransaction(ctx, func(ctx context.Context, tx *gorm.DB) error {
+			if _, err := a.eng.CreateRole(ctx, "ea", policy.RoleSpec{Name: fmt.Sprintf("tx role %d", i)}); err != nil {
+				return err
+			}
+			// (Changes made earlier in the transaction are not visible to
+			// later ones before the commit: an existing role.)
+			if _, err := a.eng.AddUser(ctx, "ea", model.UserID(fmt.Sprintf("t%d", i)), roles[i%len(roles)]); err != nil {
+				return err
+			}
+			return tx.Exec("INSERT INTO "+prefix+"app (id) VALUES (?)", i).Error
+		})
+		if err != nil {
+			failed = append(failed, fmt.Sprintf("transaction %d: %v", i, err))
+		}
+	}
+	<-plainDone
+	for _, err := range plainErrs {
+		failed = append(failed, fmt.Sprintf("plain change during the transactions: %v", err))
+	}
 	elapsed := time.Since(start)
 	bDuring := bCommits.Load() - bAtStart
 	stop.Store(true)
 	<-done
 
-	t.Logf("A: %d of %d changes succeeded first time in %v, behind the database before %d of them; B committed %d changes meanwhile (%d refused)",
-		n-len(failed), n, elapsed.Round(time.Millisecond), behind, bDuring, len(bErrs))
+	t.Logf("A: %d of %d plain changes and %d transactions with %d plain changes beside them succeeded first time in %v (%d failures), behind the database before %d of the first %d; B committed %d changes meanwhile (%d refused)",
+		n-min(len(failed), n), n, m, m, elapsed.Round(time.Millisecond), len(failed), behind, n, bDuring, len(bErrs))
 	for _, f := range failed {
 		t.Errorf("A's %s", f)
 	}
@@ -171,7 +219,11 @@ func runContended(t *testing.T, b backend) {
 			t.Fatalf("replica %d at %d, store at %d: %v", i, r.w.Revision(), latest, err)
 		}
 	}
-	if want := int64(2 + n + bCommits.Load()); latest != want {
+	var appRows int64
+	if err := a.st.DB().Table(prefix + "app").Count(&appRows).Error; err != nil || appRows != m {
+		t.Errorf("%d application rows (%v), want %d", appRows, err, m)
+	}
+	if want := int64(2 + n + 3*m + bCommits.Load()); latest != want {
 		t.Errorf("store revision %d, want %d (one per successful change)", latest, want)
 	}
 	stored := storedRules(t, a.st)
@@ -190,5 +242,61 @@ func runContended(t *testing.T, b backend) {
 	}
 	if errors.Is(a.w.Behind(), ErrBehind) || errors.Is(bb.w.Behind(), ErrBehind) {
 		t.Errorf("caught up, yet behind: %v / %v", a.w.Behind(), bb.w.Behind())
+	}
+}
+
+// testLockReloads: when the change lock finds a feed that cannot be
+// followed change by change (pruned past the replica, or asking for a
+// reload), the replica reloads outside the lock and its change goes
+// through.
+func testLockReloads(t *testing.T, b backend) {
+	ctx := context.Background()
+	prefix := newPrefix()
+	stA := newStore(t, b, b.open(t), prefix)
+	stB := newStore(t, b, b.open(t), prefix)
+	engA, engB := newEngine(t, stA), newEngine(t, stB)
+	wA, err := NewWatcher(ctx, stA, engA, WithPollInterval(time.Hour), WithListen(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wA.Close()
+	wB, err := NewWatcher(ctx, stB, engB, WithPollInterval(time.Hour), WithListen(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wB.Close()
+
+	setupEntity(t, ctx, engB, "e1")
+	if _, err := stB.Prune(ctx, engB.Revision()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := engA.CreateEntity(ctx, "p1", "e2"); err != nil {
+		t.Fatalf("change after the feed was pruned: %v", err)
+	}
+	if _, err := engA.GetEntity(ctx, "e1"); err != nil {
+		t.Fatalf("A did not reload: %v", err)
+	}
+
+	// Rules written through the adapter, and a reload row.
+	if err := stB.Adapter().AddPolicy("g", "g2", []string{"partner:p2", "entity:e9"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := wB.Update(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := engA.CreateEntity(ctx, "p1", "e3"); err != nil {
+		t.Fatalf("change after a reload row: %v", err)
+	}
+	if _, err := engA.GetEntity(ctx, "e9"); err != nil {
+		t.Fatalf("A did not reload: %v", err)
+	}
+	if err := wB.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stored := storedRules(t, stA)
+	assertSameRules(t, "A", stored, sortedRules(engA.Rules()))
+	assertSameRules(t, "B", stored, sortedRules(engB.Rules()))
+	if err := wA.Behind(); err != nil {
+		t.Fatalf("A behind: %v", err)
 	}
 }

@@ -30,9 +30,9 @@
 // The engine publishes a change to its index only after Commit succeeded,
 // so a failed write leaves the database and the decisions as before.
 // [Store.InTransaction] runs policy changes inside an application's own
-// transaction and publishes them only if it commits. Commit refuses with
-// [ErrConflict] a change whose removed rules are not all stored or whose
-// added rules are: the engine that made it was behind the database.
+// transaction and publishes them only if it commits. A change whose
+// removed rules are not all stored or whose added rules are is refused
+// with [ErrConflict], and nothing is written.
 //
 // # Replicas
 //
@@ -43,6 +43,17 @@
 // On PostgreSQL commits notify the watchers with NOTIFY (the payload is
 // the revision); everywhere the watchers also poll, and a catch-up that
 // failed is retried within milliseconds rather than at the next poll.
+//
+// Writers on different replicas take turns rather than refusing each
+// other: Store is a policy.LockingStore. Every management call starts
+// with [Store.Lock], which opens the change's transaction, takes the
+// revision-row lock (SQLite: the write lock) and, through the replica's
+// Watcher, applies every change committed before, reading the feed in
+// that transaction; only then does the engine take its own mutex,
+// validate against its now current index and commit in the same
+// transaction. A writer holding the lock is never behind, however busy
+// the other replicas are. (Lock order: the database lock, then the
+// engine's mutex; a watcher takes only the mutex.)
 //
 // # Freshness
 //
@@ -55,9 +66,11 @@
 // details). It reads no database, so a server can check it on every
 // request. [Watcher.Sync] catches up with every change committed before
 // the call (one round trip when there is none), and [Watcher.Wait] waits
-// for a revision. A change made from a stale index is refused with an
-// error wrapping both [ErrConflict] and [ErrBehind]; [Watcher.Retry]
-// catches up and tries again.
+// for a revision. A management call does not need either: the change
+// lock catches its replica up first. Only a replica that cannot catch up
+// (no Watcher for its engine, or a feed it cannot read) has its change
+// refused, with an error wrapping both [ErrConflict] and [ErrBehind];
+// [Watcher.Retry] catches up and tries again.
 //
 // # Concurrency
 //

@@ -8,10 +8,10 @@ import "errors"
 var (
 	// ErrConflict: a change does not match the stored policy: a rule it
 	// removes is not stored, or a rule it adds is stored already, or the
-	// engine that made it had not applied every committed change yet (the
-	// error then also wraps [ErrBehind]). Another replica changed the
-	// policy first; nothing was written. [Watcher.Retry] catches up and
-	// tries again.
+	// engine that made it had not applied every committed change yet and
+	// could not catch up (the error then also wraps [ErrBehind]: no
+	// Watcher, or the feed could not be read). Nothing was written.
+	// [Watcher.Retry] catches up and tries again.
 	ErrConflict = errors.New("store: change conflicts with the stored policy")
 	// ErrNotMigrated: the store's tables are missing; call [Store.Migrate].
 	ErrNotMigrated = errors.New("store: schema missing, call Migrate")

@@ -70,8 +70,8 @@ func (s *Store) Lock(ctx context.Context, e *policy.Engine) (policy.Committer, f
 			return nil, nil, fmt.Errorf("%w: %w: %w", ErrConflict, ErrBehind, err)
 		}
 		// Outside the lock: a reload reads through a connection of its own.
-		if serr := s.watcherOf(e).Sync(ctx); serr != nil {
-			return nil, nil, fmt.Errorf("%w: %w", ErrConflict, serr)
+		if rerr := s.watcherOf(e).reloadNow(ctx, err.Error()); rerr != nil {
+			return nil, nil, fmt.Errorf("%w: %w: %w", ErrConflict, ErrBehind, rerr)
 		}
 	}
 }

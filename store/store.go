@@ -34,10 +34,12 @@ const (
 // PostgreSQL, MySQL or MariaDB). Create it with [New], create its tables
 // with [Store.Migrate], and give it to one engine with policy.WithStore.
 // A Store serves one engine: every replica (process) has its own Store and
-// [Watcher] over the shared database. A Store refuses (with [ErrConflict])
-// a change made by an engine that has not applied every committed change
-// yet, so an engine that shares its database with others needs a Watcher
-// to keep committing.
+// [Watcher] over the shared database. The engine takes the store's change
+// lock ([Store.Lock]) at the start of every management call, which brings
+// it up to date through its Watcher; an engine that shares its database
+// with others therefore needs a Watcher to keep committing (without one,
+// a change made while other replicas committed is refused with
+// [ErrConflict] and [ErrBehind]).
 //
 // A Store is safe for concurrent use.
 type Store struct {
@@ -363,8 +365,10 @@ func (s *Store) lag() (applied, known int64, since time.Time) {
 // removed rules, inserts the added ones and appends the change to the feed
 // and audit trail; on PostgreSQL it also notifies the watchers. It fails
 // with [ErrConflict], writing nothing, when a removed rule is not stored or
-// an added one is. Inside [Store.InTransaction] it writes in the
-// application's transaction.
+// an added one is, or when the engine had not applied every committed
+// change (then wrapping [ErrBehind] too). Inside [Store.InTransaction] it
+// writes in the application's transaction. The engine does not call it:
+// it commits through [Store.Lock], which catches it up first.
 func (s *Store) Commit(ctx context.Context, ch *policy.Change) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -575,8 +579,9 @@ func (s *Store) wake() {
 // to the engine only after the commit; on a rollback the database and the
 // engine are left as before. Until the commit, the engine's decisions and
 // later changes do not see those changes, and other commits wait for the
-// transaction (it holds the store's revision lock from its first change).
-// A nested call joins the outer transaction.
+// transaction (it holds the store's change lock from its first change:
+// see [Store.Lock]). Engine calls inside fn take turns; a nested call
+// joins the outer transaction.
 func (s *Store) InTransaction(ctx context.Context, fn func(ctx context.Context, tx *gorm.DB) error) error {
 	if err := ctx.Err(); err != nil {
 		return err

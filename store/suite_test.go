@@ -38,6 +38,7 @@ func runSuite(t *testing.T, b backend) {
 		{"WatcherNoLeak", testWatcherNoLeak},
 		{"Behind", testBehind},
 		{"DatabaseReset", testDatabaseReset},
+		{"LockReloads", testLockReloads},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })

@@ -252,10 +252,12 @@ func (w *Watcher) setCursor(rev int64) {
 	w.advMu.Unlock()
 }
 
-// Retry calls fn and, while it fails with [ErrConflict] because this
-// replica was behind the database, catches up with [Watcher.Sync] and
-// calls it again, at most attempts times in all. fn is typically one
-// management call on the engine; it must be safe to repeat.
+// Retry calls fn and, while it fails with [ErrConflict], catches up with
+// [Watcher.Sync] and calls it again, at most attempts times in all. fn is
+// typically one management call on the engine; it must be safe to repeat.
+// A management call catches its replica up under the store's change lock
+// by itself ([Store.Lock]), so Retry is only needed where that could not
+// be done: when reading the change feed failed.
 func (w *Watcher) Retry(ctx context.Context, attempts int, fn func(ctx context.Context) error) error {
 	var err error
 	for i := 0; i < max(attempts, 1); i++ {
@@ -482,6 +484,21 @@ func (w *Watcher) catchUpIn(ctx context.Context, tx *gorm.DB, latest int64) erro
 			}
 		}
 	}
+}
+
+// reloadNow reloads the whole policy (Store.Lock asks for it when the feed
+// cannot be followed incrementally).
+func (w *Watcher) reloadNow(ctx context.Context, why string) error {
+	w.syncMu.Lock()
+	defer w.syncMu.Unlock()
+	start := w.cursor.Load()
+	if err := w.reload(ctx, why); err != nil {
+		return err
+	}
+	if cur := w.cursor.Load(); cur != start {
+		w.callback(cur)
+	}
+	return nil
 }
 
 func (w *Watcher) reload(ctx context.Context, why string) error {
