@@ -9,7 +9,7 @@ import (
 func (t *Table) probes(key string) int {
 	h := Hash(key)
 	n := 1
-	for i := h & t.mask; !t.is(&t.slots[i], key); i = (i + 1) & t.mask {
+	for i := h & t.mask; t.slots[i].key != key; i = (i + 1) & t.mask {
 		n++
 	}
 	return n

@@ -2,11 +2,10 @@
 // once and then read without locks by any number of goroutines.
 //
 // It exists for the decision hot path: an open-addressing table with linear
-// probing over one flat slice of 64-byte slots that hold their keys inline,
-// so that a lookup is one hash and, nearly always, one cache line read and
-// compared, with no pointer chasing through directories, groups and key
-// strings as in a general-purpose map. A table is rebuilt, not changed,
-// when its keys change.
+// probing over one flat slice, so that a lookup is one hash, one probe run
+// over adjacent slots and one key comparison, with no pointer chasing
+// through directories and groups as in a general-purpose map. A table is
+// rebuilt, not changed, when its keys change.
 package strtab
 
 import (
@@ -20,46 +19,18 @@ import (
 // keys chosen to collide on one process do not collide on another.
 var seed = rand.Uint64() | 1
 
-// inlineMax is the longest key a slot holds inline: with it a slot is 64
-// bytes, one cache line on common machines. Longer keys (up to any length)
-// live in Table.long.
-const inlineMax = 55
-
-// longKey in slot.n marks a key held in Table.long, at the index stored in
-// the first four bytes of slot.key.
-const longKey = 0xff
-
 type slot struct {
+	key string
 	tag uint32 // high bits of the hash, 0 for an empty slot
 	val uint32
-	n   uint8 // length of the key, or longKey
-	key [inlineMax]byte
 }
 
-// Table maps strings to uint32 values (indexes into the caller's slices).
-// The zero Table is empty and usable. A Table is immutable once built.
+// Table maps strings to uint32 values (indexes into the caller's slices). The zero Table is empty and
+// usable. A Table is immutable once built.
 type Table struct {
-	slots []slot   // len is 0 or a power of two
-	long  []string // keys longer than inlineMax
+	slots []slot // len is 0 or a power of two
 	mask  uint64
 	n     int
-}
-
-// is reports whether s holds key.
-func (t *Table) is(s *slot, key string) bool {
-	if s.n != longKey {
-		return int(s.n) == len(key) && string(s.key[:s.n]) == key
-	}
-	i := binary.LittleEndian.Uint32(s.key[:4])
-	return int(i) < len(t.long) && t.long[i] == key
-}
-
-// keyOf returns the key s holds (for rebuilding and listing: it allocates).
-func (t *Table) keyOf(s *slot) string {
-	if s.n != longKey {
-		return string(s.key[:s.n])
-	}
-	return t.long[binary.LittleEndian.Uint32(s.key[:4])]
 }
 
 // Hash returns the hash of key used by every table.
@@ -121,12 +92,11 @@ type Builder struct{ t Table }
 // table when needed.
 func (b *Builder) Set(key string, v uint32) {
 	if 4*(b.t.n+1) > 3*len(b.t.slots) {
-		old := b.t
+		old := b.t.slots
 		nb := New(2 * (b.t.n + 1))
-		for i := range old.slots {
-			if s := &old.slots[i]; s.tag != 0 {
-				k := old.keyOf(s)
-				nb.t.insert(k, s.val, Hash(k))
+		for _, s := range old {
+			if s.tag != 0 {
+				nb.t.insert(s.key, s.val, Hash(s.key))
 			}
 		}
 		b.t = nb.t
@@ -148,18 +118,11 @@ func (t *Table) insert(key string, v uint32, h uint64) {
 	for i := h & t.mask; ; i = (i + 1) & t.mask {
 		s := &t.slots[i]
 		if s.tag == 0 {
-			*s = slot{tag: tag, val: v}
-			if len(key) <= inlineMax {
-				s.n = uint8(copy(s.key[:], key))
-			} else {
-				s.n = longKey
-				binary.LittleEndian.PutUint32(s.key[:4], uint32(len(t.long)))
-				t.long = append(t.long, key)
-			}
+			*s = slot{key: key, tag: tag, val: v}
 			t.n++
 			return
 		}
-		if s.tag == tag && t.is(s, key) {
+		if s.tag == tag && s.key == key {
 			s.val = v
 			return
 		}
@@ -176,7 +139,7 @@ func (t *Table) Get(key string) (uint32, bool) {
 	tag := tagOf(h)
 	for i := h & t.mask; ; i = (i + 1) & t.mask {
 		s := &t.slots[i]
-		if s.tag == tag && t.is(s, key) {
+		if s.tag == tag && s.key == key {
 			return s.val, true
 		}
 		if s.tag == 0 {
@@ -192,7 +155,7 @@ func (t *Table) Len() int { return t.n }
 // returns false.
 func (t *Table) All(fn func(string, uint32) bool) {
 	for i := range t.slots {
-		if s := &t.slots[i]; s.tag != 0 && !fn(t.keyOf(s), s.val) {
+		if s := &t.slots[i]; s.tag != 0 && !fn(s.key, s.val) {
 			return
 		}
 	}

@@ -3,9 +3,7 @@ package strtab
 import (
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"testing"
-	"unsafe"
 )
 
 // TestAgainstMap builds tables of random keys and checks every lookup,
@@ -139,32 +137,4 @@ func BenchmarkHash(b *testing.B) {
 		s += Hash(k)
 	}
 	_ = s
-}
-
-// TestLongKeys mixes keys held inline with longer ones, around the limit.
-func TestLongKeys(t *testing.T) {
-	b := New(0)
-	want := map[string]uint32{}
-	for n := 0; n <= 3*inlineMax; n++ {
-		for _, c := range "ab" {
-			k := strings.Repeat(string(c), n)
-			want[k] = uint32(len(want))
-			b.Set(k, want[k])
-		}
-	}
-	tab := b.Table()
-	for k, v := range want {
-		if got, ok := tab.Get(k); !ok || got != v {
-			t.Fatalf("Get(len %d) = %d, %v; want %d", len(k), got, ok, v)
-		}
-		if _, ok := tab.Get(k + "c"); ok && want[k+"c"] == 0 {
-			t.Fatalf("found absent key of len %d", len(k)+1)
-		}
-	}
-	if tab.Len() != len(want) {
-		t.Fatalf("Len = %d, want %d", tab.Len(), len(want))
-	}
-	if unsafe.Sizeof(slot{}) != 64 {
-		t.Errorf("a slot is %d bytes, want one 64-byte line", unsafe.Sizeof(slot{}))
-	}
 }
