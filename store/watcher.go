@@ -348,18 +348,25 @@ func (w *Watcher) Sync(ctx context.Context) error {
 	return nil
 }
 
+// following takes syncMu for one catch-up and returns the function that
+// ends it: it tells the update callback the new revision, if the cursor
+// moved, and releases syncMu.
+func (w *Watcher) following() (done func()) {
+	w.syncMu.Lock()
+	start := w.cursor.Load()
+	return func() {
+		defer w.syncMu.Unlock()
+		if cur := w.cursor.Load(); cur != start {
+			w.callback(cur)
+		}
+	}
+}
+
 func (w *Watcher) sync(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	w.syncMu.Lock()
-	defer w.syncMu.Unlock()
-	start := w.cursor.Load()
-	defer func() {
-		if cur := w.cursor.Load(); cur != start {
-			w.callback(cur)
-		}
-	}()
+	defer w.following()()
 	// One read of the database's revision, then the feed up to it: a
 	// notified change costs two round trips.
 	latest, err := w.st.Revision(ctx)
@@ -445,14 +452,7 @@ func (w *Watcher) applyRow(ctx context.Context, r *changeRow) (reload string) {
 // wait for tx): where one is needed it returns an error wrapping
 // errNeedReload.
 func (w *Watcher) catchUpIn(ctx context.Context, tx *gorm.DB, latest int64) error {
-	w.syncMu.Lock()
-	defer w.syncMu.Unlock()
-	start := w.cursor.Load()
-	defer func() {
-		if cur := w.cursor.Load(); cur != start {
-			w.callback(cur)
-		}
-	}()
+	defer w.following()()
 	w.st.noteKnown(latest)
 	if w.hook != nil {
 		if err := w.hook(ctx); err != nil {
