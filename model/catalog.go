@@ -3,10 +3,11 @@ package model
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/gatehouse-authz/gatehouse/internal/strtab"
 	"slices"
 	"sort"
 	"sync"
+
+	"github.com/gatehouse-authz/gatehouse/internal/strtab"
 )
 
 // ObjectType is a kind of object an API manages: "payable", "receivable",

@@ -116,13 +116,10 @@ func (en *Entity) Grant(u model.UserID, slot int) Grant {
 	if !ok {
 		return Grant{}
 	}
-	i := int32(v)
-	g := Grant{Member: true}
-	if i == DefaultMarker {
-		g.ViaDefault = true
-		if i = en.Default; i == NoRole {
-			return g
-		}
+	i, viaDefault := en.resolve(int32(v))
+	g := Grant{Member: true, ViaDefault: viaDefault}
+	if i == NoRole {
+		return g
 	}
 	if uint(slot) >= uint(en.stride) || uint(i) >= uint(len(en.ids)) {
 		return g // fail closed: cannot happen for a published snapshot
@@ -171,13 +168,20 @@ func (en *Entity) UserRole(u model.UserID) (role *Role, viaDefault, member bool)
 	if !ok {
 		return nil, false, false
 	}
-	if i == DefaultMarker {
-		if en.Default == NoRole {
-			return nil, true, true
-		}
-		return en.Roles[en.Default], true, true
+	i, viaDefault = en.resolve(i)
+	if i == NoRole {
+		return nil, viaDefault, true
 	}
-	return en.Roles[i], false, true
+	return en.Roles[i], viaDefault, true
+}
+
+// resolve turns a member's stored role index into the index of the role
+// that applies (NoRole when none does) and whether it is the default role.
+func (en *Entity) resolve(i int32) (role int32, viaDefault bool) {
+	if i == DefaultMarker {
+		return en.Default, true
+	}
+	return i, false
 }
 
 func (en *Entity) empty() bool {
@@ -425,9 +429,12 @@ func (b *Batch) Publish() {
 	for id, en := range b.work {
 		b.gc(en)
 		en.compile(b.ix.cat.Len())
-		old := b.ix.Entity(id)
-		b.syncLookups(old, en)
 		c, ok := top.get(string(id))
+		var old *Entity
+		if ok {
+			old = c.snap.Load()
+		}
+		b.syncLookups(old, en)
 		switch {
 		case en.empty():
 			if ok {

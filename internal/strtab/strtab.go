@@ -25,8 +25,8 @@ type slot struct {
 	val uint32
 }
 
-// Table maps strings to uint32 values (indexes into the caller's slices). The zero Table is empty and
-// usable. A Table is immutable once built.
+// Table maps strings to uint32 values (indexes into the caller's slices).
+// The zero Table is empty and usable. A Table is immutable once built.
 type Table struct {
 	slots []slot // len is 0 or a power of two
 	mask  uint64
@@ -150,16 +150,6 @@ func (t *Table) Get(key string) (uint32, bool) {
 
 // Len returns the number of keys.
 func (t *Table) Len() int { return t.n }
-
-// All calls fn for every key and value, in no particular order, until fn
-// returns false.
-func (t *Table) All(fn func(string, uint32) bool) {
-	for i := range t.slots {
-		if s := &t.slots[i]; s.tag != 0 && !fn(s.key, s.val) {
-			return
-		}
-	}
-}
 
 // Fingerprint folds the length and the first and last eight bytes of s
 // into one word, in a few instructions. Distinct strings can share a

@@ -31,17 +31,6 @@ func TestAgainstMap(t *testing.T) {
 					t.Fatalf("Get(%q) = %d, %v; want %d, %v", k, got, ok, w, wok)
 				}
 			}
-			seen := 0
-			tab.All(func(k string, v uint32) bool {
-				if want[k] != v {
-					t.Fatalf("All gave %q=%d, want %d", k, v, want[k])
-				}
-				seen++
-				return true
-			})
-			if seen != len(want) {
-				t.Fatalf("All visited %d keys, want %d", seen, len(want))
-			}
 		})
 	}
 }
