@@ -3,6 +3,7 @@ package model
 import (
 	"encoding/json"
 	"fmt"
+	"math/bits"
 	"slices"
 	"sort"
 	"sync"
@@ -38,16 +39,28 @@ type Catalog struct {
 	mask    uint64
 }
 
-// keyEntry is one entry of the catalog's open-addressing key table.
+// keyEntry is one entry of the catalog's open-addressing key table: the
+// pair's names as [strtab.Words], their lengths and the pair's slot. For
+// names of at most 16 bytes (nearly all), equal words and lengths mean
+// equal names, so a lookup compares five words and no strings.
 type keyEntry struct {
-	f    uint64 // keyHash of the pair
+	o, a keyWords
+	lens uint32 // len(object) << 16 | len(action), each at most 64
 	slot int32  // -1 for an empty entry
 }
 
-// keyHash hashes an (object type, action) pair from the strings'
-// fingerprints: cheap, and exact after the strings are compared.
-func keyHash(o ObjectType, a Action) uint64 {
-	return strtab.Mix(strtab.Fingerprint(string(o)) ^ strtab.Fingerprint(string(a))*0xe7037ed1a0b428db)
+type keyWords struct{ lo, hi uint64 }
+
+// maxName is the longest object type or action name of a catalog.
+const maxName = 64
+
+// pairKey returns the words and lengths of (o, a), and their hash.
+func pairKey(o ObjectType, a Action) (ow, aw keyWords, lens uint32, h uint64) {
+	ow.lo, ow.hi = strtab.Words(string(o))
+	aw.lo, aw.hi = strtab.Words(string(a))
+	lens = uint32(len(o))<<16 | uint32(len(a))
+	h = strtab.Mix(ow.lo ^ bits.RotateLeft64(ow.hi, 23) ^ (aw.lo^bits.RotateLeft64(aw.hi, 41)^uint64(lens))*0xe7037ed1a0b428db)
+	return ow, aw, lens, h
 }
 
 // NewCatalog builds a catalog from object types and their actions. Names are
@@ -103,18 +116,18 @@ func buildCatalog(objects map[ObjectType][]Action) *Catalog {
 		c.table[i].slot = -1
 	}
 	for slot, k := range c.keys {
-		f := keyHash(k.Object, k.Action)
-		i := f & c.mask
+		ow, aw, lens, h := pairKey(k.Object, k.Action)
+		i := h & c.mask
 		for c.table[i].slot >= 0 {
 			i = (i + 1) & c.mask
 		}
-		c.table[i] = keyEntry{f: f, slot: int32(slot)}
+		c.table[i] = keyEntry{o: ow, a: aw, lens: lens, slot: int32(slot)}
 	}
 	return c
 }
 
 func validName(s string) bool {
-	if s == "" || len(s) > 64 {
+	if s == "" || len(s) > maxName {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
@@ -173,13 +186,19 @@ func (c *Catalog) Slot(k Key) (int, bool) { return c.SlotOf(k.Object, k.Action) 
 // SlotOf returns the dense slot number of (o, a), and whether the pair is in
 // the catalog. It does not allocate.
 func (c *Catalog) SlotOf(o ObjectType, a Action) (int, bool) {
-	f := keyHash(o, a)
-	for i := f & c.mask; i < uint64(len(c.table)); i = (i + 1) & c.mask {
+	if len(o) > maxName || len(a) > maxName {
+		return 0, false // longer than any name of a catalog
+	}
+	ow, aw, lens, h := pairKey(o, a)
+	for i := h & c.mask; i < uint64(len(c.table)); i = (i + 1) & c.mask {
 		e := &c.table[i]
 		if e.slot < 0 {
 			return 0, false
 		}
-		if e.f == f {
+		if e.o == ow && e.a == aw && e.lens == lens {
+			if len(o) <= strtab.WordsExact && len(a) <= strtab.WordsExact {
+				return int(e.slot), true
+			}
 			if k := &c.keys[e.slot]; k.Object == o && k.Action == a {
 				return int(e.slot), true
 			}

@@ -127,3 +127,39 @@ func BenchmarkHash(b *testing.B) {
 	}
 	_ = s
 }
+
+// TestKeyLengths mixes keys of every length from 0 to 100 bytes, zero bytes
+// included, in one table: keys kept inline and keys kept aside must both be
+// found, and a key's prefix or zero-padded extension must not be.
+func TestKeyLengths(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, maxLen := range []int{0, 7, 8, 9, 56, 57, 100} {
+		t.Run(fmt.Sprint(maxLen), func(t *testing.T) {
+			want := map[string]uint32{}
+			b := New(0)
+			for n := 0; n <= maxLen; n++ {
+				k := make([]byte, n)
+				for i := range k {
+					k[i] = byte(rng.IntN(3)) // many zero bytes
+				}
+				want[string(k)] = uint32(n)
+				b.Set(string(k), uint32(n))
+			}
+			tab := b.Table()
+			if tab.Len() != len(want) {
+				t.Fatalf("Len = %d, want %d", tab.Len(), len(want))
+			}
+			for k, w := range want {
+				if v, ok := tab.Get(k); !ok || v != w {
+					t.Fatalf("Get(%q) = %d, %v; want %d", k, v, ok, w)
+				}
+				for _, probe := range []string{k + "\x00", k + "\x01", "\x00" + k} {
+					w, wok := want[probe]
+					if v, ok := tab.Get(probe); ok != wok || v != w {
+						t.Fatalf("Get(%q) = %d, %v; want %d, %v", probe, v, ok, w, wok)
+					}
+				}
+			}
+		})
+	}
+}
