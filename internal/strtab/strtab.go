@@ -204,16 +204,16 @@ func (t *Table) Len() int { return t.n }
 func Words(s string) (lo, hi uint64) {
 	n := len(s)
 	b := unsafe.Slice(unsafe.StringData(s), n)
-	le := binary.LittleEndian
-	switch {
-	case n >= 8:
-		return le.Uint64(b), le.Uint64(b[n-8:])
-	case n >= 4:
-		return uint64(le.Uint32(b)), uint64(le.Uint32(b[n-4:]))
-	case n > 0:
-		return uint64(b[0]) | uint64(b[n>>1])<<8 | uint64(b[n-1])<<16, 0
+	if n >= 8 {
+		return binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[n-8:])
 	}
-	return 0, 0
+	if n >= 4 {
+		return uint64(binary.LittleEndian.Uint32(b)), uint64(binary.LittleEndian.Uint32(b[n-4:]))
+	}
+	if n > 0 {
+		lo = uint64(b[0]) | uint64(b[n>>1])<<8 | uint64(b[n-1])<<16
+	}
+	return lo, 0
 }
 
 // WordsExact is the longest string that [Words] holds whole.
