@@ -201,6 +201,16 @@ func TestSlotOfEveryPair(t *testing.T) {
 		actions[k.Action] = true
 	}
 	objects := append(c.ObjectTypes(), "", "payables", "Payable", "payable ", "p")
+	// Names differing from a catalog name in one byte, at every position:
+	// names longer than 16 bytes share their first and last 8 bytes with
+	// the original when the byte is in the middle.
+	for _, o := range c.ObjectTypes() {
+		for i := range len(o) {
+			b := []byte(o)
+			b[i] ^= 0x20
+			objects = append(objects, model.ObjectType(b))
+		}
+	}
 	for _, o := range objects {
 		for a := range actions {
 			for _, a := range []model.Action{a, a + "x", "x" + a, ""} {

@@ -24,58 +24,84 @@ var seed = rand.Uint64() | 1
 //
 // Slots are records of w words in one flat []uint64: word 0 holds the tag
 // (low half: hash bits and the key's length, 0 for an empty slot) and the
-// value (high half); the next w-1 words hold the key's bytes, zero-padded.
-// A lookup thus finds the key in the slot it probes, with no pointer to
-// follow to the key's bytes, and the garbage collector has no pointer to
-// scan. A key longer than the room any table keeps inline (56 bytes) is
-// kept in long, and its slot holds its index there.
+// value (high half); the next words hold the key in word form (see
+// keyWord). A lookup thus finds the key in the slot it probes and compares
+// it a word at a time, with no pointer to follow to the key's bytes and no
+// call to compare memory, and the garbage collector has no pointer to scan.
+// A key longer than 56 bytes is kept in long, and its slot holds its index
+// there.
 type Table struct {
 	recs []uint64 // len is w times a power of two, or 0
-	w    uint64   // words per slot: 1 + room/8
-	room int      // inline key bytes per slot
-	long []string // keys longer than room
+	w    uint64   // words per slot: 1 + the most words of an inline key
 	mask uint64
 	n    int
+	long []string // keys longer than maxInline
 }
 
-// maxRoom is the longest key kept inline.
-const maxRoom = 56
+// maxInline is the longest key kept inline.
+const maxInline = 56
 
-// Hash returns the hash of key used by every table.
-// It reads the key eight bytes at a time and mixes with 64-bit
-// multiplications (the scheme of wyhash), which for the short ids of the hot
-// path costs a fraction of a general-purpose hash call.
-func Hash(key string) uint64 {
-	const k0, k1, k2 = 0xa0761d6478bd642f, 0xe7037ed1a0b428db, 0x8ebc6af09c88c6e3
-	n := len(key)
-	h := seed ^ uint64(n)*k0
-	if n == 0 {
-		return mix(h, k2)
+// The multipliers of Hash (those of wyhash).
+const k0, k1, k2 = 0xa0761d6478bd642f, 0xe7037ed1a0b428db, 0x8ebc6af09c88c6e3
+
+// A key of n bytes has a word form of nwords(n) words: for n >= 8, its
+// 8-byte blocks, the last one taken from the key's last 8 bytes (so it
+// overlaps the block before when n is not a multiple of 8); for n < 8, one
+// word from short. With n known, the word form holds every byte: two keys
+// of the same length are equal exactly when their word forms are.
+func nwords(n int) int {
+	if n < 8 {
+		return 1
 	}
-	// A read-only view of the key's bytes; little-endian loads compile to
-	// single (unaligned) loads where the machine has them.
-	b := unsafe.Slice(unsafe.StringData(key), n)
-	le := binary.LittleEndian
+	return (n + 7) >> 3
+}
+
+// short is the word form of a key of n < 8 bytes.
+func short(b []byte, n int) uint64 {
 	switch {
-	case n > 16:
-		i := 0
-		for ; n-i > 8; i += 8 {
-			h = mix(h^le.Uint64(b[i:]), k1)
-		}
-		// the last 8 bytes, overlapping the block before when n is not a
-		// multiple of 8
-		h = mix(h^le.Uint64(b[n-8:]), k2)
-	case n > 8:
-		h = mix(h^le.Uint64(b), k1)
-		h = mix(h^le.Uint64(b[n-8:]), k2)
-	case n == 8:
-		h = mix(h^le.Uint64(b), k2)
 	case n >= 4:
-		h = mix(h^(uint64(le.Uint32(b))<<32|uint64(le.Uint32(b[n-4:]))), k2)
-	default:
-		h = mix(h^(uint64(b[0])<<16|uint64(b[n>>1])<<8|uint64(b[n-1])), k2)
+		return uint64(binary.LittleEndian.Uint32(b)) | uint64(binary.LittleEndian.Uint32(b[n-4:]))<<32
+	case n > 0:
+		return uint64(b[0]) | uint64(b[n>>1])<<8 | uint64(b[n-1])<<16
 	}
-	return mix(h, k1)
+	return 0
+}
+
+// lastWord is the last word of the word form of b.
+func lastWord(b []byte) uint64 {
+	if n := len(b); n >= 8 {
+		return binary.LittleEndian.Uint64(b[n-8:])
+	}
+	return short(b, len(b))
+}
+
+// bytesOf is a read-only view of s's bytes.
+func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+// wordAt is word j of the word form of b, which has m words.
+func wordAt(b []byte, j, m int) uint64 {
+	if j == m-1 {
+		return lastWord(b)
+	}
+	return binary.LittleEndian.Uint64(b[8*j:])
+}
+
+// Hash returns the hash of key used by every table: its word form mixed two
+// words to a 64-bit multiplication (the scheme of wyhash), which for the
+// short ids of the hot path costs a fraction of a general-purpose hash
+// call.
+func Hash(key string) uint64 {
+	b := bytesOf(key)
+	m := nwords(len(b))
+	h := seed ^ uint64(len(b))*k0
+	j := 0
+	for ; j+1 < m; j += 2 {
+		h = mix(wordAt(b, j, m)^k1, wordAt(b, j+1, m)^h)
+	}
+	if j < m {
+		h = mix(wordAt(b, j, m)^k1, h^k2)
+	}
+	return mix(h, k0)
 }
 
 func mix(a, b uint64) uint64 {
@@ -102,15 +128,11 @@ func (b *Builder) Table() *Table {
 	if len(m) == 0 {
 		return t
 	}
+	t.w = 2 // at least room for the index of a long key
 	for k := range m {
-		if len(k) <= maxRoom {
-			t.room = max(t.room, len(k))
+		if len(k) <= maxInline {
+			t.w = max(t.w, 1+uint64(nwords(len(k))))
 		}
-	}
-	t.room = (t.room + 7) &^ 7
-	t.w = 1 + uint64(t.room/8)
-	if t.room == 0 {
-		t.w = 2 // room for the index of a long key
 	}
 	// load factor at most 3/4: short probe runs, small tables.
 	size := max(8, 1<<bits.Len(uint((4*len(m)+2)/3-1)))
@@ -123,12 +145,17 @@ func (b *Builder) Table() *Table {
 			i = (i + 1) & t.mask
 		}
 		r := t.recs[i*t.w : (i+1)*t.w]
-		r[0] = uint64(t.tag(h, len(k))) | uint64(v)<<32
-		if len(k) > t.room {
+		r[0] = uint64(tag(h, len(k))) | uint64(v)<<32
+		if len(k) > maxInline {
 			r[1] = uint64(len(t.long))
 			t.long = append(t.long, k)
 		} else {
-			copy(unsafe.Slice((*byte)(unsafe.Pointer(&r[1])), t.room), k)
+			b := bytesOf(k)
+			m := nwords(len(k))
+			for j := 0; j < m-1; j++ {
+				r[1+j] = binary.LittleEndian.Uint64(b[8*j:])
+			}
+			r[m] = lastWord(b)
 		}
 		t.n++
 	}
@@ -138,8 +165,8 @@ func (b *Builder) Table() *Table {
 // tag is the low half of a slot's first word for a key of length n and
 // hash h: 23 bits of the hash, a bit that is always set, and the length
 // (255 for a key kept in long).
-func (t *Table) tag(h uint64, n int) uint32 {
-	if n > t.room {
+func tag(h uint64, n int) uint32 {
+	if n > maxInline {
 		n = 255
 	}
 	return uint32(h>>32)&^0x1ff | 0x100 | uint32(n)
@@ -158,27 +185,91 @@ func (t *Table) Get(key string) (uint32, bool) {
 // hash is, so reading it does not wait for the table's record. It does not
 // allocate.
 func (t *Table) Find(key string) (slot int, val uint32, ok bool) {
-	if t.n == 0 {
+	b := bytesOf(key)
+	n := len(b)
+	if n > 16 {
+		return t.findWords(key)
+	}
+	// A key of at most 16 bytes has one or two words, hashed and compared
+	// here without a loop: w0 is the first and w1 the last (the same word
+	// when there is one).
+	m := uint64(1)
+	var w0, w1 uint64
+	h := seed ^ uint64(n)*k0
+	if n > 8 {
+		m = 2
+		w0, w1 = binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[n-8:])
+		h = mix(w0^k1, w1^h)
+	} else {
+		w0 = lastWord(b)
+		w1 = w0
+		h = mix(w0^k1, h^k2)
+	}
+	if m >= t.w { // longer than any key of the table, or an empty table
 		return 0, 0, false
 	}
-	h := Hash(key)
-	tag := t.tag(h, len(key))
-	// Every slot index i below is masked, so i*w+w <= len(t.recs): the
-	// records are read without bounds checks.
+	h = mix(h, k0)
+	tg := tag(h, n)
+	// Every slot index i below is masked, so i*w+w <= len(t.recs), and a
+	// record has w-1 >= m key words: the records are read without bounds
+	// checks.
 	base, w := unsafe.Pointer(unsafe.SliceData(t.recs)), t.w*8
 	for i := h & t.mask; ; i = (i + 1) & t.mask {
 		r := unsafe.Add(base, i*w)
 		r0 := *(*uint64)(r)
-		if uint32(r0) == tag {
-			if len(key) > t.room {
-				if j := *(*uint64)(unsafe.Add(r, 8)); j < uint64(len(t.long)) && t.long[j] == key {
-					return int(i), uint32(r0 >> 32), true
-				}
-			} else if unsafe.String((*byte)(unsafe.Add(r, 8)), len(key)) == key {
+		if uint32(r0) == tg && *(*uint64)(unsafe.Add(r, 8)) == w0 && *(*uint64)(unsafe.Add(r, 8*m)) == w1 {
+			return int(i), uint32(r0 >> 32), true
+		}
+		if r0 == 0 {
+			return 0, 0, false
+		}
+	}
+}
+
+// findWords is Find for a key of more than 16 bytes.
+func (t *Table) findWords(key string) (slot int, val uint32, ok bool) {
+	b := bytesOf(key)
+	n := len(b)
+	m := nwords(n)
+	if uint64(m) >= t.w { // longer than any inline key, or an empty table
+		return t.findLong(key)
+	}
+	h := Hash(key)
+	tg := tag(h, n)
+	last := lastWord(b)
+	base, w := unsafe.Pointer(unsafe.SliceData(t.recs)), t.w*8
+	for i := h & t.mask; ; i = (i + 1) & t.mask {
+		r := unsafe.Add(base, i*w)
+		r0 := *(*uint64)(r)
+		if uint32(r0) == tg && *(*uint64)(unsafe.Add(r, 8*m)) == last {
+			j := 0
+			for ; j < m-1 && *(*uint64)(unsafe.Add(r, 8+8*j)) == binary.LittleEndian.Uint64(b[8*j:]); j++ {
+			}
+			if j == m-1 {
 				return int(i), uint32(r0 >> 32), true
 			}
 		}
 		if r0 == 0 {
+			return 0, 0, false
+		}
+	}
+}
+
+// findLong is Find for a key that no table keeps inline.
+func (t *Table) findLong(key string) (slot int, val uint32, ok bool) {
+	if t.n == 0 || len(key) <= maxInline {
+		return 0, 0, false // a key this short would be inline
+	}
+	h := Hash(key)
+	tg := tag(h, len(key))
+	for i := h & t.mask; ; i = (i + 1) & t.mask {
+		r := t.recs[i*t.w : (i+1)*t.w]
+		if uint32(r[0]) == tg {
+			if j := r[1]; j < uint64(len(t.long)) && t.long[j] == key {
+				return int(i), uint32(r[0] >> 32), true
+			}
+		}
+		if r[0] == 0 {
 			return 0, 0, false
 		}
 	}

@@ -86,36 +86,49 @@ func FuzzTable(f *testing.F) {
 	})
 }
 
+// BenchmarkGet compares a lookup with a Go map's, for generated ids of 15
+// bytes and for UUIDs (36 bytes, as Monite's ids).
 func BenchmarkGet(b *testing.B) {
-	for _, n := range []int{16, 200, 100000} {
-		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			keys := make([]string, n)
-			bt := New(n)
-			m := make(map[string]uint32, n)
-			for i := range keys {
-				keys[i] = fmt.Sprintf("user-%06d-%03d", i, i%200)
-				bt.Set(keys[i], uint32(i))
-				m[keys[i]] = uint32(i)
-			}
-			tab := bt.Table()
-			b.Run("strtab", func(b *testing.B) {
-				b.ReportAllocs()
-				s := uint32(0)
-				for i := 0; b.Loop(); i++ {
-					v, _ := tab.Get(keys[i%n])
-					s += v
+	shapes := []struct {
+		name string
+		key  func(i int) string
+	}{
+		{"id15", func(i int) string { return fmt.Sprintf("user-%06d-%03d", i, i%200) }},
+		{"uuid", func(i int) string {
+			return fmt.Sprintf("%08x-%04x-4%03x-8%03x-%012x", rand.Uint32(), i&0xffff, i%4096, i%4093, rand.Uint64()&0xffffffffffff)
+		}},
+	}
+	for _, shape := range shapes {
+		for _, n := range []int{16, 200, 100000} {
+			b.Run(fmt.Sprintf("%s/%d", shape.name, n), func(b *testing.B) {
+				keys := make([]string, n)
+				bt := New(n)
+				m := make(map[string]uint32, n)
+				for i := range keys {
+					keys[i] = shape.key(i)
+					bt.Set(keys[i], uint32(i))
+					m[keys[i]] = uint32(i)
 				}
-				_ = s
+				tab := bt.Table()
+				b.Run("strtab", func(b *testing.B) {
+					b.ReportAllocs()
+					s := uint32(0)
+					for i := 0; b.Loop(); i++ {
+						v, _ := tab.Get(keys[i%n])
+						s += v
+					}
+					_ = s
+				})
+				b.Run("map", func(b *testing.B) {
+					b.ReportAllocs()
+					s := uint32(0)
+					for i := 0; b.Loop(); i++ {
+						s += m[keys[i%n]]
+					}
+					_ = s
+				})
 			})
-			b.Run("map", func(b *testing.B) {
-				b.ReportAllocs()
-				s := uint32(0)
-				for i := 0; b.Loop(); i++ {
-					s += m[keys[i%n]]
-				}
-				_ = s
-			})
-		})
+		}
 	}
 }
 
