@@ -59,8 +59,11 @@ func pairKey(o ObjectType, a Action) (ow, aw keyWords, lens uint32, h uint64) {
 	ow.lo, ow.hi = strtab.Words(string(o))
 	aw.lo, aw.hi = strtab.Words(string(a))
 	lens = uint32(len(o))<<16 | uint32(len(a))
-	h = strtab.Mix(ow.lo ^ bits.RotateLeft64(ow.hi, 23) ^ (aw.lo^bits.RotateLeft64(aw.hi, 41)^uint64(lens))*0xe7037ed1a0b428db)
-	return ow, aw, lens, h
+	return ow, aw, lens, pairHash(ow, aw, lens)
+}
+
+func pairHash(ow, aw keyWords, lens uint32) uint64 {
+	return strtab.Mix(ow.lo ^ bits.RotateLeft64(ow.hi, 23) ^ (aw.lo^bits.RotateLeft64(aw.hi, 41)^uint64(lens))*0xe7037ed1a0b428db)
 }
 
 // NewCatalog builds a catalog from object types and their actions. Names are
@@ -189,7 +192,12 @@ func (c *Catalog) SlotOf(o ObjectType, a Action) (int, bool) {
 	if len(o) > maxName || len(a) > maxName {
 		return 0, false // longer than any name of a catalog
 	}
-	ow, aw, lens, h := pairKey(o, a)
+	// pairKey, written out: the call is too big to inline.
+	var ow, aw keyWords
+	ow.lo, ow.hi = strtab.Words(string(o))
+	aw.lo, aw.hi = strtab.Words(string(a))
+	lens := uint32(len(o))<<16 | uint32(len(a))
+	h := pairHash(ow, aw, lens)
 	for i := h & c.mask; i < uint64(len(c.table)); i = (i + 1) & c.mask {
 		e := &c.table[i]
 		if e.slot < 0 {
