@@ -111,34 +111,48 @@ func mix(a, b uint64) uint64 {
 
 // New returns a builder with room for about n keys; set them with
 // [Builder.Set].
-func New(n int) *Builder { return &Builder{m: make(map[string]uint32, n)} }
+func New(n int) *Builder {
+	return &Builder{keys: make([]string, 0, n), vals: make([]uint32, 0, n)}
+}
 
 // Builder builds a [Table]; use it from one goroutine.
-type Builder struct{ m map[string]uint32 }
+type Builder struct {
+	keys []string
+	vals []uint32
+}
 
 // Set adds key with value v, or replaces the value of key.
-func (b *Builder) Set(key string, v uint32) { b.m[key] = v }
+func (b *Builder) Set(key string, v uint32) {
+	b.keys = append(b.keys, key)
+	b.vals = append(b.vals, v)
+}
 
 // Table returns the table of the keys set so far. The builder must not be
 // used after.
 func (b *Builder) Table() *Table {
-	m := b.m
-	b.m = nil
+	keys, vals := b.keys, b.vals
+	b.keys, b.vals = nil, nil
 	t := &Table{}
-	if len(m) == 0 {
+	if len(keys) == 0 {
 		return t
 	}
 	t.w = 2 // at least room for the index of a long key
-	for k := range m {
+	for _, k := range keys {
 		if len(k) <= maxInline {
 			t.w = max(t.w, 1+uint64(nwords(len(k))))
 		}
 	}
-	// load factor at most 3/4: short probe runs, small tables.
-	size := max(8, 1<<bits.Len(uint((4*len(m)+2)/3-1)))
+	// load factor at most 3/4: short probe runs, small tables. (Keys set
+	// twice make it lower.)
+	size := max(8, 1<<bits.Len(uint((4*len(keys)+2)/3-1)))
 	t.mask = uint64(size - 1)
 	t.recs = make([]uint64, uint64(size)*t.w)
-	for k, v := range m {
+	for x, k := range keys {
+		v := vals[x]
+		if i, _, ok := t.Find(k); ok { // set before: the last value wins
+			t.recs[uint64(i)*t.w] = t.recs[uint64(i)*t.w]&0xffffffff | uint64(v)<<32
+			continue
+		}
 		h := Hash(k)
 		i := h & t.mask
 		for t.recs[i*t.w] != 0 {
