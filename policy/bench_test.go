@@ -15,7 +15,11 @@ var benchSizes = []int{1_000, 10_000, 100_000, 1_000_000}
 
 func benchEngine(b *testing.B, n int) (*policy.Engine, []policy.Request) {
 	b.Helper()
-	ds := gen.New(1, n, model.DefaultCatalog())
+	return benchEngineOf(b, gen.New(1, n, model.DefaultCatalog()))
+}
+
+func benchEngineOf(b *testing.B, ds *gen.Dataset) (*policy.Engine, []policy.Request) {
+	b.Helper()
 	eng, err := policy.New(context.Background(), policy.WithStore(ds))
 	if err != nil {
 		b.Fatal(err)
@@ -30,17 +34,33 @@ func BenchmarkDecide(b *testing.B) {
 	for _, n := range benchSizes {
 		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
 			eng, reqs := benchEngine(b, n)
-			allowed := 0
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; b.Loop(); i++ {
-				if eng.Decide(reqs[i&(len(reqs)-1)]).Allowed {
-					allowed++
-				}
-			}
-			b.ReportMetric(float64(allowed)/float64(b.N), "allowed/op")
+			benchDecide(b, eng, reqs)
 		})
 	}
+}
+
+// BenchmarkDecideUUID is BenchmarkDecide with UUIDs (36 bytes) for every
+// id, as Monite's API has, instead of short generated ones (10 to 15
+// bytes): longer keys to hash and compare.
+func BenchmarkDecideUUID(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
+			eng, reqs := benchEngineOf(b, gen.NewUUID(1, n, model.DefaultCatalog()))
+			benchDecide(b, eng, reqs)
+		})
+	}
+}
+
+func benchDecide(b *testing.B, eng *policy.Engine, reqs []policy.Request) {
+	allowed := 0
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if eng.Decide(reqs[i&(len(reqs)-1)]).Allowed {
+			allowed++
+		}
+	}
+	b.ReportMetric(float64(allowed)/float64(b.N), "allowed/op")
 }
 
 // BenchmarkDecideParallel is BenchmarkDecide on every core.

@@ -22,6 +22,10 @@ type Dataset struct {
 	Target  int // permission rules wanted
 	Catalog *model.Catalog
 
+	// UUIDs makes every id a UUID (36 bytes, as Monite's ids) instead of a
+	// short readable one ("ent-000042", "user-000042-007").
+	UUIDs bool
+
 	// Filled by Plan.
 	Entities []EntityPlan
 	PRules   int // permission rules generated
@@ -37,7 +41,22 @@ type EntityPlan struct {
 
 // New plans a dataset of about target permission rules over catalog c.
 func New(seed uint64, target int, c *model.Catalog) *Dataset {
-	d := &Dataset{Seed: seed, Target: target, Catalog: c}
+	return plan(&Dataset{Seed: seed, Target: target, Catalog: c})
+}
+
+// NewUUID is New with UUIDs for ids.
+func NewUUID(seed uint64, target int, c *model.Catalog) *Dataset {
+	return plan(&Dataset{Seed: seed, Target: target, Catalog: c, UUIDs: true})
+}
+
+// uuid formats kind and the numbers a and b as a UUID: deterministic, and
+// distinct for distinct (kind, a, b).
+func uuid(kind, a, b int) string {
+	return fmt.Sprintf("%08x-%04x-4%03x-8%03x-%012x", uint32(a)*2654435761, kind, b>>12&0xfff, b&0xfff, uint64(a)<<16|uint64(b>>24&0xffff))
+}
+
+func plan(d *Dataset) *Dataset {
+	seed, target := d.Seed, d.Target
 	rng := rand.New(rand.NewPCG(seed, 1))
 	partner := 0
 	left := 0
@@ -47,7 +66,7 @@ func New(seed uint64, target int, c *model.Catalog) *Dataset {
 			left = 1 + rng.IntN(20)
 		}
 		left--
-		e := EntityPlan{ID: model.EntityID(fmt.Sprintf("ent-%06d", len(d.Entities))), Partner: model.PartnerID(fmt.Sprintf("partner-%05d", partner)),
+		e := EntityPlan{ID: d.entityID(len(d.Entities)), Partner: d.partnerID(partner),
 			Roles: 3 + rng.IntN(8), Users: 10 + rng.IntN(191)}
 		d.Entities = append(d.Entities, e)
 		d.PRules += d.permsOf(len(d.Entities)-1, e.Roles, nil)
@@ -55,12 +74,32 @@ func New(seed uint64, target int, c *model.Catalog) *Dataset {
 	return d
 }
 
+func (d *Dataset) entityID(e int) model.EntityID {
+	if d.UUIDs {
+		return model.EntityID(uuid(1, e, 0))
+	}
+	return model.EntityID(fmt.Sprintf("ent-%06d", e))
+}
+
+func (d *Dataset) partnerID(p int) model.PartnerID {
+	if d.UUIDs {
+		return model.PartnerID(uuid(2, p, 0))
+	}
+	return model.PartnerID(fmt.Sprintf("partner-%05d", p))
+}
+
 func (d *Dataset) roleID(e, r int) model.RoleID {
+	if d.UUIDs {
+		return model.RoleID(uuid(3, e, r))
+	}
 	return model.RoleID(fmt.Sprintf("role-%06d-%02d", e, r))
 }
 
 // UserID returns the id of user u of entity e.
 func (d *Dataset) UserID(e, u int) model.UserID {
+	if d.UUIDs {
+		return model.UserID(uuid(4, e, u))
+	}
 	return model.UserID(fmt.Sprintf("user-%06d-%03d", e, u))
 }
 

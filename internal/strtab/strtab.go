@@ -92,6 +92,11 @@ func wordAt(b []byte, j, m int) uint64 {
 // call.
 func Hash(key string) uint64 {
 	b := bytesOf(key)
+	if n := len(b); n > 16 && n <= maxInline {
+		var kw [8]uint64
+		h, _ := wordForm(b, &kw)
+		return h
+	}
 	m := nwords(len(b))
 	h := seed ^ uint64(len(b))*k0
 	j := 0
@@ -102,6 +107,40 @@ func Hash(key string) uint64 {
 		h = mix(wordAt(b, j, m)^k1, h^k2)
 	}
 	return mix(h, k0)
+}
+
+// wordForm writes the word form of b (16 < len(b) <= 56: 3 to 7 words) to
+// kw and returns Hash(b) and the number of words: Hash's loop, unrolled by
+// hand for the lookup of an inline key.
+func wordForm(b []byte, kw *[8]uint64) (h uint64, m int) {
+	le := binary.LittleEndian
+	n := len(b)
+	m = (n + 7) >> 3
+	last := le.Uint64(b[n-8:])
+	h = seed ^ uint64(n)*k0
+	// Pairs of whole blocks (none of them the last word): one for m of 3
+	// or 4, two for 5 or 6, three for 7.
+	kw[0], kw[1] = le.Uint64(b), le.Uint64(b[8:])
+	h = mix(kw[0]^k1, kw[1]^h)
+	j := 2
+	if m >= 5 {
+		kw[2], kw[3] = le.Uint64(b[16:]), le.Uint64(b[24:])
+		h = mix(kw[2]^k1, kw[3]^h)
+		j = 4
+	}
+	if m >= 7 {
+		kw[4], kw[5] = le.Uint64(b[32:]), le.Uint64(b[40:])
+		h = mix(kw[4]^k1, kw[5]^h)
+		j = 6
+	}
+	if m-j == 2 { // a block and the last word
+		kw[j&7], kw[(j+1)&7] = le.Uint64(b[8*j:]), last
+		h = mix(kw[j&7]^k1, last^h)
+	} else { // the last word alone
+		kw[j&7] = last
+		h = mix(last^k1, h^k2)
+	}
+	return mix(h, k0), m
 }
 
 func mix(a, b uint64) uint64 {
@@ -243,23 +282,24 @@ func (t *Table) Find(key string) (slot int, val uint32, ok bool) {
 // findWords is Find for a key of more than 16 bytes.
 func (t *Table) findWords(key string) (slot int, val uint32, ok bool) {
 	b := bytesOf(key)
-	n := len(b)
-	m := nwords(n)
-	if uint64(m) >= t.w { // longer than any inline key, or an empty table
-		return t.findLong(key)
+	if n := len(b); n > maxInline || uint64(nwords(n)) >= t.w {
+		return t.findLong(key) // longer than any inline key, or an empty table
 	}
-	h := Hash(key)
-	tg := tag(h, n)
-	last := lastWord(b)
+	var kw [8]uint64
+	h, m := wordForm(b, &kw)
+	tg := tag(h, len(b))
 	base, w := unsafe.Pointer(unsafe.SliceData(t.recs)), t.w*8
 	for i := h & t.mask; ; i = (i + 1) & t.mask {
 		r := unsafe.Add(base, i*w)
 		r0 := *(*uint64)(r)
-		if uint32(r0) == tg && *(*uint64)(unsafe.Add(r, 8*m)) == last {
-			j := 0
-			for ; j < m-1 && *(*uint64)(unsafe.Add(r, 8+8*j)) == binary.LittleEndian.Uint64(b[8*j:]); j++ {
+		if uint32(r0) == tg {
+			// m >= 3 words, all compared: their differences, or-ed. The
+			// record has w-1 > m-1 key words.
+			d := *(*uint64)(unsafe.Add(r, 8)) ^ kw[0] | *(*uint64)(unsafe.Add(r, 16)) ^ kw[1] | *(*uint64)(unsafe.Add(r, 24)) ^ kw[2]
+			for j := 3; j < m; j++ {
+				d |= *(*uint64)(unsafe.Add(r, 8+8*j)) ^ kw[j&7]
 			}
-			if j == m-1 {
+			if d == 0 {
 				return int(i), uint32(r0 >> 32), true
 			}
 		}
