@@ -295,7 +295,7 @@ func (t *Table) findWords(key string) (slot int, val uint32, ok bool) {
 		if uint32(r0) == tg {
 			// m >= 3 words, all compared: their differences, or-ed. The
 			// record has w-1 > m-1 key words.
-			d := *(*uint64)(unsafe.Add(r, 8)) ^ kw[0] | *(*uint64)(unsafe.Add(r, 16)) ^ kw[1] | *(*uint64)(unsafe.Add(r, 24)) ^ kw[2]
+			d := (*(*uint64)(unsafe.Add(r, 8)) ^ kw[0]) | (*(*uint64)(unsafe.Add(r, 16)) ^ kw[1]) | (*(*uint64)(unsafe.Add(r, 24)) ^ kw[2])
 			for j := 3; j < m; j++ {
 				d |= *(*uint64)(unsafe.Add(r, 8+8*j)) ^ kw[j&7]
 			}

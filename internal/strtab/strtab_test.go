@@ -1,6 +1,7 @@
 package strtab
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -174,5 +175,39 @@ func TestKeyLengths(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestFindComparesEveryWord plants, in the slot where a key's lookup
+// starts, a record with the key's tag (hash bits and length) and its words
+// with one of them changed: a tag collision, which random keys almost never
+// produce. The lookup must compare every word and not take it for the key.
+func TestFindComparesEveryWord(t *testing.T) {
+	for n := 0; n <= maxInline; n++ {
+		key := make([]byte, n)
+		for i := range key {
+			key[i] = byte('a' + i%26)
+		}
+		m := nwords(n)
+		words := make([]uint64, m)
+		for j := 0; j < m-1; j++ {
+			words[j] = binary.LittleEndian.Uint64(key[8*j:])
+		}
+		words[m-1] = lastWord(key)
+		h := Hash(string(key))
+		for flip := -1; flip < m; flip++ {
+			tab := &Table{w: uint64(1 + m), mask: 7, n: 1}
+			tab.recs = make([]uint64, 8*tab.w)
+			r := tab.recs[(h&7)*tab.w : (h&7+1)*tab.w]
+			r[0] = uint64(tag(h, n)) | 42<<32
+			copy(r[1:], words)
+			if flip >= 0 {
+				r[1+flip] ^= 1 << 40
+			}
+			v, ok := tab.Get(string(key))
+			if want := flip < 0; ok != want || (ok && v != 42) {
+				t.Fatalf("n=%d, word %d changed: Get = %d, %v; want found=%v", n, flip, v, ok, want)
+			}
+		}
 	}
 }
