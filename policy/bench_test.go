@@ -143,23 +143,35 @@ func BenchmarkLoad(b *testing.B) {
 func BenchmarkAnchorTwoMap(b *testing.B) {
 	for _, n := range benchSizes {
 		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
-			ds := gen.New(1, n, model.DefaultCatalog())
-			reqs := ds.Requests(2, 1<<14)
-			m := map[model.EntityID]map[model.UserID]int32{}
-			for ei, e := range ds.Entities {
-				mm := map[model.UserID]int32{}
-				for u := 0; u < e.Users; u++ {
-					mm[ds.UserID(ei, u)] = int32(u)
-				}
-				m[e.ID] = mm
-			}
-			s := int32(0)
-			b.ReportAllocs()
-			for i := 0; b.Loop(); i++ {
-				r := reqs[i&(len(reqs)-1)]
-				s += m[r.Entity][model.UserID(r.Subject.ID)]
-			}
-			_ = s
+			benchTwoMap(b, gen.New(1, n, model.DefaultCatalog()))
 		})
 	}
+}
+
+// BenchmarkAnchorTwoMapUUID is the yardstick for BenchmarkDecideUUID.
+func BenchmarkAnchorTwoMapUUID(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
+			benchTwoMap(b, gen.NewUUID(1, n, model.DefaultCatalog()))
+		})
+	}
+}
+
+func benchTwoMap(b *testing.B, ds *gen.Dataset) {
+	reqs := ds.Requests(2, 1<<14)
+	m := map[model.EntityID]map[model.UserID]int32{}
+	for ei, e := range ds.Entities {
+		mm := map[model.UserID]int32{}
+		for u := 0; u < e.Users; u++ {
+			mm[ds.UserID(ei, u)] = int32(u)
+		}
+		m[e.ID] = mm
+	}
+	s := int32(0)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		r := reqs[i&(len(reqs)-1)]
+		s += m[r.Entity][model.UserID(r.Subject.ID)]
+	}
+	_ = s
 }

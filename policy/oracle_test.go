@@ -155,7 +155,7 @@ func (w *world) step() (string, error) {
 	ent := pick(rng, w.entities)
 	switch op := rng.IntN(100); {
 	case op < 8 || len(w.entities) == 0:
-		id := model.EntityID(xid(len(w.entities)+1))
+		id := model.EntityID(xid(len(w.entities) + 1))
 		w.entities = append(w.entities, id)
 		_, err := w.eng.CreateEntity(ctx, pick(rng, w.partners), id)
 		return "create entity", err
@@ -171,7 +171,7 @@ func (w *world) step() (string, error) {
 	case op < 38:
 		return "delete role", w.eng.DeleteRole(ctx, ent, pick(rng, w.roles))
 	case op < 60:
-		id := model.UserID(xid(len(w.users)+1))
+		id := model.UserID(xid(len(w.users) + 1))
 		w.users = append(w.users, id)
 		var role model.RoleID
 		if rng.IntN(2) == 0 {
@@ -204,9 +204,9 @@ func (w *world) subject() model.Subject {
 	case 0:
 		return model.Partner(pick(w.rng, w.partners))
 	case 1:
-		return model.Partner(model.PartnerID(xid(w.rng.IntN(9)+1)))
+		return model.Partner(model.PartnerID(xid(w.rng.IntN(9) + 1)))
 	default:
-		return model.User(model.UserID(xid(w.rng.IntN(len(w.users)+2)+1)))
+		return model.User(model.UserID(xid(w.rng.IntN(len(w.users)+2) + 1)))
 	}
 }
 
@@ -215,7 +215,7 @@ func (w *world) request() policy.Request {
 	k := pick(rng, w.cat.Keys())
 	r := policy.Request{Subject: w.subject(), Entity: pick(rng, w.entities), Object: k.Object, Action: k.Action}
 	if rng.IntN(8) == 0 {
-		r.Entity = model.EntityID(xid(rng.IntN(9)+1))
+		r.Entity = model.EntityID(xid(rng.IntN(9) + 1))
 	}
 	switch rng.IntN(4) {
 	case 0: // a list: no owner
