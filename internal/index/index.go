@@ -106,7 +106,7 @@ type Entity struct {
 // permAt returns role i's permission at slot s, from the packed rows: 32
 // slots of 2 bits to a word.
 func (en *Entity) permAt(i, s int) model.Permission {
-	return model.Permission(en.perm[i*en.words+s/32] >> (2 * (s % 32)) & 3)
+	return model.Permission(en.perm[uint(i)*uint(en.words)+uint(s)/32] >> (2 * (uint(s) % 32)) & 3)
 }
 
 // Grant is what a member of an entity holds for one catalog slot.
