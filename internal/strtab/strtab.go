@@ -2,10 +2,12 @@
 // once and then read without locks by any number of goroutines.
 //
 // It exists for the decision hot path: an open-addressing table with linear
-// probing over one flat slice, so that a lookup is one hash, one probe run
-// over adjacent slots and one key comparison, with no pointer chasing
-// through directories and groups as in a general-purpose map. A table is
-// rebuilt, not changed, when its keys change.
+// probing over one flat slice of words, each slot holding its key (up to 56
+// bytes) in word form next to the key's tag and value. A lookup is one
+// hash, one probe run over adjacent slots and a comparison of a few words,
+// with no pointer to the key's bytes to follow and no directories or groups
+// as in a general-purpose map. A table is rebuilt, not changed, when its
+// keys change.
 package strtab
 
 import (

@@ -12,6 +12,8 @@
 //
 //	-sizes      rule counts to benchmark (sets GATEHOUSE_BENCH_SIZES); default 1k,10k,100k,1m
 //	-benchtime  go test -benchtime (default 1s; 1x for a quick look)
+//	-count      go test -count (default 1): runs of each benchmark; the report
+//	            shows the median run of each (by ns/op)
 //	-bench      go test -bench pattern (default .: the benchmarks over data, then
 //	            the middleware and HTTP ones in a second process, then OPA's)
 //	-opa        run benchmarks/opa too when it exists (default true)
@@ -53,6 +55,7 @@ func main() {
 func run() error {
 	sizes := flag.String("sizes", "1k,10k,100k,1m", "rule counts to benchmark, comma-separated (k, m suffixes)")
 	benchtime := flag.String("benchtime", "1s", "go test -benchtime")
+	count := flag.Int("count", 1, "go test -count: runs of each benchmark; the report shows the median run")
 	bench := flag.String("bench", ".", "go test -bench pattern")
 	opa := flag.Bool("opa", true, "also run the OPA module (benchmarks/opa) when present")
 	out := flag.String("out", "", "Markdown report path (default: standard output)")
@@ -73,7 +76,7 @@ func run() error {
 	info := Info{
 		GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, NumCPU: runtime.NumCPU(),
 		CPU: cpuModel(), GoVersion: goVersion(), LoadAvg: loadAvg(),
-		Date: time.Now().UTC().Format("2006-01-02 15:04 UTC"), Benchtime: *benchtime,
+		Date: time.Now().UTC().Format("2006-01-02 15:04 UTC"), Benchtime: *benchtime, Count: *count,
 		Sizes: strings.Join(sizeList, ", "),
 	}
 
@@ -110,7 +113,7 @@ func run() error {
 		for _, j := range jobs {
 			rel, dir := j.dir, filepath.Join(root, j.dir)
 			// -v: go test prints why a benchmark was skipped only in verbose mode.
-			args := []string{"test", "-v", "-run", "^$", "-bench", j.bench, "-benchmem", "-benchtime", *benchtime, "-timeout", *timeout, "."}
+			args := []string{"test", "-v", "-run", "^$", "-bench", j.bench, "-benchmem", "-benchtime", *benchtime, "-count", strconv.Itoa(max(1, *count)), "-timeout", *timeout, "."}
 			cmds = append(cmds, fmt.Sprintf("(cd %s && %s=%s go %s)", rel, benchmarks.SizesEnv, strings.Join(sizeList, ","), strings.Join(quote(args), " ")))
 			cmd := exec.CommandContext(context.Background(), "go", args...)
 			cmd.Dir, cmd.Env = dir, env

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"io"
 	"slices"
@@ -202,15 +203,21 @@ func parseLine(line string) (Result, bool, error) {
 }
 
 // Find returns the result of bench/sub at rules (rules 0: none), and
-// whether there is one. With several (e.g. -count), the last one wins.
+// whether there is one. With several runs of it (go test -count), it
+// returns the median run by ns/op (the lower middle one of an even
+// number), so that one disturbed run does not make the report.
 func (o *Output) Find(bench, sub string, rules int) (Result, bool) {
-	for i := len(o.Results) - 1; i >= 0; i-- {
-		r := o.Results[i]
+	var runs []Result
+	for _, r := range o.Results {
 		if r.Bench == bench && r.Sub == sub && r.Rules == rules {
-			return r, true
+			runs = append(runs, r)
 		}
 	}
-	return Result{}, false
+	if len(runs) == 0 {
+		return Result{}, false
+	}
+	slices.SortStableFunc(runs, func(a, b Result) int { return cmp.Compare(a.NsPerOp, b.NsPerOp) })
+	return runs[(len(runs)-1)/2], true
 }
 
 // Sizes returns the rule counts present in the results and skips,

@@ -167,3 +167,30 @@ func TestFormat(t *testing.T) {
 		}
 	}
 }
+
+// TestFindMedianRun checks that with several runs of a benchmark (go test
+// -count) the report takes the median one, whatever their order.
+func TestFindMedianRun(t *testing.T) {
+	const out = `BenchmarkDecide/rules=1000-2   	 100	       300.0 ns/op
+BenchmarkDecide/rules=1000-2   	 100	       100.0 ns/op
+BenchmarkDecide/rules=1000-2   	 100	       200.0 ns/op
+BenchmarkDecide/rules=10000-2  	 100	       900.0 ns/op
+BenchmarkDecide/rules=10000-2  	 100	       700.0 ns/op
+`
+	o, err := Parse(strings.NewReader(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		rules int
+		want  float64
+	}{{1000, 200}, {10000, 700}} {
+		r, ok := o.Find("Decide", "", c.rules)
+		if !ok || r.NsPerOp != c.want {
+			t.Errorf("rules=%d: Find = %v, %v; want the median run, %v ns/op", c.rules, r.NsPerOp, ok, c.want)
+		}
+	}
+	if _, ok := o.Find("Decide", "", 5); ok {
+		t.Error("found a size that did not run")
+	}
+}

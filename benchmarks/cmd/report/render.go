@@ -18,6 +18,7 @@ type Info struct {
 	Date         string
 	Command      string // the go test command line(s)
 	Benchtime    string
+	Count        int // runs of each benchmark (go test -count); the median is shown
 	Sizes        string
 	SVG          string // the chart's path relative to the report, "" for none
 }
@@ -92,6 +93,9 @@ func Markdown(w io.Writer, o *Output, info Info) {
 	}
 	if info.Benchtime != "" {
 		p("| -benchtime | %s |\n", info.Benchtime)
+	}
+	if info.Count > 1 {
+		p("| -count | %d (each number is from the median run by ns/op) |\n", info.Count)
 	}
 	if info.Sizes != "" {
 		p("| sizes (p rules) | %s |\n", info.Sizes)
