@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/gatehouse-authz/gatehouse/internal/index"
 	"github.com/gatehouse-authz/gatehouse/model"
 )
 
@@ -111,16 +112,21 @@ func (e *Engine) Decide(r Request) Decision {
 		return Decision{Reason: ReasonInvalid, Err: errNoSubject}
 	}
 	// An entity user: its own role's permission, or the default role's.
-	g := en.Grant(model.UserID(r.Subject.ID), slot)
-	d := Decision{Role: g.Role, ViaDefault: g.ViaDefault}
+	ri, viaDefault, member := en.Member(model.UserID(r.Subject.ID))
+	var perm model.Permission
+	var role model.RoleID
+	if ri != index.NoRole {
+		perm, role = en.RolePerm(ri, slot)
+	}
+	d := Decision{Role: role, ViaDefault: viaDefault}
 	switch {
-	case !g.Member:
+	case !member:
 		d.Reason = ReasonNotMember
-	case g.Role == "":
+	case role == "":
 		d.Reason = ReasonNoRole
-	case g.Perm == model.Allowed:
+	case perm == model.Allowed:
 		d.Allowed, d.Scope, d.Reason = true, model.ScopeAll, ReasonAllowed
-	case g.Perm != model.AllowedForOwn:
+	case perm != model.AllowedForOwn:
 		d.Reason = ReasonNotAllowed
 	default:
 		d.Scope = model.ScopeOwn

@@ -109,34 +109,27 @@ func (en *Entity) permAt(i, s int) model.Permission {
 	return model.Permission(en.perm[uint(i)*uint(en.words)+uint(s)/32] >> (2 * (uint(s) % 32)) & 3)
 }
 
-// Grant is what a member of an entity holds for one catalog slot.
-type Grant struct {
-	Perm       model.Permission // the role's permission at the slot
-	Role       model.RoleID     // the role that decided; "" when none applies
-	ViaDefault bool             // the role is the entity's default role
-	Member     bool             // the user is a member of the entity
+// Member returns the index of the role that applies to user u (its own, or
+// the entity's default role: viaDefault), and whether u is a member at all.
+// The role is NoRole for a non-member, and for a member without a role in
+// an entity without a default role. It does not allocate.
+func (en *Entity) Member(u model.UserID) (role int32, viaDefault, member bool) {
+	_, v, ok := en.users.Find(string(u))
+	if !ok {
+		return NoRole, false, false
+	}
+	role, viaDefault = en.resolve(int32(v))
+	return role, viaDefault, true
 }
 
-// Grant returns what user u holds at catalog slot: its own role's
-// permission, or the default role's, with the role that decided. A user who
-// is not a member, or a member without a role in an entity without a
-// default role, holds nothing. It does not allocate.
-func (en *Entity) Grant(u model.UserID, slot int) Grant {
-	v, ok := en.users.Get(string(u))
-	if !ok {
-		return Grant{}
+// RolePerm returns role i's permission at catalog slot s and the role's
+// id. An index or slot out of range (which a published snapshot does not
+// give) yields NotAllowed and "": it fails closed.
+func (en *Entity) RolePerm(i int32, s int) (model.Permission, model.RoleID) {
+	if uint(s) >= uint(en.stride) || uint(i) >= uint(len(en.ids)) {
+		return model.NotAllowed, ""
 	}
-	i, viaDefault := en.resolve(int32(v))
-	g := Grant{Member: true, ViaDefault: viaDefault}
-	if i == NoRole {
-		return g
-	}
-	if uint(slot) >= uint(en.stride) || uint(i) >= uint(len(en.ids)) {
-		return g // fail closed: cannot happen for a published snapshot
-	}
-	g.Role = en.ids[i]
-	g.Perm = en.permAt(int(i), slot)
-	return g
+	return en.permAt(int(i), s), en.ids[i]
 }
 
 // compile rebuilds the hot path's view from the roles.
@@ -243,11 +236,10 @@ func (ix *Index) Catalog() *model.Catalog { return ix.cat }
 // Entity returns the snapshot of entity e, or nil if no rule names it.
 func (ix *Index) Entity(e model.EntityID) *Entity {
 	m := ix.ents.Load()
-	i, _, ok := m.ids.Find(string(e))
-	if !ok || uint(i) >= uint(len(m.cells)) {
-		return nil
+	if i, _, ok := m.ids.Find(string(e)); ok && uint(i) < uint(len(m.cells)) {
+		return m.cells[i].snap.Load()
 	}
-	return m.cells[i].snap.Load()
+	return nil
 }
 
 // Entities calls fn for every entity's snapshot, in no particular order.
