@@ -1,0 +1,92 @@
+package index
+
+import (
+	"testing"
+
+	"github.com/gatehouse-authz/gatehouse/internal/rules"
+	"github.com/gatehouse-authz/gatehouse/model"
+)
+
+// TestMemberAndRolePerm checks the hot path's two reads on one entity:
+// which role a user reaches (own, default, none) and that role's packed
+// permission at each catalog slot, including slots in the second packed
+// word and requests out of range, which fail closed.
+func TestMemberAndRolePerm(t *testing.T) {
+	cat := model.DefaultCatalog()
+	ix := New(cat)
+	last := cat.Key(cat.Len() - 1) // in the last packed word
+	first := cat.Key(0)
+	e := model.EntityID("e1")
+	ix.Apply(nil, []rules.Fact{
+		{Kind: rules.KindOwner, Entity: e, Partner: "p1"},
+		{Kind: rules.KindRole, Entity: e, Role: "clerk", Name: "Clerk"},
+		{Kind: rules.KindRole, Entity: e, Role: "viewer", Name: "Viewer"},
+		{Kind: rules.KindPermission, Entity: e, Role: "clerk", Key: first, Perm: model.Allowed},
+		{Kind: rules.KindPermission, Entity: e, Role: "clerk", Key: last, Perm: model.AllowedForOwn},
+		{Kind: rules.KindPermission, Entity: e, Role: "viewer", Key: last, Perm: model.Allowed},
+		{Kind: rules.KindDefaultRole, Entity: e, Role: "viewer"},
+		{Kind: rules.KindMember, Entity: e, User: "alice", Role: "clerk"},
+		{Kind: rules.KindMember, Entity: e, User: "bob"}, // no role: the default
+	})
+	en := ix.Entity(e)
+	if en == nil {
+		t.Fatal("entity not found")
+	}
+	slot := func(k model.Key) int {
+		s, ok := cat.Slot(k)
+		if !ok {
+			t.Fatalf("%v not in catalog", k)
+		}
+		return s
+	}
+	tests := []struct {
+		user        model.UserID
+		key         model.Key
+		wantMember  bool
+		wantDefault bool
+		wantRole    model.RoleID
+		wantPerm    model.Permission
+	}{
+		{"alice", first, true, false, "clerk", model.Allowed},
+		{"alice", last, true, false, "clerk", model.AllowedForOwn},
+		{"alice", cat.Key(1), true, false, "clerk", model.NotAllowed},
+		{"bob", last, true, true, "viewer", model.Allowed},
+		{"bob", first, true, true, "viewer", model.NotAllowed},
+		{"carol", first, false, false, "", model.NotAllowed},
+	}
+	for _, tc := range tests {
+		i, viaDefault, member := en.Member(tc.user)
+		if member != tc.wantMember || viaDefault != tc.wantDefault {
+			t.Errorf("Member(%s) = %d, %v, %v; want member %v, default %v", tc.user, i, viaDefault, member, tc.wantMember, tc.wantDefault)
+			continue
+		}
+		if !member {
+			if i != NoRole {
+				t.Errorf("Member(%s): role %d for a non-member", tc.user, i)
+			}
+			continue
+		}
+		p, role := en.RolePerm(i, slot(tc.key))
+		if p != tc.wantPerm || role != tc.wantRole {
+			t.Errorf("%s on %v: RolePerm = %v, %q; want %v, %q", tc.user, tc.key, p, role, tc.wantPerm, tc.wantRole)
+		}
+	}
+	i, _, _ := en.Member("alice")
+	for _, c := range []struct {
+		role int32
+		slot int
+	}{{i, -1}, {i, cat.Len()}, {-1, 0}, {int32(len(en.Roles)), 0}} {
+		if p, role := en.RolePerm(c.role, c.slot); p != model.NotAllowed || role != "" {
+			t.Errorf("RolePerm(%d, %d) = %v, %q; want NotAllowed, \"\"", c.role, c.slot, p, role)
+		}
+	}
+
+	// The default role is read at decision time: changing it moves bob.
+	ix.Apply([]rules.Fact{{Kind: rules.KindDefaultRole, Entity: e, Role: "viewer"}},
+		[]rules.Fact{{Kind: rules.KindDefaultRole, Entity: e, Role: "clerk"}})
+	en = ix.Entity(e)
+	i, viaDefault, _ := en.Member("bob")
+	if p, role := en.RolePerm(i, slot(first)); !viaDefault || role != "clerk" || p != model.Allowed {
+		t.Errorf("after the default changed, bob has %v via %q (default %v); want allowed via clerk", p, role, viaDefault)
+	}
+}
