@@ -27,7 +27,7 @@ var seed = rand.Uint64() | 1
 // Slots are records of w words in one flat []uint64: word 0 holds the tag
 // (low half: hash bits and the key's length, 0 for an empty slot) and the
 // value (high half); the next words hold the key in word form (see
-// keyWord). A lookup thus finds the key in the slot it probes and compares
+// nwords). A lookup thus finds the key in the slot it probes and compares
 // it a word at a time, with no pointer to follow to the key's bytes and no
 // call to compare memory, and the garbage collector has no pointer to scan.
 // A key longer than 56 bytes is kept in long, and its slot holds its index

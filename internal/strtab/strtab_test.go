@@ -211,3 +211,29 @@ func TestFindComparesEveryWord(t *testing.T) {
 		}
 	}
 }
+
+// TestHashOneScheme checks that every length is hashed by one scheme (the
+// word form, two words to a multiplication): Hash's unrolled form for 17 to
+// 56 bytes must agree with the plain loop written here. (Find hashes keys
+// of up to 16 bytes with code of its own; TestKeyLengths would fail if it
+// disagreed with Hash, which the tables are built with.)
+func TestHashOneScheme(t *testing.T) {
+	for n := 0; n <= 80; n++ {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(i*7 + n)
+		}
+		m := nwords(n)
+		h := seed ^ uint64(n)*k0
+		j := 0
+		for ; j+1 < m; j += 2 {
+			h = mix(wordAt(b, j, m)^k1, wordAt(b, j+1, m)^h)
+		}
+		if j < m {
+			h = mix(wordAt(b, j, m)^k1, h^k2)
+		}
+		if want := mix(h, k0); Hash(string(b)) != want {
+			t.Errorf("n=%d: Hash = %#x, the plain loop %#x", n, Hash(string(b)), want)
+		}
+	}
+}
