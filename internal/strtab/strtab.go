@@ -17,9 +17,14 @@ import (
 	"unsafe"
 )
 
-// seed is shared by every table of the process and drawn at random, so that
-// keys chosen to collide on one process do not collide on another.
-var seed = rand.Uint64() | 1
+// seed and s1 are shared by every table of the process and drawn at random,
+// so that keys chosen to collide on one process do not collide on another.
+// s1 is mixed into every word of a key before it is multiplied, so that no
+// word that a caller can choose makes a product zero on every process.
+var (
+	seed = rand.Uint64() | 1
+	s1   = rand.Uint64() | 1
+)
 
 // Table maps strings to uint32 values (indexes into the caller's slices).
 // The zero Table is empty and usable. A Table is immutable once built.
@@ -43,8 +48,8 @@ type Table struct {
 // maxInline is the longest key kept inline.
 const maxInline = 56
 
-// The multipliers of Hash (those of wyhash).
-const k0, k1, k2 = 0xa0761d6478bd642f, 0xe7037ed1a0b428db, 0x8ebc6af09c88c6e3
+// Constants of Hash (two of wyhash's).
+const k0, k2 = 0xa0761d6478bd642f, 0x8ebc6af09c88c6e3
 
 // A key of n bytes has a word form of nwords(n) words: for n >= 8, its
 // 8-byte blocks, the last one taken from the key's last 8 bytes (so it
@@ -103,10 +108,10 @@ func Hash(key string) uint64 {
 	h := seed ^ uint64(len(b))*k0
 	j := 0
 	for ; j+1 < m; j += 2 {
-		h = mix(wordAt(b, j, m)^k1, wordAt(b, j+1, m)^h)
+		h = mix(wordAt(b, j, m)^s1, wordAt(b, j+1, m)^h)
 	}
 	if j < m {
-		h = mix(wordAt(b, j, m)^k1, h^k2)
+		h = mix(wordAt(b, j, m)^s1, h^k2)
 	}
 	return mix(h, k0)
 }
@@ -123,24 +128,24 @@ func wordForm(b []byte, kw *[8]uint64) (h uint64, m int) {
 	// Pairs of whole blocks (none of them the last word): one for m of 3
 	// or 4, two for 5 or 6, three for 7.
 	kw[0], kw[1] = le.Uint64(b), le.Uint64(b[8:])
-	h = mix(kw[0]^k1, kw[1]^h)
+	h = mix(kw[0]^s1, kw[1]^h)
 	j := 2
 	if m >= 5 {
 		kw[2], kw[3] = le.Uint64(b[16:]), le.Uint64(b[24:])
-		h = mix(kw[2]^k1, kw[3]^h)
+		h = mix(kw[2]^s1, kw[3]^h)
 		j = 4
 	}
 	if m >= 7 {
 		kw[4], kw[5] = le.Uint64(b[32:]), le.Uint64(b[40:])
-		h = mix(kw[4]^k1, kw[5]^h)
+		h = mix(kw[4]^s1, kw[5]^h)
 		j = 6
 	}
 	if m-j == 2 { // a block and the last word
 		kw[j&7], kw[(j+1)&7] = le.Uint64(b[8*j:]), last
-		h = mix(kw[j&7]^k1, last^h)
+		h = mix(kw[j&7]^s1, last^h)
 	} else { // the last word alone
 		kw[j&7] = last
-		h = mix(last^k1, h^k2)
+		h = mix(last^s1, h^k2)
 	}
 	return mix(h, k0), m
 }
@@ -254,11 +259,11 @@ func (t *Table) Find(key string) (slot int, val uint32, ok bool) {
 	if n > 8 {
 		m = 2
 		w0, w1 = binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[n-8:])
-		h = mix(w0^k1, w1^h)
+		h = mix(w0^s1, w1^h)
 	} else {
 		w0 = lastWord(b)
 		w1 = w0
-		h = mix(w0^k1, h^k2)
+		h = mix(w0^s1, h^k2)
 	}
 	if m >= t.w { // longer than any key of the table, or an empty table
 		return 0, 0, false

@@ -227,13 +227,32 @@ func TestHashOneScheme(t *testing.T) {
 		h := seed ^ uint64(n)*k0
 		j := 0
 		for ; j+1 < m; j += 2 {
-			h = mix(wordAt(b, j, m)^k1, wordAt(b, j+1, m)^h)
+			h = mix(wordAt(b, j, m)^s1, wordAt(b, j+1, m)^h)
 		}
 		if j < m {
-			h = mix(wordAt(b, j, m)^k1, h^k2)
+			h = mix(wordAt(b, j, m)^s1, h^k2)
 		}
 		if want := mix(h, k0); Hash(string(b)) != want {
 			t.Errorf("n=%d: Hash = %#x, the plain loop %#x", n, Hash(string(b)), want)
+		}
+	}
+}
+
+// TestNoWordBlindsTheHash checks that no first word a caller can choose
+// makes the rest of the key irrelevant. With a public constant in its place
+// of s1, a first word equal to that constant would zero the first product
+// and give every such key (of one length) the same hash.
+func TestNoWordBlindsTheHash(t *testing.T) {
+	for _, first := range []uint64{0xe7037ed1a0b428db, 0, 0x6161616161616161, ^uint64(0)} {
+		seen := map[uint64]bool{}
+		for i := range 1000 {
+			b := make([]byte, 16)
+			binary.LittleEndian.PutUint64(b, first)
+			binary.LittleEndian.PutUint64(b[8:], uint64(i))
+			seen[Hash(string(b))] = true
+		}
+		if len(seen) < 990 {
+			t.Errorf("first word %#x: 1000 keys gave %d hashes", first, len(seen))
 		}
 	}
 }
