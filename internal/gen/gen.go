@@ -26,7 +26,7 @@ type Dataset struct {
 	// short readable one ("ent-000042", "user-000042-007").
 	UUIDs bool
 
-	// Filled by Plan.
+	// Filled by New and NewUUID.
 	Entities []EntityPlan
 	PRules   int // permission rules generated
 }
