@@ -251,20 +251,9 @@ func runContended(t *testing.T, b backend) {
 // through.
 func testLockReloads(t *testing.T, b backend) {
 	ctx := context.Background()
-	prefix := newPrefix()
-	stA := newStore(t, b, b.open(t), prefix)
-	stB := newStore(t, b, b.open(t), prefix)
-	engA, engB := newEngine(t, stA), newEngine(t, stB)
-	wA, err := NewWatcher(ctx, stA, engA, WithPollInterval(time.Hour), WithListen(false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer wA.Close()
-	wB, err := NewWatcher(ctx, stB, engB, WithPollInterval(time.Hour), WithListen(false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer wB.Close()
+	stA, stB, engA, engB := twoReplicas(t, b)
+	wA := syncWatcher(t, stA, engA)
+	wB := syncWatcher(t, stB, engB)
 
 	setupEntity(t, ctx, engB, "e1")
 	if _, err := stB.Prune(ctx, engB.Revision()); err != nil {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -123,6 +124,29 @@ func newEngine(t testing.TB, st *Store) *policy.Engine {
 		t.Fatalf("policy.New: %v", err)
 	}
 	return eng
+}
+
+// twoReplicas opens two stores on one database (a fresh table prefix, a
+// pool each) and an engine on each: replicas A and B.
+func twoReplicas(t testing.TB, b backend) (stA, stB *Store, engA, engB *policy.Engine) {
+	t.Helper()
+	prefix := newPrefix()
+	stA = newStore(t, b, b.open(t), prefix)
+	stB = newStore(t, b, b.open(t), prefix)
+	return stA, stB, newEngine(t, stA), newEngine(t, stB)
+}
+
+// syncWatcher starts a watcher that learns of other replicas' changes only
+// through Sync (an hourly poll, no LISTEN). It is closed when the test
+// ends.
+func syncWatcher(t testing.TB, st *Store, eng *policy.Engine) *Watcher {
+	t.Helper()
+	w, err := NewWatcher(context.Background(), st, eng, WithPollInterval(time.Hour), WithListen(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	return w
 }
 
 // sortedRules returns rules as sorted CSV lines.

@@ -14,10 +14,7 @@ import (
 // Lag, a refused Commit), and catches up on its own once it can.
 func testBehind(t *testing.T, b backend) {
 	ctx := context.Background()
-	prefix := newPrefix()
-	stA := newStore(t, b, b.open(t), prefix)
-	stB := newStore(t, b, b.open(t), prefix)
-	engA, engB := newEngine(t, stA), newEngine(t, stB)
+	_, stB, engA, engB := twoReplicas(t, b)
 	var failing atomic.Bool
 	errFeed := errors.New("feed unreachable (injected)")
 	// B polls once an hour: it learns of A's changes from notifications
@@ -126,15 +123,8 @@ func testBehind(t *testing.T, b backend) {
 // there, and its replica does not stay "behind" a revision that is gone.
 func testDatabaseReset(t *testing.T, b backend) {
 	ctx := context.Background()
-	prefix := newPrefix()
-	stA := newStore(t, b, b.open(t), prefix)
-	stB := newStore(t, b, b.open(t), prefix)
-	engA, engB := newEngine(t, stA), newEngine(t, stB)
-	w, err := NewWatcher(ctx, stB, engB, WithPollInterval(time.Hour), WithListen(false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	stA, stB, engA, engB := twoReplicas(t, b)
+	w := syncWatcher(t, stB, engB)
 	setupEntity(t, ctx, engA, "e1")
 	if err := w.Sync(ctx); err != nil || w.Revision() != 5 {
 		t.Fatalf("Sync: %v, at %d", err, w.Revision())

@@ -514,16 +514,9 @@ func testAudit(t *testing.T, b backend) {
 
 func testWatcherCatchUp(t *testing.T, b backend) {
 	ctx := context.Background()
-	prefix := newPrefix()
-	stA := newStore(t, b, b.open(t), prefix)
-	stB := newStore(t, b, b.open(t), prefix)
-	engA, engB := newEngine(t, stA), newEngine(t, stB)
+	stA, stB, engA, engB := twoReplicas(t, b)
 	// A slow poll and no LISTEN: B only learns through Sync.
-	w, err := NewWatcher(ctx, stB, engB, WithPollInterval(time.Hour), WithListen(false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w := syncWatcher(t, stB, engB)
 	var calls []string
 	_ = w.SetUpdateCallback(func(rev string) { calls = append(calls, rev) })
 
@@ -557,11 +550,7 @@ func testWatcherCatchUp(t *testing.T, b backend) {
 	if err := stA.Adapter().AddPolicy("g", "g2", []string{"partner:p2", "entity:e9"}); err != nil {
 		t.Fatal(err)
 	}
-	wA, err := NewWatcher(ctx, stA, engA, WithPollInterval(time.Hour), WithListen(false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer wA.Close()
+	wA := syncWatcher(t, stA, engA)
 	if err := w.Update(); err != nil {
 		t.Fatal(err)
 	}
