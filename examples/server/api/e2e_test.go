@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"gorm.io/gorm"
+
 	"github.com/gatehouse-authz/gatehouse/auth"
 	"github.com/gatehouse-authz/gatehouse/examples/server/api"
 	"github.com/gatehouse-authz/gatehouse/model"
@@ -29,32 +31,41 @@ func backends(t *testing.T, fn func(t *testing.T, env *env)) {
 		fn(t, newEnv(t, api.Config{DSN: filepath.Join(t.TempDir(), "e2e.db")}))
 	})
 	t.Run("postgres", func(t *testing.T) {
-		dsn := os.Getenv("GATEHOUSE_TEST_POSTGRES_DSN")
-		if dsn == "" {
-			t.Skip("GATEHOUSE_TEST_POSTGRES_DSN is not set (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)")
-		}
-		ctx := context.Background()
-		db, err := store.Open(ctx, dsn)
-		if err != nil {
-			t.Fatalf("open %s: %v", dsn, err)
-		}
-		var b [4]byte
-		_, _ = rand.Read(b[:])
-		prefix := "e2e_" + hex.EncodeToString(b[:]) + "_"
-		t.Cleanup(func() {
-			var tables []string
-			db.Raw("SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_name LIKE ?", prefix+"%").Scan(&tables)
-			for _, tb := range tables {
-				if err := db.Exec(`DROP TABLE IF EXISTS "` + tb + `" CASCADE`).Error; err != nil {
-					t.Errorf("drop %s: %v", tb, err)
-				}
-			}
-			if sqlDB, err := db.DB(); err == nil {
-				_ = sqlDB.Close()
-			}
-		})
+		db, _, prefix := postgresTables(t, "e2e_")
 		fn(t, newEnv(t, api.Config{DB: db, TablePrefix: prefix}))
 	})
+}
+
+// postgresTables opens the database of GATEHOUSE_TEST_POSTGRES_DSN (the
+// test skips when it is unset) and returns it, its DSN and a fresh table
+// prefix beginning with tag. When the test ends, the tables of the prefix
+// are dropped and the pool is closed.
+func postgresTables(t *testing.T, tag string) (db *gorm.DB, dsn, prefix string) {
+	t.Helper()
+	dsn = os.Getenv("GATEHOUSE_TEST_POSTGRES_DSN")
+	if dsn == "" {
+		t.Skip("GATEHOUSE_TEST_POSTGRES_DSN is not set (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)")
+	}
+	db, err := store.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatalf("open %s: %v", dsn, err)
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	prefix = tag + hex.EncodeToString(b[:]) + "_"
+	t.Cleanup(func() {
+		var tables []string
+		db.Raw("SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_name LIKE ?", prefix+"%").Scan(&tables)
+		for _, tb := range tables {
+			if err := db.Exec(`DROP TABLE IF EXISTS "` + tb + `" CASCADE`).Error; err != nil {
+				t.Errorf("drop %s: %v", tb, err)
+			}
+		}
+		if sqlDB, err := db.DB(); err == nil {
+			_ = sqlDB.Close()
+		}
+	})
+	return db, dsn, prefix
 }
 
 // env is a running server and a client for it.

@@ -2,20 +2,16 @@ package api_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/gatehouse-authz/gatehouse/examples/server/api"
 	"github.com/gatehouse-authz/gatehouse/model"
-	"github.com/gatehouse-authz/gatehouse/store"
 )
 
-// replicaConfigs returns a function that builds the configs of servers
-// sharing one database: a SQLite file, and PostgreSQL when
+// sharedDatabases runs fn with a function that builds the configs of
+// servers sharing one database: a SQLite file, and PostgreSQL when
 // GATEHOUSE_TEST_POSTGRES_DSN is set.
 func sharedDatabases(t *testing.T, fn func(t *testing.T, cfg func() api.Config)) {
 	t.Run("sqlite", func(t *testing.T) {
@@ -23,27 +19,7 @@ func sharedDatabases(t *testing.T, fn func(t *testing.T, cfg func() api.Config))
 		fn(t, func() api.Config { return api.Config{DSN: dsn} })
 	})
 	t.Run("postgres", func(t *testing.T) {
-		dsn := os.Getenv("GATEHOUSE_TEST_POSTGRES_DSN")
-		if dsn == "" {
-			t.Skip("GATEHOUSE_TEST_POSTGRES_DSN is not set (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)")
-		}
-		db, err := store.Open(context.Background(), dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var b [4]byte
-		_, _ = rand.Read(b[:])
-		prefix := "rep_" + hex.EncodeToString(b[:]) + "_"
-		t.Cleanup(func() {
-			var tables []string
-			db.Raw("SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_name LIKE ?", prefix+"%").Scan(&tables)
-			for _, tb := range tables {
-				db.Exec(`DROP TABLE IF EXISTS "` + tb + `" CASCADE`)
-			}
-			if sqlDB, err := db.DB(); err == nil {
-				_ = sqlDB.Close()
-			}
-		})
+		_, dsn, prefix := postgresTables(t, "rep_")
 		fn(t, func() api.Config { return api.Config{DSN: dsn, TablePrefix: prefix} })
 	})
 }
