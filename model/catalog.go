@@ -51,6 +51,10 @@ type keyEntry struct {
 
 type keyWords struct{ lo, hi uint64 }
 
+// emptyEntry marks a free entry of the key table: its lengths are no
+// pair's (names have at most 64 bytes), so it matches no lookup.
+var emptyEntry = keyEntry{lens: ^uint32(0), slot: -1}
+
 // maxName is the longest object type or action name of a catalog.
 const maxName = 64
 
@@ -116,7 +120,7 @@ func buildCatalog(objects map[ObjectType][]Action) *Catalog {
 	}
 	c.table, c.mask = make([]keyEntry, size), uint64(size-1)
 	for i := range c.table {
-		c.table[i].slot = -1
+		c.table[i] = emptyEntry
 	}
 	for slot, k := range c.keys {
 		ow, aw, lens, h := pairKey(k.Object, k.Action)
@@ -189,24 +193,41 @@ func (c *Catalog) Slot(k Key) (int, bool) { return c.SlotOf(k.Object, k.Action) 
 // SlotOf returns the dense slot number of (o, a), and whether the pair is in
 // the catalog. It does not allocate.
 func (c *Catalog) SlotOf(o ObjectType, a Action) (int, bool) {
-	if len(o) > maxName || len(a) > maxName {
-		return 0, false // longer than any name of a catalog
+	if len(o) > strtab.WordsExact || len(a) > strtab.WordsExact {
+		return c.slotOfLong(o, a)
 	}
-	// pairKey, written out: the call is too big to inline.
+	// pairKey, written out: the call is too big to inline. Names of at
+	// most 16 bytes are whole in their words, so equal words and lengths
+	// are equal names.
 	var ow, aw keyWords
 	ow.lo, ow.hi = strtab.Words(string(o))
 	aw.lo, aw.hi = strtab.Words(string(a))
 	lens := uint32(len(o))<<16 | uint32(len(a))
-	h := pairHash(ow, aw, lens)
+	for i := pairHash(ow, aw, lens) & c.mask; i < uint64(len(c.table)); i = (i + 1) & c.mask {
+		e := &c.table[i]
+		if e.o == ow && e.a == aw && e.lens == lens {
+			return int(e.slot), true
+		}
+		if e.slot < 0 {
+			break
+		}
+	}
+	return 0, false
+}
+
+// slotOfLong is SlotOf for a pair with a name of more than 16 bytes: the
+// words hold only its ends, so a match is confirmed on the names.
+func (c *Catalog) slotOfLong(o ObjectType, a Action) (int, bool) {
+	if len(o) > maxName || len(a) > maxName {
+		return 0, false // longer than any name of a catalog
+	}
+	ow, aw, lens, h := pairKey(o, a)
 	for i := h & c.mask; i < uint64(len(c.table)); i = (i + 1) & c.mask {
 		e := &c.table[i]
 		if e.slot < 0 {
-			return 0, false
+			break
 		}
 		if e.o == ow && e.a == aw && e.lens == lens {
-			if len(o) <= strtab.WordsExact && len(a) <= strtab.WordsExact {
-				return int(e.slot), true
-			}
 			if k := &c.keys[e.slot]; k.Object == o && k.Action == a {
 				return int(e.slot), true
 			}
