@@ -83,17 +83,15 @@ func (r *Role) Rules() int { return r.nbits }
 // Entity is one entity's snapshot, immutable once published.
 type Entity struct {
 	// The hot path's view, rebuilt when the snapshot is published and
-	// placed first, so that a decision reads one or two cache lines of the
-	// snapshot: users maps a member to its role index (or DefaultMarker);
-	// role i's effective permission at slot s is 2 bits of perm (see
-	// permAt); ids[i] is the id of role i. Kept flat so that a decision
-	// touches one word after the user lookup instead of following role
-	// pointers.
+	// placed first: users maps a member to the role that applies to it
+	// (see memberVal), rows[i] holds role i's id and its permissions at
+	// the first rowSlots catalog slots, in one cache line, and wide holds
+	// the rest for catalogs of more slots. A decision thus reads the
+	// member's record and one row.
 	users  strtab.Table
-	perm   []uint64
-	ids    []model.RoleID
-	words  int // words of perm per role
-	stride int // catalog slots per role
+	rows   []roleRow
+	wide   []uint64 // role i's slots from rowSlots on: words [i*wideWords, (i+1)*wideWords)
+	stride int      // catalog slots per role
 
 	ID      model.EntityID
 	Partner model.PartnerID // "" when no partner owns it
@@ -103,10 +101,50 @@ type Entity struct {
 	Users   map[model.UserID]int32 // role index, or DefaultMarker
 }
 
-// permAt returns role i's permission at slot s, from the packed rows: 32
-// slots of 2 bits to a word.
-func (en *Entity) permAt(i, s int) model.Permission {
-	return model.Permission(en.perm[uint(i)*uint(en.words)+uint(s)/32] >> (2 * (uint(s) % 32)) & 3)
+// rowWords is the number of packed permission words in a role's row: 32
+// slots of 2 bits to a word, so that the row (with the role's id) fills one
+// 64-byte cache line.
+const rowWords = 6
+
+// rowSlots is the number of catalog slots a row holds.
+const rowSlots = rowWords * 32
+
+// roleRow is one role's hot data. Its size is a cache line, and a slice of
+// rows starts on one (Go's size classes for multiples of 64 bytes are
+// multiples of 64), so reading a row reads one line.
+type roleRow struct {
+	id model.RoleID // "" for a removed role
+	w  [rowWords]uint64
+}
+
+// wideWords is the number of words of wide per role for a catalog of
+// stride slots.
+func wideWords(stride int) int {
+	if stride <= rowSlots {
+		return 0
+	}
+	return (stride - rowSlots + 31) / 32
+}
+
+// A member's value in the users table is the role that applies to it,
+// resolved when the snapshot is built (a change of the default role builds
+// a new snapshot): the role's index, with viaBit set when it is the
+// default role; noRoleVal when none applies.
+const (
+	viaBit    uint32 = 1 << 31
+	noRoleVal uint32 = viaBit - 1
+)
+
+// memberVal encodes role index i (or NoRole) for the users table.
+func memberVal(i int32, viaDefault bool) uint32 {
+	v := noRoleVal
+	if i >= 0 {
+		v = uint32(i)
+	}
+	if viaDefault {
+		v |= viaBit
+	}
+	return v
 }
 
 // Member returns the index of the role that applies to user u (its own, or
@@ -118,39 +156,60 @@ func (en *Entity) Member(u model.UserID) (role int32, viaDefault, member bool) {
 	if !ok {
 		return NoRole, false, false
 	}
-	role, viaDefault = en.resolve(int32(v))
-	return role, viaDefault, true
+	role = int32(v &^ viaBit)
+	if v&^viaBit == noRoleVal {
+		role = NoRole
+	}
+	return role, v&viaBit != 0, true
 }
 
 // RolePerm returns role i's permission at catalog slot s and the role's
 // id. An index or slot out of range (which a published snapshot does not
 // give) yields NotAllowed and "": it fails closed.
 func (en *Entity) RolePerm(i int32, s int) (model.Permission, model.RoleID) {
-	if uint(s) >= uint(en.stride) || uint(i) >= uint(len(en.ids)) {
+	if uint(i) >= uint(len(en.rows)) || uint(s) >= uint(en.stride) {
 		return model.NotAllowed, ""
 	}
-	return en.permAt(int(i), s), en.ids[i]
+	r := &en.rows[i]
+	var w uint64
+	if s < rowSlots {
+		w = r.w[s/32]
+	} else {
+		ww := wideWords(en.stride)
+		w = en.wide[int(i)*ww+(s-rowSlots)/32]
+	}
+	return model.Permission(w >> (2 * (uint(s) % 32)) & 3), r.id
 }
 
-// compile rebuilds the hot path's view from the roles.
+// compile rebuilds the hot path's view from the roles, users and default
+// role.
 func (en *Entity) compile(stride int) {
 	en.stride = stride
-	en.words = (stride + 31) / 32
-	en.ids = make([]model.RoleID, len(en.Roles))
-	en.perm = make([]uint64, len(en.Roles)*en.words)
+	ww := wideWords(stride)
+	en.rows = make([]roleRow, len(en.Roles))
+	en.wide = nil
+	if ww > 0 {
+		en.wide = make([]uint64, len(en.Roles)*ww)
+	}
 	ub := strtab.New(len(en.Users))
 	for u, i := range en.Users {
-		ub.Set(string(u), uint32(i))
+		i, via := en.resolve(i)
+		ub.Set(string(u), memberVal(i, via))
 	}
 	en.users = *ub.Table()
 	for i, r := range en.Roles {
 		if r == nil {
 			continue
 		}
-		en.ids[i] = r.ID
-		row := en.perm[i*en.words : (i+1)*en.words]
+		row := &en.rows[i]
+		row.id = r.ID
 		for s := range stride {
-			row[s/32] |= uint64(r.Perm(s)) << (2 * (s % 32))
+			p := uint64(r.Perm(s)) << (2 * (s % 32))
+			if s < rowSlots {
+				row.w[s/32] |= p
+			} else {
+				en.wide[i*ww+(s-rowSlots)/32] |= p
+			}
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package index
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/gatehouse-authz/gatehouse/internal/rules"
@@ -88,5 +89,48 @@ func TestMemberAndRolePerm(t *testing.T) {
 	i, viaDefault, _ := en.Member("bob")
 	if p, role := en.RolePerm(i, slot(first)); !viaDefault || role != "clerk" || p != model.Allowed {
 		t.Errorf("after the default changed, bob has %v via %q (default %v); want allowed via clerk", p, role, viaDefault)
+	}
+}
+
+// TestRolePermEverySlot checks the packed rows against the roles they are
+// built from, at every slot of catalogs smaller and larger than a row
+// (rowSlots), where the slots past the row are read from the wide words.
+func TestRolePermEverySlot(t *testing.T) {
+	for _, n := range []int{3, rowSlots - 1, rowSlots, rowSlots + 1, 3*rowSlots + 7} {
+		objects := map[model.ObjectType][]model.Action{}
+		for i := range n {
+			o := model.ObjectType(fmt.Sprintf("obj%03d", i/4))
+			objects[o] = append(objects[o], model.Action(fmt.Sprintf("act%d", i%4)))
+		}
+		cat, err := model.NewCatalog(objects)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ix := New(cat)
+		e := model.EntityID("e1")
+		var facts []rules.Fact
+		roles := []model.RoleID{"r0", "r1", "r2"}
+		for ri, r := range roles {
+			facts = append(facts, rules.Fact{Kind: rules.KindRole, Entity: e, Role: r, Name: string(r)})
+			for s := range cat.Len() {
+				if p := model.Permission((s*7 + ri*5) % 3); p != model.NotAllowed {
+					facts = append(facts, rules.Fact{Kind: rules.KindPermission, Entity: e, Role: r, Key: cat.Key(s), Perm: p})
+				}
+			}
+		}
+		ix.Apply(nil, facts)
+		en := ix.Entity(e)
+		for ri, r := range roles {
+			i := en.RoleIdx[r]
+			for s := range cat.Len() {
+				want := model.Permission((s*7 + ri*5) % 3)
+				if p, id := en.RolePerm(i, s); p != want || id != r {
+					t.Fatalf("catalog of %d: RolePerm(%s, %d) = %v, %q; want %v, %q", n, r, s, p, id, want, r)
+				}
+			}
+			if p, id := en.RolePerm(i, cat.Len()); p != model.NotAllowed || id != "" {
+				t.Errorf("catalog of %d: RolePerm past the catalog = %v, %q", n, p, id)
+			}
+		}
 	}
 }
