@@ -18,6 +18,10 @@ var (
 	ErrInvalidPermission = errors.New("invalid permission")
 	// ErrInvalidCatalog is wrapped when a catalog cannot be built.
 	ErrInvalidCatalog = errors.New("invalid catalog")
+	// ErrUnknownUser is wrapped when an entity user does not exist. It is
+	// shared by the packages that look users up (policy) and those that
+	// ask them (auth), so that either can test the other's errors.
+	ErrUnknownUser = errors.New("unknown entity user")
 )
 
 // IDError describes a malformed identifier. It wraps [ErrInvalidID].

@@ -513,21 +513,24 @@ func (e *Engine) ListUsers(ctx context.Context, entity model.EntityID) ([]User, 
 
 // LookupEntityUser returns the entity user belongs to and that entity's
 // partner (the token service asks it before it issues an entity-user token).
+// For a user that does not exist, or whose entity has no partner, the error
+// wraps both [ErrNotFound] and [model.ErrUnknownUser] (which the auth
+// package's ErrUnknownUser is).
 func (e *Engine) LookupEntityUser(ctx context.Context, user model.UserID) (model.EntityID, model.PartnerID, error) {
 	if err := user.Validate(); err != nil {
 		return "", "", invalid(err)
 	}
 	ix := e.ix.Load()
 	ent, ok := ix.UserEntity(user)
-	if !ok {
-		return "", "", fmt.Errorf("%w: user %q", ErrNotFound, user)
+	var en *index.Entity
+	if ok {
+		en = ix.Entity(ent)
 	}
-	en := ix.Entity(ent)
 	if en == nil || en.Partner == "" {
-		return "", "", fmt.Errorf("%w: user %q", ErrNotFound, user)
+		return "", "", fmt.Errorf("%w: %w %q", ErrNotFound, model.ErrUnknownUser, user)
 	}
 	if _, ok := en.Users[user]; !ok {
-		return "", "", fmt.Errorf("%w: user %q", ErrNotFound, user)
+		return "", "", fmt.Errorf("%w: %w %q", ErrNotFound, model.ErrUnknownUser, user)
 	}
 	return ent, en.Partner, nil
 }

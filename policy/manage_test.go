@@ -177,8 +177,11 @@ func TestRoleLifecycle(t *testing.T) {
 	if err := eng.RemoveEntity(ctx, "e1"); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := eng.LookupEntityUser(ctx, "u1"); !errors.Is(err, policy.ErrNotFound) {
-		t.Fatalf("user of a removed entity: %v", err)
+	if _, _, err := eng.LookupEntityUser(ctx, "u1"); !errors.Is(err, policy.ErrNotFound) || !errors.Is(err, model.ErrUnknownUser) {
+		t.Fatalf("user of a removed entity: %v; want ErrNotFound and model.ErrUnknownUser", err)
+	}
+	if _, _, err := eng.LookupEntityUser(ctx, "nobody"); !errors.Is(err, model.ErrUnknownUser) {
+		t.Fatalf("unknown user: %v; want model.ErrUnknownUser", err)
 	}
 	if rules := eng.Rules(); len(rules) != 0 {
 		t.Fatalf("entity removal left rules: %v", rules)
