@@ -6,10 +6,16 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/gatehouse-authz/gatehouse/model"
 )
 
-// Sentinel errors. Test for them with [errors.Is]; the errors returned by
-// this package wrap them with more detail.
+// Sentinel errors. Test for them with [errors.Is]; the errors of the
+// conditions below wrap them with more detail. Not every error wraps one:
+// a failure of the [Store], of the [Directory] or of the system wraps its
+// cause (a Store's own [ErrNotFound] or [ErrConflict] included), and an
+// error caused by a done context is, or wraps, the context's error
+// ([context.Canceled] or [context.DeadlineExceeded]).
 //
 // [ErrExpiredToken] and [ErrRevokedToken] both wrap [ErrInvalidToken], so a
 // caller that only cares whether a token is usable tests ErrInvalidToken; a
@@ -33,9 +39,11 @@ var (
 	// client id recently; retry after the cool-down. See [TooManyAttemptsError].
 	ErrTooManyAttempts = errors.New("too many failed attempts")
 	// ErrUnknownUser: the entity user does not exist, or does not belong to
-	// an entity of the client's partner. A [Directory] returns an error
-	// wrapping it for users it does not know.
-	ErrUnknownUser = errors.New("unknown entity user")
+	// an entity of the client's partner. It is [model.ErrUnknownUser] (the
+	// same value, so errors.Is holds either way): a [Directory] returns an
+	// error wrapping it for users it does not know, as the policy engine
+	// does.
+	ErrUnknownUser = model.ErrUnknownUser
 	// ErrNotOwner: a client tried to revoke a token of another partner.
 	ErrNotOwner = errors.New("token belongs to another partner")
 	// ErrInvalidRequest: an argument is malformed (an identifier, an option).

@@ -77,8 +77,11 @@ func (p Principal) AllowsAPI(o model.ObjectType) bool {
 
 // Directory answers which entity and partner an entity user belongs to. The
 // policy engine implements it. For a user it does not know, LookupEntityUser
-// returns an error wrapping [ErrUnknownUser]; any other error is treated as a
-// failure of the directory (HTTP 500), never as a grant.
+// must return an error wrapping [ErrUnknownUser] (which is
+// [model.ErrUnknownUser]; the engine's error wraps it); the token service
+// then answers as for a user of another partner (400 invalid_grant), so
+// the two cannot be told apart. Any other error is treated as a failure of
+// the directory (HTTP 500, logged), never as a grant.
 type Directory interface {
 	LookupEntityUser(ctx context.Context, user model.UserID) (model.EntityID, model.PartnerID, error)
 }
