@@ -1,7 +1,9 @@
 package policy_test
 
 import (
+	"context"
 	"errors"
+	"maps"
 	"strings"
 	"sync"
 
@@ -94,4 +96,54 @@ func (a *memAdapter) setFailAfter(n int, sticky bool) {
 	a.mu.Lock()
 	a.failAfter, a.sticky = n, sticky
 	a.mu.Unlock()
+}
+
+// faultyAdapter is an adapter with memAdapter's fault switch.
+type faultyAdapter interface {
+	persist.Adapter
+	rules() []model.Rule
+	setFailAfter(n int, sticky bool)
+}
+
+// txMemAdapter is memAdapter as a persist.TransactionalAdapter: a
+// transaction writes to a copy of the rules (with the fault switch as it
+// was when the transaction began), which Commit installs and Rollback
+// drops.
+type txMemAdapter struct{ *memAdapter }
+
+var _ persist.TransactionalAdapter = txMemAdapter{}
+
+func newTxMemAdapter() txMemAdapter { return txMemAdapter{newMemAdapter()} }
+
+func (a txMemAdapter) BeginTransaction(context.Context) (persist.TransactionContext, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return &memTx{parent: a.memAdapter, work: &memAdapter{m: maps.Clone(a.m), failAfter: a.failAfter, sticky: a.sticky}}, nil
+}
+
+type memTx struct {
+	parent *memAdapter
+	work   *memAdapter
+	done   bool
+}
+
+func (t *memTx) GetAdapter() persist.Adapter { return t.work }
+
+func (t *memTx) Commit() error {
+	if t.done {
+		return errors.New("transaction already finished")
+	}
+	t.done = true
+	t.parent.mu.Lock()
+	defer t.parent.mu.Unlock()
+	t.parent.m = t.work.m
+	return nil
+}
+
+func (t *memTx) Rollback() error {
+	if t.done {
+		return errors.New("transaction already finished")
+	}
+	t.done = true
+	return nil
 }

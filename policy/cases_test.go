@@ -8,8 +8,9 @@ import (
 )
 
 // TestSemantics runs the behaviour cases of testdata/semantics.yaml (one or
-// more per rule of SEMANTICS.md) against the engine, and checks every
-// answer against casbin.Enforce on the same rules too.
+// more per decision rule of the package documentation) against the
+// engine, and checks every answer against casbin.Enforce on the same rules
+// too.
 func TestSemantics(t *testing.T) {
 	f, err := policytest.Load("testdata/semantics.yaml")
 	if err != nil {

@@ -87,8 +87,9 @@ var errNoSubject = fmt.Errorf("%w: the request has no subject", ErrInvalid)
 
 // Decide answers one request from the compiled index: no locks, no
 // allocations for well-formed requests, a cost that does not depend on the
-// number of rules. It follows the rules of SEMANTICS.md and decides exactly
-// as casbin.Enforce on the model of package model.
+// number of rules. It follows the decision rules of the package
+// documentation and decides exactly as casbin.Enforce on the model of
+// package model.
 func (e *Engine) Decide(r Request) Decision {
 	slot, ok := e.cat.SlotOf(r.Object, r.Action)
 	if !ok {

@@ -14,6 +14,31 @@
 // from a compiled index: a few map lookups, no locks, no allocations,
 // whatever the number of rules. Any error denies.
 //
+// # Decision rules
+//
+// A request is (subject, entity, object type, action, owner), the owner
+// being the subject that created the object, or none for a list or an
+// unknown creator. In order:
+//
+//  1. An object type or action outside the catalog denies, with an error.
+//  2. An unknown entity denies.
+//  3. A partner may do everything inside the entities it owns, and nothing
+//     in any other.
+//  4. An entity user must be a member of the entity. Its role is its own
+//     role there, or else the entity's default role as it is at the time
+//     of the decision (changing the default moves every member without a
+//     role at once); with neither, it is denied. The role's permission for
+//     (object type, action) is not_allowed unless set: allowed allows with
+//     scope all; allowed_for_own gives scope own and allows when the owner
+//     is the user, when the action is create (the new object is the
+//     user's) and for a list (the caller filters by creator); otherwise it
+//     denies.
+//  5. Any error while deciding denies.
+//
+// Ids of different kinds never meet: a user id equal to a role or partner
+// id grants nothing through it. [Engine.Scope] agrees with Decide for every
+// owner.
+//
 // # Changes
 //
 // The management methods (entities, roles, entity users, default roles)

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -37,6 +38,27 @@ type options struct {
 	now     func() time.Time
 	logger  *slog.Logger
 	newID   func() string
+	err     error // the first option given a nil value
+}
+
+// isNil reports whether v is nil or a nil pointer, map, slice, func or
+// channel in an interface.
+func isNil(v any) bool {
+	if v == nil {
+		return true
+	}
+	switch rv := reflect.ValueOf(v); rv.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Chan, reflect.Interface:
+		return rv.IsNil()
+	}
+	return false
+}
+
+// need records that the option named opt was given nil, which New reports.
+func (o *options) need(ok bool, opt string) {
+	if !ok && o.err == nil {
+		o.err = fmt.Errorf("%w: %s(nil)", ErrInvalid, opt)
+	}
 }
 
 // Option configures an [Engine].
@@ -44,33 +66,47 @@ type Option func(*options)
 
 // WithCatalog sets the catalog of object types and actions. The default is
 // [model.DefaultCatalog] (Monite's).
-func WithCatalog(c *model.Catalog) Option { return func(o *options) { o.catalog = c } }
+func WithCatalog(c *model.Catalog) Option {
+	return func(o *options) { o.need(c != nil, "WithCatalog"); o.catalog = c }
+}
 
 // WithStore sets where the policies are stored. The default keeps them in
 // memory only.
-func WithStore(s Store) Option { return func(o *options) { o.store = s } }
+func WithStore(s Store) Option {
+	return func(o *options) { o.need(!isNil(s), "WithStore"); o.store = s }
+}
 
 // WithAdapter stores the policies through a Casbin adapter (see
 // [AdapterStore]).
 func WithAdapter(a persist.Adapter) Option {
-	return func(o *options) { o.store = AdapterStore(a) }
+	return func(o *options) { o.need(!isNil(a), "WithAdapter"); o.store = AdapterStore(a) }
 }
 
 // WithNow sets the clock used for role timestamps. The default is time.Now.
-func WithNow(now func() time.Time) Option { return func(o *options) { o.now = now } }
+func WithNow(now func() time.Time) Option {
+	return func(o *options) { o.need(now != nil, "WithNow"); o.now = now }
+}
 
-// WithLogger sets the logger. The default discards.
+// WithLogger sets the logger. The default (and nil) discards.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
 // WithIDGenerator sets how role ids are made when a [RoleSpec] has none.
 // The default makes random UUIDs (version 4).
-func WithIDGenerator(f func() string) Option { return func(o *options) { o.newID = f } }
+func WithIDGenerator(f func() string) Option {
+	return func(o *options) { o.need(f != nil, "WithIDGenerator"); o.newID = f }
+}
 
-// New returns an engine with the policies loaded from its store.
+// New returns an engine with the policies loaded from its store. An option
+// given nil (but WithLogger's) is an error wrapping [ErrInvalid].
 func New(ctx context.Context, opts ...Option) (*Engine, error) {
 	o := options{store: memoryStore{}, now: time.Now, newID: newUUID}
 	for _, opt := range opts {
-		opt(&o)
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	if o.err != nil {
+		return nil, o.err
 	}
 	if o.catalog == nil {
 		o.catalog = model.DefaultCatalog()

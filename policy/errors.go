@@ -3,7 +3,9 @@ package policy
 import "errors"
 
 // Sentinel errors. Every error the engine returns wraps one of them, so
-// callers test with errors.Is.
+// callers test with errors.Is, except when the call's context ends first:
+// then the error is (or wraps) the context's, context.Canceled or
+// context.DeadlineExceeded, and nothing was changed.
 var (
 	// ErrNotFound: the entity, role or user does not exist (in that entity).
 	ErrNotFound = errors.New("not found")

@@ -192,8 +192,19 @@ func TestRoleLifecycle(t *testing.T) {
 // multi-rule change: the call fails, and neither the store nor the index
 // changes.
 func TestFailedWriteChangesNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		a    faultyAdapter
+	}{
+		{"plain adapter", newMemAdapter()},
+		{"transactional adapter", newTxMemAdapter()},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testFailedWrite(t, tc.a) })
+	}
+}
+
+func testFailedWrite(t *testing.T, a faultyAdapter) {
 	ctx := context.Background()
-	a := newMemAdapter()
 	eng := newEngine(t, policy.WithAdapter(a))
 	must[policy.Entity](t)(eng.CreateEntity(ctx, "p1", "e1"))
 	must[policy.Role](t)(eng.CreateRole(ctx, "e1", policy.RoleSpec{ID: "r1", Name: "R", Permissions: model.Permissions{kRead: model.Allowed, kApprove: model.Allowed}}))
@@ -248,16 +259,21 @@ func TestFailedWriteChangesNothing(t *testing.T) {
 	must[policy.Role](t)(eng.CreateRole(ctx, "e1", policy.RoleSpec{ID: "r1", Name: "R", Permissions: model.Permissions{kRead: model.Allowed, kApprove: model.Allowed}}))
 	// A store that dies in the middle (every write fails from then on)
 	// cannot be undone through a plain adapter: the error says so, and the
-	// index is still unchanged.
-	before := dump(eng.Rules())
+	// index is still unchanged. A transaction rolls back: the store too is
+	// unchanged.
+	before, beforeStore := dump(eng.Rules()), dump(a.rules())
 	a.setFailAfter(1, true)
 	err := changes[0].do()
 	a.setFailAfter(-1, false)
-	if !errors.Is(err, errInjected) || !strings.Contains(err.Error(), "undo failed") {
+	_, tx := a.(txMemAdapter)
+	if !errors.Is(err, errInjected) || strings.Contains(err.Error(), "undo failed") == tx {
 		t.Fatalf("dying store: err = %v", err)
 	}
 	if dump(eng.Rules()) != before {
 		t.Fatal("dying store changed the index")
+	}
+	if tx && dump(a.rules()) != beforeStore {
+		t.Fatal("dying store: the transaction left the store half-written")
 	}
 }
 
@@ -375,3 +391,39 @@ func (s *recordStore) Commit(_ context.Context, ch *policy.Change) error {
 	*s.changes = append(*s.changes, *ch)
 	return nil
 }
+
+// TestNewRefusesNilOptions: an option given nil is refused by New with
+// ErrInvalid, instead of an engine that panics on first use.
+func TestNewRefusesNilOptions(t *testing.T) {
+	var nilStore *policytestNilStore
+	tests := []struct {
+		name string
+		opt  policy.Option
+	}{
+		{"WithStore(nil)", policy.WithStore(nil)},
+		{"WithStore(typed nil)", policy.WithStore(nilStore)},
+		{"WithAdapter(nil)", policy.WithAdapter(nil)},
+		{"WithAdapter(typed nil)", policy.WithAdapter((*memAdapter)(nil))},
+		{"WithNow(nil)", policy.WithNow(nil)},
+		{"WithIDGenerator(nil)", policy.WithIDGenerator(nil)},
+		{"WithCatalog(nil)", policy.WithCatalog(nil)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			eng, err := policy.New(context.Background(), tt.opt)
+			if !errors.Is(err, policy.ErrInvalid) || eng != nil {
+				t.Fatalf("New = %v, %v; want nil, ErrInvalid", eng, err)
+			}
+		})
+	}
+	// A nil Option and a nil logger are harmless.
+	if _, err := policy.New(context.Background(), nil, policy.WithLogger(nil)); err != nil {
+		t.Fatalf("New(nil option, nil logger) = %v", err)
+	}
+}
+
+// policytestNilStore is a Store whose nil pointer New must refuse.
+type policytestNilStore struct{}
+
+func (*policytestNilStore) Load(context.Context, func(model.Rule) error) error { return nil }
+func (*policytestNilStore) Commit(context.Context, *policy.Change) error       { return nil }

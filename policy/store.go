@@ -66,10 +66,12 @@ type LockingStore interface {
 }
 
 // AdapterStore returns a Store over a Casbin adapter. Loading goes through
-// LoadPolicy; a Commit removes and adds rules one by one and, if a step
-// fails, undoes the steps already made before it returns the error. That
-// undo is best effort: for atomic changes use a Store that commits in one
-// transaction, such as package store's.
+// LoadPolicy. A Commit removes and adds rules one by one: inside one
+// transaction when the adapter is a [persist.TransactionalAdapter] (as
+// gorm-adapter's is), so that a change is stored whole or not at all;
+// otherwise, if a step fails, it undoes the steps already made before it
+// returns the error, and that undo is best effort (the error says when it
+// failed).
 func AdapterStore(a persist.Adapter) Store { return adapterStore{a} }
 
 type adapterStore struct{ a persist.Adapter }
@@ -98,19 +100,42 @@ func (s adapterStore) Load(ctx context.Context, fn func(model.Rule) error) error
 }
 
 func (s adapterStore) Commit(ctx context.Context, ch *Change) error {
+	ta, ok := s.a.(persist.TransactionalAdapter)
+	if !ok {
+		return applySteps(ctx, s.a, ch, true)
+	}
+	tx, err := ta.BeginTransaction(ctx)
+	if err != nil {
+		return fmt.Errorf("beginning a transaction: %w", err)
+	}
+	if err := applySteps(ctx, tx.GetAdapter(), ch, false); err != nil {
+		if rerr := tx.Rollback(); rerr != nil {
+			return errors.Join(err, fmt.Errorf("rolling back: %w", rerr))
+		}
+		return err
+	}
+	return tx.Commit()
+}
+
+// applySteps removes then adds the rules of ch through a, one by one. With
+// undo set, a failed step first reverts the steps made before it.
+func applySteps(ctx context.Context, a persist.Adapter, ch *Change, undo bool) error {
 	type step struct {
 		add  bool
 		rule model.Rule
 	}
 	var done []step
-	undo := func(cause error) error {
+	fail := func(cause error) error {
+		if !undo {
+			return cause
+		}
 		for i := len(done) - 1; i >= 0; i-- {
 			st := done[i]
 			var err error
 			if st.add {
-				err = s.a.RemovePolicy(st.rule.Section(), st.rule.PType, st.rule.Values)
+				err = a.RemovePolicy(st.rule.Section(), st.rule.PType, st.rule.Values)
 			} else {
-				err = s.a.AddPolicy(st.rule.Section(), st.rule.PType, st.rule.Values)
+				err = a.AddPolicy(st.rule.Section(), st.rule.PType, st.rule.Values)
 			}
 			if err != nil {
 				return errors.Join(cause, fmt.Errorf("undo failed, the store may hold part of the change: %w", err))
@@ -120,19 +145,19 @@ func (s adapterStore) Commit(ctx context.Context, ch *Change) error {
 	}
 	for _, r := range ch.Remove {
 		if err := ctx.Err(); err != nil {
-			return undo(err)
+			return fail(err)
 		}
-		if err := s.a.RemovePolicy(r.Section(), r.PType, r.Values); err != nil {
-			return undo(err)
+		if err := a.RemovePolicy(r.Section(), r.PType, r.Values); err != nil {
+			return fail(err)
 		}
 		done = append(done, step{false, r})
 	}
 	for _, r := range ch.Add {
 		if err := ctx.Err(); err != nil {
-			return undo(err)
+			return fail(err)
 		}
-		if err := s.a.AddPolicy(r.Section(), r.PType, r.Values); err != nil {
-			return undo(err)
+		if err := a.AddPolicy(r.Section(), r.PType, r.Values); err != nil {
+			return fail(err)
 		}
 		done = append(done, step{true, r})
 	}

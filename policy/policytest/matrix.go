@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -153,13 +154,40 @@ func (s rulesStore) Load(ctx context.Context, fn func(model.Rule) error) error {
 
 func (rulesStore) Commit(context.Context, *policy.Change) error { return nil }
 
-var update = flag.Bool("update", false, "rewrite golden files instead of comparing with them")
+// UpdateEnv is the environment variable that makes [Golden] rewrite golden
+// files: GATEHOUSE_UPDATE_GOLDEN=1 go test ./...
+const UpdateEnv = "GATEHOUSE_UPDATE_GOLDEN"
 
-// Golden compares got with the golden file at path; run the test with
-// -update to write got there instead.
+// Updating reports whether [Golden] rewrites golden files instead of
+// comparing with them: when the test binary defines a boolean -update flag
+// and it is set, or when the environment variable [UpdateEnv] is true.
+//
+// Package policytest does not define -update itself: a library that
+// registers a flag at init makes every test binary importing it panic
+// ("flag redefined: update") when the test defines its own -update. A test
+// package that wants "go test -update" declares the flag:
+//
+//	var _ = flag.Bool("update", false, "rewrite golden files")
+func Updating() bool {
+	if f := flag.Lookup("update"); f != nil {
+		if g, ok := f.Value.(flag.Getter); ok {
+			if b, ok := g.Get().(bool); ok && b {
+				return true
+			}
+		} else if b, err := strconv.ParseBool(f.Value.String()); err == nil && b {
+			return true
+		}
+	}
+	b, _ := strconv.ParseBool(os.Getenv(UpdateEnv))
+	return b
+}
+
+// Golden compares got with the golden file at path; when [Updating] (run
+// the test with -update, if the test package defines that flag, or with
+// GATEHOUSE_UPDATE_GOLDEN=1) it writes got there instead.
 func Golden(t testing.TB, path, got string) {
 	t.Helper()
-	if *update {
+	if Updating() {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -170,10 +198,10 @@ func Golden(t testing.TB, path, got string) {
 	}
 	want, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
+		t.Fatalf("%v (run with -update or GATEHOUSE_UPDATE_GOLDEN=1 to create it)", err)
 	}
 	if string(want) != got {
-		t.Errorf("%s differs from the golden file (run with -update to accept):\n%s", path, lineDiff(string(want), got))
+		t.Errorf("%s differs from the golden file (run with -update or GATEHOUSE_UPDATE_GOLDEN=1 to accept):\n%s", path, lineDiff(string(want), got))
 	}
 }
 

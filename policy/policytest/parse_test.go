@@ -1,0 +1,99 @@
+package policytest_test
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/goccy/go-yaml"
+
+	"github.com/gatehouse-authz/gatehouse/policy/policytest"
+)
+
+// crashers once made go-yaml panic inside Parse, or made Parse accept a
+// tag it then dropped.
+var crashers = []struct {
+	name, yaml, want string
+}{
+	{"custom tag without value", "entities: !0", "[1:11] tag !0 is not supported"},
+	{"custom tag on cases", "cases: !x", "[1:8] tag !x is not supported"},
+	{"standard tag on a mapping for a list", "entities: !!map {}", "[1:11] tag !!map is not supported"},
+	{"standard tag on a scalar for a list", "entities: !!str x", "[1:11] tag !!str is not supported"},
+	{"tag on a nested list", "entities:\n  - id: e\n    partner: p\n    roles: !!map {}\n", "[4:12] tag !!map is not supported"},
+	{"tag inside a flow mapping", "catalog: {payable: !x [read]}", "tag !x is not supported"},
+	{"verbatim tag", "entities: !<tag:yaml.org,2002:seq> []", "is not supported"},
+	{"tag on the document", "!!map {entities: []}", "[1:1] tag !!map is not supported"},
+}
+
+func TestParseRejectsTags(t *testing.T) {
+	for _, tt := range crashers {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := policytest.Parse([]byte(tt.yaml))
+			if f != nil || !errors.Is(err, policytest.ErrFixture) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Parse(%q) = %v, %v; want an ErrFixture error with %q", tt.yaml, f, err, tt.want)
+			}
+		})
+	}
+}
+
+// FuzzParse checks that Parse never panics, that its errors wrap
+// ErrFixture, and that a fixture it accepts survives a round trip through
+// YAML: it marshals to YAML that Parse accepts and that marshals to the same
+// text again.
+func FuzzParse(f *testing.F) {
+	files, err := filepath.Glob("testdata/*.yaml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	files = append(files, "../testdata/semantics.yaml")
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	for _, c := range crashers {
+		f.Add([]byte(c.yaml))
+	}
+	f.Add([]byte("entities:\n  - id: e\n    partner: p\n    colour: red\n"))
+	f.Add([]byte("entities: [{id: e, partner: p, users: [{id: u, role: r}]}]\ncases: [{name: c, do: [{op: remove_user, entity: e, user: u}], subject: user:u, entity: e, object: payable, action: read, expect: deny, default: false}]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fix, err := policytest.Parse(data)
+		if err != nil {
+			if !errors.Is(err, policytest.ErrFixture) {
+				t.Fatalf("error does not wrap ErrFixture: %v", err)
+			}
+			// Parse recovers from decoder panics as a last line of
+			// defence; the fuzzer still reports them, as bugs to fix.
+			if strings.Contains(err.Error(), "decoder panic") {
+				t.Fatalf("go-yaml panicked: %v", err)
+			}
+			if fix != nil {
+				t.Fatalf("Parse returned both a fixture and an error: %v", err)
+			}
+			return
+		}
+		if fix == nil {
+			t.Fatal("Parse returned neither a fixture nor an error")
+		}
+		out, err := yaml.Marshal(fix)
+		if err != nil {
+			t.Skipf("go-yaml cannot marshal the fixture: %v", err)
+		}
+		again, err := policytest.Parse(out)
+		if err != nil {
+			t.Fatalf("Parse rejects the fixture it read, once marshalled:\n%s\n%v", out, err)
+		}
+		out2, err := yaml.Marshal(again)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(out, out2) {
+			t.Fatalf("round trip changed the fixture:\n%s\nthen\n%s", out, out2)
+		}
+	})
+}
