@@ -172,7 +172,8 @@ var defaultCatalog = sync.OnceValue(func() *Catalog {
 })
 
 // ParseCatalogJSON builds a catalog from a JSON object of object types to
-// arrays of actions, e.g. {"payable": ["read", "approve"]}.
+// arrays of actions, e.g. {"payable": ["read", "approve"]}. Errors, of JSON
+// syntax or of content (see [NewCatalog]), wrap [ErrInvalidCatalog].
 func ParseCatalogJSON(b []byte) (*Catalog, error) {
 	var m map[ObjectType][]Action
 	if err := json.Unmarshal(b, &m); err != nil {

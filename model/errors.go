@@ -16,6 +16,9 @@ var (
 	// ErrInvalidPermission is wrapped when a permission name is not one of
 	// not_allowed, allowed, allowed_for_own.
 	ErrInvalidPermission = errors.New("invalid permission")
+	// ErrInvalidScope is wrapped when a scope name is not one of none, own,
+	// all, or a Scope value is not one of the three scopes.
+	ErrInvalidScope = errors.New("invalid scope")
 	// ErrInvalidCatalog is wrapped when a catalog cannot be built.
 	ErrInvalidCatalog = errors.New("invalid catalog")
 	// ErrUnknownUser is wrapped when an entity user does not exist. It is

@@ -128,8 +128,53 @@ func TestPermissionAndScopeText(t *testing.T) {
 		if got, err := model.ParseScope(s.String()); err != nil || got != s {
 			t.Fatalf("ParseScope(%v) = %v, %v", s, got, err)
 		}
+		b, err := s.MarshalText()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var q model.Scope
+		if err := q.UnmarshalText(b); err != nil || q != s {
+			t.Fatalf("round trip of %v: %v, %v", s, q, err)
+		}
 	}
 }
+
+// TestParseErrorsWrapSentinels: every parser of the package reports bad
+// input with an error that wraps the package's sentinel for it.
+func TestParseErrorsWrapSentinels(t *testing.T) {
+	var p model.Permission
+	var s model.Scope
+	tests := []struct {
+		name string
+		err  error
+		want error
+	}{
+		{"ParsePermission", second(model.ParsePermission("allow")), model.ErrInvalidPermission},
+		{"ParsePermission empty", second(model.ParsePermission("")), model.ErrInvalidPermission},
+		{"Permission.UnmarshalText", p.UnmarshalText([]byte("Allowed")), model.ErrInvalidPermission},
+		{"Permission.MarshalText", second(model.Permission(3).MarshalText()), model.ErrInvalidPermission},
+		{"ParseScope", second(model.ParseScope("everything")), model.ErrInvalidScope},
+		{"ParseScope empty", second(model.ParseScope("")), model.ErrInvalidScope},
+		{"Scope.UnmarshalText", s.UnmarshalText([]byte("All")), model.ErrInvalidScope},
+		{"Scope.MarshalText", second(model.Scope(3).MarshalText()), model.ErrInvalidScope},
+		{"ParseSubject kind", second(model.ParseSubject("role:r1")), model.ErrInvalidID},
+		{"ParseSubject id", second(model.ParseSubject("user:a b")), model.ErrInvalidID},
+		{"ParseCatalogJSON syntax", second(model.ParseCatalogJSON([]byte(`{"payable": [`))), model.ErrInvalidCatalog},
+		{"ParseCatalogJSON type", second(model.ParseCatalogJSON([]byte(`["payable"]`))), model.ErrInvalidCatalog},
+		{"ParseCatalogJSON content", second(model.ParseCatalogJSON([]byte(`{"payable": []}`))), model.ErrInvalidCatalog},
+		{"ParseCatalogJSON null", second(model.ParseCatalogJSON([]byte(`null`))), model.ErrInvalidCatalog},
+	}
+	for _, tt := range tests {
+		if !errors.Is(tt.err, tt.want) {
+			t.Errorf("%s: err = %v, want one wrapping %v", tt.name, tt.err, tt.want)
+		}
+	}
+	if p != model.NotAllowed || s != model.ScopeNone {
+		t.Errorf("failed UnmarshalText changed its receiver: %v, %v", p, s)
+	}
+}
+
+func second[T any](_ T, err error) error { return err }
 
 func TestParseSubject(t *testing.T) {
 	tests := []struct {
@@ -240,6 +285,71 @@ func FuzzSlotOf(f *testing.F) {
 		got, ok := c.SlotOf(k.Object, k.Action)
 		if ok != wok || (ok && got != want) {
 			t.Fatalf("SlotOf(%q, %q) = %d, %v; want %d, %v", o, a, got, ok, want, wok)
+		}
+	})
+}
+
+// FuzzParseCatalogJSON: never a panic; what parses marshals to JSON that
+// parses to the same catalog (same keys, in the same slots); what does not
+// parse is an error wrapping ErrInvalidCatalog.
+func FuzzParseCatalogJSON(f *testing.F) {
+	monite, err := os.ReadFile("testdata/monite-rbac-catalog.json")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(monite)
+	def, err := json.Marshal(model.DefaultCatalog())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(def)
+	for _, s := range []string{
+		`{"payable": ["read", "approve"]}`,
+		`{"b": ["x", "y"], "a": ["z"]}`,
+		`{"a": ["x"], "a": ["y"]}`,
+		`{"payable": []}`,
+		`{"payable": null}`,
+		`{"payable": ["read", "read"]}`,
+		`{"Payable": ["read"]}`,
+		`{"p\u0061yable": ["read"]}`,
+		`{"payable": [""]}`,
+		`{}`,
+		`null`,
+		`[]`,
+		`{"payable": ["read"]} x`,
+		`{"payable": "read"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := model.ParseCatalogJSON(b)
+		if err != nil {
+			if c != nil {
+				t.Fatalf("ParseCatalogJSON(%q) returned a catalog and %v", b, err)
+			}
+			if !errors.Is(err, model.ErrInvalidCatalog) {
+				t.Fatalf("ParseCatalogJSON(%q) = %v, does not wrap ErrInvalidCatalog", b, err)
+			}
+			return
+		}
+		js, err := c.MarshalJSON()
+		if err != nil {
+			t.Fatalf("MarshalJSON of %q: %v", b, err)
+		}
+		c2, err := model.ParseCatalogJSON(js)
+		if err != nil {
+			t.Fatalf("ParseCatalogJSON(%s), from MarshalJSON of %q: %v", js, b, err)
+		}
+		if !slices.Equal(c.Keys(), c2.Keys()) {
+			t.Fatalf("round trip of %q through %s: keys %v, then %v", b, js, c.Keys(), c2.Keys())
+		}
+		if c.Len() == 0 || c.Len() != len(c.Keys()) {
+			t.Fatalf("ParseCatalogJSON(%q): Len %d, %d keys", b, c.Len(), len(c.Keys()))
+		}
+		for i, k := range c.Keys() {
+			if s, ok := c.Slot(k); !ok || s != i {
+				t.Fatalf("ParseCatalogJSON(%q): slot of %v = %d, %v; want %d", b, k, s, ok, i)
+			}
 		}
 	})
 }

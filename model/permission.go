@@ -33,7 +33,8 @@ func (p Permission) String() string {
 // Valid reports whether p is one of the three permissions.
 func (p Permission) Valid() bool { return p <= Allowed }
 
-// ParsePermission parses the names [Permission.String] returns.
+// ParsePermission parses the names [Permission.String] returns. Any other
+// name is an error wrapping [ErrInvalidPermission].
 func ParsePermission(s string) (Permission, error) {
 	switch s {
 	case "not_allowed":
@@ -88,7 +89,8 @@ func (s Scope) String() string {
 	return "none"
 }
 
-// ParseScope parses the names [Scope.String] returns.
+// ParseScope parses the names [Scope.String] returns. Any other name is an
+// error wrapping [ErrInvalidScope].
 func ParseScope(s string) (Scope, error) {
 	switch s {
 	case "none":
@@ -98,11 +100,21 @@ func ParseScope(s string) (Scope, error) {
 	case "all":
 		return ScopeAll, nil
 	}
-	return ScopeNone, fmt.Errorf("invalid scope %q (want none, own or all)", s)
+	return ScopeNone, fmt.Errorf("%w: %q (want none, own or all)", ErrInvalidScope, s)
 }
 
-// MarshalText encodes s as its name.
-func (s Scope) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+// Valid reports whether s is one of the three scopes.
+func (s Scope) Valid() bool { return s <= ScopeAll }
+
+// MarshalText encodes s as its name. A value that is not one of the three
+// scopes is an error wrapping [ErrInvalidScope] (String would call it
+// "none").
+func (s Scope) MarshalText() ([]byte, error) {
+	if !s.Valid() {
+		return nil, fmt.Errorf("%w: %d", ErrInvalidScope, uint8(s))
+	}
+	return []byte(s.String()), nil
+}
 
 // UnmarshalText decodes a scope name.
 func (s *Scope) UnmarshalText(b []byte) error {

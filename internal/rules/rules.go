@@ -87,8 +87,9 @@ type Fact struct {
 	Updated int64
 }
 
-// Decode decodes a rule written by the encoders above. Any other rule is an
-// error wrapping ErrMalformed.
+// Decode decodes a rule written by the encoders above (with non-empty
+// identifiers). Any other rule is an error wrapping ErrMalformed. A rule that
+// decodes is exactly what the encoders write for its Fact.
 func Decode(r model.Rule) (Fact, error) {
 	v := r.Values
 	bad := func(why string) (Fact, error) {
@@ -115,10 +116,10 @@ func Decode(r model.Rule) (Fact, error) {
 		}
 		role, ok1 := cut(v[0], RolePrefix)
 		ent, ok2 := cut(v[1], EntityPrefix)
-		c, err1 := strconv.ParseInt(v[3], 10, 64)
-		u, err2 := strconv.ParseInt(v[4], 10, 64)
-		if !ok1 || !ok2 || err1 != nil || err2 != nil {
-			return bad("want role:<id>, entity:<id>, name, created, updated")
+		c, ok3 := millis(v[3])
+		u, ok4 := millis(v[4])
+		if !ok1 || !ok2 || !ok3 || !ok4 {
+			return bad("want role:<id>, entity:<id>, name, created, updated (decimal integers without + or leading zeros)")
 		}
 		return Fact{Kind: KindRole, Role: model.RoleID(role), Entity: model.EntityID(ent), Name: v[2], Created: c, Updated: u}, nil
 	case model.PTypeLink:
@@ -156,6 +157,14 @@ func Decode(r model.Rule) (Fact, error) {
 		return Fact{Kind: KindOwner, Partner: model.PartnerID(p), Entity: model.EntityID(ent)}, nil
 	}
 	return bad("unknown policy type")
+}
+
+// millis parses a time as RoleDecl writes it. Other spellings of the same
+// number ("+5", "05", "-0") are refused: the engine removes a role's
+// declaration by encoding it again, which would not match such a row.
+func millis(s string) (int64, bool) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil && strconv.FormatInt(n, 10) == s
 }
 
 func cut(s, prefix string) (string, bool) {
