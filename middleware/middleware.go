@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/textproto"
+	"reflect"
 	"strings"
 
 	"github.com/gatehouse-authz/gatehouse/auth"
@@ -40,7 +41,9 @@ const (
 	DefaultRealm        = "gatehouse"
 )
 
-// Config configures a [Middleware]. Authenticator and Engine are required.
+// Config configures a [Middleware]. Authenticator and Engine are required:
+// [New] refuses them with [ErrConfig] when they are nil, typed nils (a nil
+// *policy.Engine) included.
 type Config struct {
 	// Authenticator verifies bearer tokens (an *auth.Service).
 	Authenticator Authenticator
@@ -91,10 +94,18 @@ type Middleware struct {
 	challenge map[Code]string // WWW-Authenticate values
 }
 
-// New checks cfg and returns a Middleware.
+// New checks cfg and returns a Middleware. Every configuration it cannot
+// work with, a missing or typed-nil Authenticator or Engine included, is an
+// error wrapping [ErrConfig]; New does not panic.
 func New(cfg Config) (*Middleware, error) {
-	if cfg.Authenticator == nil || cfg.Engine == nil {
-		return nil, fmt.Errorf("%w: Config.Authenticator and Config.Engine are required", ErrConfig)
+	// A typed nil (a nil *auth.Service or *policy.Engine in the interface)
+	// is as missing as a nil interface: it would panic on the first request,
+	// or at once when asked for its catalog below.
+	if isNil(cfg.Authenticator) {
+		return nil, fmt.Errorf("%w: Config.Authenticator is required (got %s)", ErrConfig, nilName(cfg.Authenticator))
+	}
+	if isNil(cfg.Engine) {
+		return nil, fmt.Errorf("%w: Config.Engine is required (got %s)", ErrConfig, nilName(cfg.Engine))
 	}
 	m := &Middleware{
 		authn: cfg.Authenticator, eng: cfg.Engine, writeErr: cfg.ErrorWriter,
@@ -132,6 +143,28 @@ func New(cfg Config) (*Middleware, error) {
 		m.challenge[code] = base + `, error="invalid_token", error_description="` + desc.challenge + `"`
 	}
 	return m, nil
+}
+
+// isNil reports whether v is nil or holds a nil pointer, func, map, chan,
+// slice or interface: a typed nil in an interface compares unequal to nil.
+func isNil(v any) bool {
+	if v == nil {
+		return true
+	}
+	switch rv := reflect.ValueOf(v); rv.Kind() {
+	case reflect.Pointer, reflect.Func, reflect.Map, reflect.Chan, reflect.Slice, reflect.Interface, reflect.UnsafePointer:
+		return rv.IsNil()
+	}
+	return false
+}
+
+// nilName describes the nil v for an error message: "nil", or the type of
+// a typed nil such as "nil *policy.Engine".
+func nilName(v any) string {
+	if v == nil {
+		return "nil"
+	}
+	return fmt.Sprintf("nil %T", v)
 }
 
 func validHeaderName(s string) bool {

@@ -24,7 +24,10 @@
 // object look up its creator, so that allowed_for_own works, and lists are
 // filtered with middleware.FilterScope. Creating, changing and assigning roles
 // also goes through the engine's escalation guard (policy CheckGrant and
-// CheckAssign): an entity user cannot grant more than it holds.
+// CheckAssign): an entity user cannot grant more than it holds. The guard
+// is checked again inside the transaction that writes the change, under the
+// store's change lock, so that neither the caller's role nor the target's
+// can change between the check and the write.
 //
 // Policy changes and the server's own rows (entity and user details, role
 // creators, payables) are written in one transaction with

@@ -78,7 +78,8 @@ func toUserResponse(row userRow, role model.RoleID) userResponse {
 }
 
 // createUser serves POST /entity_users. An entity user may only assign a
-// role that grants no more than it holds itself.
+// role that grants no more than it holds itself, checked again under the
+// store's change lock (guardedWrite).
 func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
 	subject, entity := caller(r)
 	var req createUserRequest
@@ -99,11 +100,13 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
 	}
 	row := userRow{ID: newID(), EntityID: string(entity), Login: req.Login, FirstName: req.FirstName, LastName: req.LastName,
 		Email: req.Email, Phone: req.Phone, Title: req.Title, CreatedBy: subject.String()}
-	err := s.store.InTransaction(r.Context(), func(ctx context.Context, tx *gorm.DB) error {
+	err := s.guardedWrite(r.Context(), func(ctx context.Context, tx *gorm.DB) error {
 		if _, err := s.Engine.AddUser(ctx, entity, model.UserID(row.ID), role); err != nil {
 			return err
 		}
 		return tx.Table(s.t.users).Create(&row).Error
+	}, func(context.Context) error {
+		return s.checkAssign(subject, entity, role)
 	})
 	if err != nil {
 		s.writeEngineError(w, r, err)
@@ -155,7 +158,9 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request) {
 }
 
 // updateUser serves PATCH /entity_users/{entity_user_id}. Changing the role
-// obeys the escalation rule for the user's current role and for the new one.
+// obeys the escalation rule for the user's current role and for the new one,
+// checked again under the store's change lock (guardedWrite), where the
+// current role is read again too.
 func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) {
 	subject, entity := caller(r)
 	row, user, err := s.loadUser(r.Context(), entity, r.PathValue("entity_user_id"))
@@ -205,23 +210,38 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	row.UpdatedAt = time.Now()
-	err = s.store.InTransaction(r.Context(), func(ctx context.Context, tx *gorm.DB) error {
+	updated := user
+	err = s.guardedWrite(r.Context(), func(ctx context.Context, tx *gorm.DB) error {
 		if changeRole {
-			if user, err = s.Engine.SetUserRole(ctx, entity, user.ID, role); err != nil {
+			var err error
+			if updated, err = s.Engine.SetUserRole(ctx, entity, user.ID, role); err != nil {
 				return err
 			}
 		}
 		return tx.Table(s.t.users).Where("id = ?", row.ID).Select("*").Omit("created_at", "created_by", "entity_id").Updates(&row).Error
+	}, func(ctx context.Context) error {
+		if !changeRole {
+			return nil
+		}
+		cur, err := s.Engine.GetUser(ctx, entity, user.ID) // the role before the change
+		if err != nil {
+			return err
+		}
+		if err := s.checkAssign(subject, entity, cur.Role); err != nil {
+			return err
+		}
+		return s.checkAssign(subject, entity, role)
 	})
 	if err != nil {
 		s.writeEngineError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, toUserResponse(row, user.Role))
+	writeJSON(w, http.StatusOK, toUserResponse(row, updated.Role))
 }
 
 // deleteUser serves DELETE /entity_users/{entity_user_id}. The user's role
-// must not grant more than the caller holds.
+// must not grant more than the caller holds, checked again under the
+// store's change lock (guardedWrite).
 func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request) {
 	subject, entity := caller(r)
 	_, user, err := s.loadUser(r.Context(), entity, r.PathValue("entity_user_id"))
@@ -229,11 +249,17 @@ func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request) {
 		err = s.checkAssign(subject, entity, user.Role)
 	}
 	if err == nil {
-		err = s.store.InTransaction(r.Context(), func(ctx context.Context, tx *gorm.DB) error {
+		err = s.guardedWrite(r.Context(), func(ctx context.Context, tx *gorm.DB) error {
 			if err := s.Engine.RemoveUser(ctx, entity, user.ID); err != nil {
 				return err
 			}
 			return tx.Table(s.t.users).Where("id = ?", string(user.ID)).Delete(&userRow{}).Error
+		}, func(ctx context.Context) error {
+			cur, err := s.Engine.GetUser(ctx, entity, user.ID) // the user before the removal
+			if err != nil {
+				return err
+			}
+			return s.checkAssign(subject, entity, cur.Role)
 		})
 	}
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"gorm.io/gorm"
@@ -82,6 +83,10 @@ type Server struct {
 	maxBody   int64
 	ownDB     bool
 	closeFunc []func() error
+
+	// beforeGuardedWrite, when set (by tests), runs in guardedWrite after
+	// a handler's early escalation check and before its transaction.
+	beforeGuardedWrite atomic.Pointer[func()]
 }
 
 // tables are the names of the server's own tables.

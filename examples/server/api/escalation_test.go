@@ -1,0 +1,184 @@
+package api_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/gatehouse-authz/gatehouse/examples/server/api"
+	"github.com/gatehouse-authz/gatehouse/model"
+)
+
+// TestEscalationUnderLock changes the policy between a handler's early
+// escalation check and its write (the time-of-check to time-of-use window):
+// the check made again under the store's change lock must refuse the
+// request, and nothing may change. The same requests then succeed once the
+// policy is left alone.
+func TestEscalationUnderLock(t *testing.T) {
+	backends(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		creds, pt := e.partner("partner-1")
+		ent := newEntity(e, pt)
+		eid := model.EntityID(ent)
+		accountant := e.id("POST", "/roles", pt, ent, role("Accountant",
+			"payable.read=allowed", "payable.create=allowed", "payable.approve=allowed",
+			"role.create=allowed", "role.read=allowed", "role.update=allowed", "role.delete=allowed",
+			"entity_user.create=allowed", "entity_user.read=allowed", "entity_user.update=allowed", "entity_user.delete=allowed"), 200)
+		demoted := e.id("POST", "/roles", pt, ent, role("Demoted", "payable.read=allowed_for_own"), 200)
+		admin := e.id("POST", "/roles", pt, ent, role("Admin", "payable.delete=allowed"), 200)
+		approver := e.id("POST", "/roles", pt, ent, role("Approver", "payable.read=allowed", "payable.approve=allowed"), 200)
+		spare := e.id("POST", "/roles", pt, ent, role("Spare", "payable.approve=allowed"), 200)
+		viewer := e.id("POST", "/roles", pt, ent, role("Viewer", "payable.read=allowed"), 200)
+		alice := e.id("POST", "/entity_users", pt, ent, map[string]any{"login": "alice", "first_name": "Alice", "role_id": accountant}, 200)
+		bob := e.id("POST", "/entity_users", pt, ent, map[string]any{"login": "bob", "first_name": "Bob"}, 200)
+		carol := e.id("POST", "/entity_users", pt, ent, map[string]any{"login": "carol", "first_name": "Carol", "role_id": approver}, 200)
+		dave := e.id("POST", "/entity_users", pt, ent, map[string]any{"login": "dave", "first_name": "Dave", "role_id": viewer}, 200)
+		at := e.userToken(creds, alice)
+
+		setRole := func(user, role string) {
+			t.Helper()
+			if _, err := e.srv.Engine.SetUserRole(ctx, eid, model.UserID(user), model.RoleID(role)); err != nil {
+				t.Fatalf("SetUserRole(%s, %s): %v", user, role, err)
+			}
+		}
+		count := func(path string) int {
+			t.Helper()
+			var p page
+			e.do("GET", path+"?limit=100", pt, ent, nil, 200, &p)
+			return len(p.Data)
+		}
+		roleOf := func(user string) string {
+			t.Helper()
+			var u struct {
+				RoleID *string `json:"role_id"`
+			}
+			e.do("GET", "/entity_users/"+user, pt, ent, nil, 200, &u)
+			if u.RoleID == nil {
+				return ""
+			}
+			return *u.RoleID
+		}
+		var rl struct {
+			Name        string `json:"name"`
+			Permissions struct {
+				Objects []struct {
+					ObjectType string `json:"object_type"`
+					Actions    []struct {
+						ActionName string `json:"action_name"`
+					} `json:"actions"`
+				} `json:"objects"`
+			} `json:"permissions"`
+		}
+		actions := func() int {
+			n := 0
+			for _, o := range rl.Permissions.Objects {
+				n += len(o.Actions)
+			}
+			return n
+		}
+		roles, users := count("/roles"), count("/entity_users")
+
+		for _, tc := range []struct {
+			name          string
+			demote        func() // runs in the window
+			restore       func()
+			method, path  string
+			body          any
+			ok            int // the status without demote
+			afterRefusal  func()
+			afterAccepted func()
+		}{
+			{
+				name: "create role", method: "POST", path: "/roles",
+				body:   role("Sneaky", "payable.approve=allowed"),
+				demote: func() { setRole(alice, demoted) }, restore: func() { setRole(alice, accountant) },
+				ok: 200,
+				afterRefusal: func() {
+					if n := count("/roles"); n != roles {
+						t.Errorf("%d roles after a refused create, want %d", n, roles)
+					}
+				},
+			},
+			{
+				name: "update role", method: "PATCH", path: "/roles/" + approver,
+				body:   map[string]any{"name": "Approver+", "permissions": perms("payable.read=allowed", "payable.approve=allowed", "payable.create=allowed")},
+				demote: func() { setRole(alice, demoted) }, restore: func() { setRole(alice, accountant) },
+				ok: 200,
+				afterRefusal: func() {
+					e.do("GET", "/roles/"+approver, pt, ent, nil, 200, &rl)
+					if rl.Name != "Approver" || actions() != 2 {
+						t.Errorf("refused update changed the role: %+v", rl)
+					}
+				},
+				afterAccepted: func() { // the answer shows the role after the update
+					if rl.Name != "Approver+" || actions() != 3 {
+						t.Errorf("update answered %+v, want the updated role", rl)
+					}
+				},
+			},
+			{
+				name: "delete role", method: "DELETE", path: "/roles/" + spare,
+				demote: func() { setRole(alice, demoted) }, restore: func() { setRole(alice, accountant) },
+				ok:           204,
+				afterRefusal: func() { e.do("GET", "/roles/"+spare, pt, ent, nil, 200, nil) },
+			},
+			{
+				name: "create user", method: "POST", path: "/entity_users",
+				body:   map[string]any{"login": "eve", "first_name": "Eve", "role_id": approver},
+				demote: func() { setRole(alice, demoted) }, restore: func() { setRole(alice, accountant) },
+				ok: 200,
+				afterRefusal: func() {
+					if n := count("/entity_users"); n != users {
+						t.Errorf("%d users after a refused create, want %d", n, users)
+					}
+				},
+			},
+			{
+				name: "assign role", method: "PATCH", path: "/entity_users/" + bob,
+				body:   map[string]any{"role_id": approver},
+				demote: func() { setRole(alice, demoted) }, restore: func() { setRole(alice, accountant) },
+				ok: 200,
+				afterRefusal: func() {
+					if r := roleOf(bob); r != "" {
+						t.Errorf("bob's role %q after a refused assignment, want none", r)
+					}
+				},
+			},
+			{
+				// The target's role changes in the window, to one alice
+				// may not take away.
+				name: "reassign a user promoted meanwhile", method: "PATCH", path: "/entity_users/" + dave,
+				body:   map[string]any{"role_id": approver},
+				demote: func() { setRole(dave, admin) }, restore: func() { setRole(dave, viewer) },
+				ok: 200,
+				afterRefusal: func() {
+					if r := roleOf(dave); r != admin {
+						t.Errorf("dave's role %q after a refused assignment, want %s", r, admin)
+					}
+				},
+			},
+			{
+				name: "delete user", method: "DELETE", path: "/entity_users/" + carol,
+				demote: func() { setRole(alice, demoted) }, restore: func() { setRole(alice, accountant) },
+				ok:           204,
+				afterRefusal: func() { e.do("GET", "/entity_users/"+carol, pt, ent, nil, 200, nil) },
+			},
+		} {
+			t.Logf("case %s", tc.name)
+			api.SetBeforeGuardedWrite(e.srv, tc.demote)
+			e.do(tc.method, tc.path, at, "", tc.body, 403, nil)
+			api.SetBeforeGuardedWrite(e.srv, nil)
+			tc.afterRefusal()
+			tc.restore()
+
+			rl.Name, rl.Permissions.Objects = "", nil
+			var dst any
+			if tc.ok == 200 {
+				dst = &rl
+			}
+			e.do(tc.method, tc.path, at, "", tc.body, tc.ok, dst)
+			if tc.afterAccepted != nil {
+				tc.afterAccepted()
+			}
+		}
+	})
+}
