@@ -17,6 +17,9 @@ var (
 	ErrNotMigrated = errors.New("store: schema missing, call Migrate")
 	// ErrUnsupported: the DSN or the database dialect is not supported.
 	ErrUnsupported = errors.New("store: unsupported database")
+	// ErrInvalid: [New] was given a nil *gorm.DB, one that was not opened
+	// (such as a zero gorm.DB), or an invalid option (a bad table prefix).
+	ErrInvalid = errors.New("store: invalid argument")
 	// ErrBehind: the replica knows that the database holds changes its
 	// engine has not applied yet, or it cannot follow the change feed and
 	// so cannot tell. [Watcher.Behind] and [Watcher.Sync] return it, and a

@@ -1,9 +1,13 @@
 package store
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
+	"slices"
 	"strings"
 
 	"gorm.io/driver/mysql"
@@ -22,36 +26,54 @@ import (
 //     a 5 s busy timeout, foreign keys on and immediate write transactions
 //     (parameters already in the DSN are kept).
 //
+// A PostgreSQL key=value DSN ("host=... dbname=...") is refused with
+// [ErrUnsupported] rather than taken for a SQLite file name, and so is a
+// postgres:// URL whose user-info does not parse (a password with an
+// unescaped "/" or "#", say) rather than misread. Errors never
+// hold the DSN's passwords: they are masked in the DSN they quote and in
+// the driver's message (an error whose message had to be masked no longer
+// unwraps to the driver's error, but errors.Is still sees through it).
+//
 // The returned *gorm.DB is an ordinary pool that the application may share;
 // GORM's logger is silenced. Close it with its DB().Close().
 func Open(ctx context.Context, dsn string) (*gorm.DB, error) {
+	safe, secrets := redact(dsn)
 	var d gorm.Dialector
 	switch {
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		if _, ok := parseURL(dsn); !ok {
+			return nil, fmt.Errorf("%w: malformed URL %q (percent-encode special characters in the password)", ErrUnsupported, safe)
+		}
 		d = postgres.Open(dsn)
 	case strings.HasPrefix(dsn, "mysql://"):
 		d = mysql.Open(strings.TrimPrefix(dsn, "mysql://"))
 	case dsn == "":
 		return nil, fmt.Errorf("%w: empty DSN", ErrUnsupported)
 	case strings.Contains(dsn, "://"):
-		return nil, fmt.Errorf("%w: DSN scheme in %q", ErrUnsupported, redact(dsn))
+		return nil, fmt.Errorf("%w: DSN scheme in %q", ErrUnsupported, safe)
+	case conninfoRE.MatchString(dsn):
+		return nil, fmt.Errorf("%w: key=value DSN %q: use a postgres:// URL", ErrUnsupported, safe)
 	default:
 		d = sqlite.Open(sqliteDSN(dsn))
 	}
 	db, err := gorm.Open(d, &gorm.Config{Logger: logger.Discard, TranslateError: true})
 	if err != nil {
-		return nil, fmt.Errorf("store: opening %s: %w", redact(dsn), err)
+		return nil, fmt.Errorf("store: opening %s: %w", safe, scrub(err, secrets))
 	}
 	sqlDB, err := db.DB()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("store: opening %s: %w", safe, scrub(err, secrets))
 	}
 	if err := sqlDB.PingContext(ctx); err != nil {
 		_ = sqlDB.Close()
-		return nil, fmt.Errorf("store: connecting to %s: %w", redact(dsn), err)
+		return nil, fmt.Errorf("store: connecting to %s: %w", safe, scrub(err, secrets))
 	}
 	return db, nil
 }
+
+// conninfoRE matches a PostgreSQL key=value DSN: one that starts with a
+// libpq keyword and "=".
+var conninfoRE = regexp.MustCompile(`^\s*(host|hostaddr|port|dbname|user|password|passfile|sslmode|sslpassword|service|connect_timeout|application_name|options|target_session_attrs)\s*=`)
 
 // sqliteDSN adds Gatehouse's connection parameters to a SQLite DSN unless
 // it sets them itself.
@@ -76,16 +98,216 @@ func sqliteDSN(dsn string) string {
 	return path + "?" + q.Encode()
 }
 
-// redact removes a password from a URL-shaped DSN for error messages.
-func redact(dsn string) string {
-	if u, err := url.Parse(dsn); err == nil && u.User != nil {
-		if _, ok := u.User.Password(); ok {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
-			return u.String()
+const mask = "xxxxx"
+
+// redact returns dsn with its passwords masked, for error messages, and
+// the secrets it masked (as written and decoded), to mask them in the
+// drivers' messages too. It knows URLs (the password of the user-info and
+// the values of password-like query parameters), MySQL DSNs
+// ("user:password@tcp(host)/db?..."), PostgreSQL key=value DSNs
+// ("host=h password='p w'") and SQLite file names with parameters
+// ("x.db?_auth_pass=..."). When a URL does not parse, everything between
+// the user name and the last "@" is masked.
+func redact(dsn string) (string, []string) {
+	var r redactor
+	var out string
+	switch {
+	case strings.HasPrefix(dsn, "mysql://"):
+		out = "mysql://" + r.mysql(dsn[len("mysql://"):])
+	case strings.Contains(dsn, "://"):
+		out = r.url(dsn)
+	default:
+		out = r.plain(dsn)
+	}
+	// Longest first, so that a secret inside another is not masked first.
+	slices.SortFunc(r.secrets, func(a, b string) int {
+		return cmp.Or(cmp.Compare(len(b), len(a)), strings.Compare(a, b))
+	})
+	return out, slices.Compact(r.secrets)
+}
+
+type redactor struct{ secrets []string }
+
+// add records a secret as written and percent-decoded.
+func (r *redactor) add(raw string) {
+	if raw == "" || raw == mask {
+		return
+	}
+	r.secrets = append(r.secrets, raw)
+	for _, unescape := range []func(string) (string, error){url.QueryUnescape, url.PathUnescape} {
+		if s, err := unescape(raw); err == nil && s != "" && s != raw {
+			r.secrets = append(r.secrets, s)
 		}
 	}
-	if i := strings.Index(dsn, "@"); i >= 0 && strings.HasPrefix(dsn, "mysql://") {
-		return "mysql://...@" + dsn[i+1:]
+}
+
+func (r *redactor) url(dsn string) string {
+	scheme, rest, _ := strings.Cut(dsn, "://")
+	u, ok := parseURL(dsn)
+	if !ok {
+		// Mask everything between the user name and the last "@".
+		if at := strings.LastIndex(rest, "@"); at >= 0 {
+			if user, pw, ok := strings.Cut(rest[:at], ":"); ok {
+				r.add(pw)
+				r.add(rest[:at])
+				rest = user + ":" + mask + rest[at:]
+			}
+		}
+		if head, q, ok := strings.Cut(rest, "?"); ok {
+			rest = head + "?" + r.params(q)
+		}
+		return scheme + "://" + rest
+	}
+	if pw, ok := u.User.Password(); ok {
+		r.add(pw)
+		// As written in dsn too.
+		authority, _, _ := strings.Cut(rest, "/")
+		if at := strings.LastIndex(authority, "@"); at >= 0 {
+			_, raw, _ := strings.Cut(authority[:at], ":")
+			r.add(raw)
+		}
+		u.User = url.UserPassword(u.User.Username(), mask)
+	}
+	u.RawQuery = r.params(u.RawQuery)
+	return u.String()
+}
+
+// parseURL parses dsn as a URL, as pgx does. It fails when the URL does
+// not parse or when the user-info is not where the parser looks for it
+// (a password with a "/" in it, say): drivers would read the password as
+// a host or database name, and quote it in their errors.
+func parseURL(dsn string) (*url.URL, bool) {
+	u, err := url.Parse(dsn)
+	_, rest, _ := strings.Cut(dsn, "://")
+	head, _, _ := strings.Cut(rest, "?")
+	if err != nil || u.User == nil && strings.Contains(head, "@") {
+		return nil, false
+	}
+	return u, true
+}
+
+// mysql redacts a go-sql-driver DSN: [user[:password]@][net[(addr)]]/db[?params].
+// Like the driver, it takes the user-info to end at the last "@" before
+// the last "/".
+func (r *redactor) mysql(dsn string) string {
+	end := strings.LastIndex(dsn, "/")
+	if end < 0 {
+		end = len(dsn)
+	}
+	prefix, rest := "", dsn
+	if at := strings.LastIndex(dsn[:end], "@"); at >= 0 {
+		userinfo := dsn[:at]
+		if user, pw, ok := strings.Cut(userinfo, ":"); ok {
+			r.add(pw)
+			userinfo = user + ":" + mask
+		}
+		prefix, rest = userinfo+"@", dsn[at+1:]
+	}
+	if addr, q, ok := strings.Cut(rest, "?"); ok {
+		rest = addr + "?" + r.params(q)
+	}
+	return prefix + rest
+}
+
+// kvSecretRE matches a password-like key=value pair of a key=value DSN:
+// the value is quoted ('...' or "...", with backslash escapes) or runs to
+// the next unescaped blank.
+var kvSecretRE = regexp.MustCompile(`(?i)(^|[\s;])([a-z0-9_.-]*(?:password|passwd|pass|pwd|secret|token))(\s*=\s*)('(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?|(?:[^\s\\]|\\.)*)`)
+
+// plain redacts a DSN that is not a URL: a key=value DSN or a file name
+// with parameters.
+func (r *redactor) plain(dsn string) string {
+	dsn = kvSecretRE.ReplaceAllStringFunc(dsn, func(m string) string {
+		sub := kvSecretRE.FindStringSubmatch(m)
+		v := sub[4]
+		if v == "" {
+			return m
+		}
+		r.add(v)
+		if q := v[0]; q == '\'' || q == '"' {
+			inner := strings.TrimSuffix(v[1:], string(q))
+			r.add(inner)
+			r.add(unbackslash(inner))
+		} else {
+			r.add(unbackslash(v))
+		}
+		return sub[1] + sub[2] + sub[3] + mask
+	})
+	if path, q, ok := strings.Cut(dsn, "?"); ok {
+		dsn = path + "?" + r.params(q)
 	}
 	return dsn
 }
+
+func unbackslash(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+1 < len(s) {
+			i++
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// params masks the values of the password-like parameters of a query
+// ("k=v&k=v"; ";" separates too, as some drivers read it).
+func (r *redactor) params(q string) string {
+	var b strings.Builder
+	for q != "" {
+		i := strings.IndexAny(q, "&;")
+		seg, sep := q, ""
+		if i >= 0 {
+			seg, sep, q = q[:i], q[i:i+1], q[i+1:]
+		} else {
+			q = ""
+		}
+		k, v, ok := strings.Cut(seg, "=")
+		key := k
+		if s, err := url.QueryUnescape(k); err == nil {
+			key = s
+		}
+		if ok && v != "" && sensitiveKey(key) {
+			r.add(v)
+			seg = k + "=" + mask
+		}
+		b.WriteString(seg)
+		b.WriteString(sep)
+	}
+	return b.String()
+}
+
+// sensitiveKey reports whether a DSN parameter holds a secret: password,
+// sslpassword, _auth_pass, pwd, ... (case-insensitively).
+func sensitiveKey(k string) bool {
+	k = strings.ToLower(k)
+	for _, s := range []string{"password", "passwd", "pass", "pwd", "secret", "token"} {
+		if strings.HasSuffix(k, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// scrub masks secrets in err's message. An error whose message held one
+// no longer unwraps to err (errors.As would hand out its secret), but
+// errors.Is still matches through it.
+func scrub(err error, secrets []string) error {
+	msg := err.Error()
+	clean := msg
+	for _, s := range secrets {
+		clean = strings.ReplaceAll(clean, s, mask)
+	}
+	if clean == msg {
+		return err
+	}
+	return &scrubbedError{msg: clean, err: err}
+}
+
+type scrubbedError struct {
+	msg string
+	err error
+}
+
+func (e *scrubbedError) Error() string        { return e.msg }
+func (e *scrubbedError) Is(target error) bool { return errors.Is(e.err, target) }

@@ -3,9 +3,16 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"gorm.io/driver/sqlite"
+	"gorm.io/gorm"
 )
 
 func TestSQLiteDSN(t *testing.T) {
@@ -61,6 +68,159 @@ func TestOpenErrors(t *testing.T) {
 				t.Errorf("error leaks the password: %v", err)
 			}
 		})
+	}
+}
+
+// TestOpenRedactsPasswords opens DSNs of every form that fail (nothing
+// listens on port 1) and checks that no error holds their password.
+func TestOpenRedactsPasswords(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "missing", "x.db")
+	tests := []struct {
+		name, dsn string
+		leaks     []string // must not appear in the error
+		want      error
+	}{
+		{"postgres user-info", "postgres://u:s3cret@127.0.0.1:1/db?connect_timeout=1", []string{"s3cret"}, nil},
+		{"postgres query", "postgres://u@127.0.0.1:1/db?password=s3cret&connect_timeout=1", []string{"s3cret"}, nil},
+		{"postgres query upper case", "postgres://u@127.0.0.1:1/db?connect_timeout=1&PassWord=s3cret", []string{"s3cret"}, nil},
+		{"postgresql sslpassword", "postgresql://u@127.0.0.1:1/db?sslpassword=s3cret&connect_timeout=1", []string{"s3cret"}, nil},
+		{"postgres query and user-info", "postgres://u:0ther@127.0.0.1:1/db?password=s3cret&connect_timeout=1", []string{"s3cret", "0ther"}, nil},
+		// pgx's parse error quotes the URL with its query.
+		{"postgres parse error", "postgres://u@127.0.0.1:1/db?password=s3cret&sslmode=bogus", []string{"s3cret"}, nil},
+		{"postgres semicolon", "postgres://u@127.0.0.1:1/db?sslmode=disable;password=s3cret", []string{"s3cret"}, nil},
+		{"postgres escaped", "postgres://u:s3%40cret@127.0.0.1:1/db?connect_timeout=1", []string{"s3@cret", "s3%40cret"}, nil},
+		{"postgres hash", "postgres://u:pa#s3cret@127.0.0.1:1/db", []string{"s3cret"}, ErrUnsupported},
+		{"postgres slash", "postgres://u:12/s3cret@127.0.0.1:1/db?connect_timeout=1", []string{"s3cret"}, ErrUnsupported},
+		{"postgres at", "postgres://u:s3@cret@127.0.0.1:1/db?connect_timeout=1", []string{"s3@cret"}, nil},
+		{"postgres hosts", "postgres://u:s3cret@127.0.0.1:1,127.0.0.1:2/db?connect_timeout=1", []string{"s3cret"}, nil},
+		{"key=value", "host=127.0.0.1 port=1 user=u password=s3cret dbname=db", []string{"s3cret"}, ErrUnsupported},
+		{"key=value quoted", "host=127.0.0.1 password='s3 cr\\'et' dbname=db", []string{"s3 cr", "cr\\'et", "cr'et"}, ErrUnsupported},
+		{"key=value sslpassword", "dbname=db sslpassword = s3cret sslmode=require", []string{"s3cret"}, ErrUnsupported},
+		{"mysql user-info", "mysql://root:s3cret@tcp(127.0.0.1:1)/test", []string{"s3cret"}, nil},
+		{"mysql at", "mysql://root:s3@cret@tcp(127.0.0.1:1)/test", []string{"s3@cret", "cret"}, nil},
+		{"mysql slash", "mysql://root:s3/cret@tcp(127.0.0.1:1)/test?parseTime=true", []string{"s3/cret"}, nil},
+		{"mysql query", "mysql://root@tcp(127.0.0.1:1)/test?password=s3cret", []string{"s3cret"}, nil},
+		{"sqlite _auth_pass", missing + "?_auth=1&_auth_user=u&_auth_pass=s3cret", []string{"s3cret"}, nil},
+		{"other scheme", "sqlserver://sa:s3cret@host/db?password=0ther", []string{"s3cret", "0ther"}, ErrUnsupported},
+		{"other scheme, query", "redis://host/0?Password=s3cret", []string{"s3cret"}, ErrUnsupported},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			db, err := Open(ctx, tc.dsn)
+			if err == nil {
+				sqlDB, _ := db.DB()
+				_ = sqlDB.Close()
+				t.Fatal("no error")
+			}
+			if tc.want != nil && !errors.Is(err, tc.want) {
+				t.Errorf("error %v, want %v", err, tc.want)
+			}
+			for _, msg := range []string{err.Error(), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", err)} {
+				for _, leak := range tc.leaks {
+					if strings.Contains(msg, leak) {
+						t.Errorf("error leaks %q: %s", leak, msg)
+					}
+				}
+			}
+			for e := err; e != nil; e = errors.Unwrap(e) {
+				for _, leak := range tc.leaks {
+					if strings.Contains(e.Error(), leak) {
+						t.Errorf("wrapped error %T leaks %q: %v", e, leak, e)
+					}
+				}
+			}
+			if !strings.Contains(err.Error(), mask) {
+				t.Errorf("error does not show the masked DSN: %v", err)
+			}
+		})
+	}
+}
+
+func TestOpenKeyValueNotSQLite(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	_, err := Open(context.Background(), "host=127.0.0.1 user=u password=s3cret dbname=db")
+	if !errors.Is(err, ErrUnsupported) {
+		t.Errorf("error %v, want ErrUnsupported", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("Open created %s", ents[0].Name())
+	}
+}
+
+func TestRedact(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"postgres://u:s3cret@h:5432/db?sslmode=disable", "postgres://u:xxxxx@h:5432/db?sslmode=disable"},
+		{"postgres://u@h/db?password=s3cret&sslmode=disable", "postgres://u@h/db?password=xxxxx&sslmode=disable"},
+		{"postgres://u@h/db?sslmode=disable&SSLPassword=s3cret", "postgres://u@h/db?sslmode=disable&SSLPassword=xxxxx"},
+		{"postgres://u:pa#s3cret@h/db?password=x", "postgres://u:xxxxx@h/db?password=xxxxx"},
+		{"postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"},
+		{"mysql://root:s3cret@tcp(h:3306)/test?parseTime=true", "mysql://root:xxxxx@tcp(h:3306)/test?parseTime=true"},
+		{"mysql://root@tcp(h:3306)/test?allowCleartextPasswords=true&password=s3cret", "mysql://root@tcp(h:3306)/test?allowCleartextPasswords=true&password=xxxxx"},
+		{"mysql://root@tcp(127.0.0.1:3306)/test?parseTime=true", "mysql://root@tcp(127.0.0.1:3306)/test?parseTime=true"},
+		{"host=h password=s3cret dbname=db", "host=h password=xxxxx dbname=db"},
+		{"host=h PASSWORD = 's3 cret' dbname=db", "host=h PASSWORD = xxxxx dbname=db"},
+		{"/data/x.db?_auth_user=u&_auth_pass=s3cret", "/data/x.db?_auth_user=u&_auth_pass=xxxxx"},
+		{"/data/x.db?_journal_mode=WAL", "/data/x.db?_journal_mode=WAL"},
+		{"file:x.db", "file:x.db"},
+	}
+	for _, tc := range tests {
+		if got, _ := redact(tc.in); got != tc.want {
+			t.Errorf("redact(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestScrub(t *testing.T) {
+	cause := fmt.Errorf("cannot parse password=s3cret: %w", context.DeadlineExceeded)
+	err := scrub(cause, []string{"s3cret"})
+	if strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("scrub kept the secret: %v", err)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("errors.Is(%v, context.DeadlineExceeded) = false", err)
+	}
+	if errors.Unwrap(err) != nil {
+		t.Errorf("the scrubbed error unwraps to %v", errors.Unwrap(err))
+	}
+	if clean := errors.New("no secret"); scrub(clean, []string{"s3cret"}) != clean {
+		t.Error("scrub replaced an error without secrets")
+	}
+}
+
+// TestNewInvalid: New refuses a nil or unopened *gorm.DB and a bad table
+// prefix with ErrInvalid, without panicking.
+func TestNewInvalid(t *testing.T) {
+	db := openDSN(t, filepath.Join(t.TempDir(), "x.db"))
+	tests := []struct {
+		name string
+		db   *gorm.DB
+		opts []Option
+	}{
+		{"nil", nil, nil},
+		{"zero", &gorm.DB{}, nil},
+		{"no dialector", &gorm.DB{Config: &gorm.Config{}}, nil},
+		{"not opened", &gorm.DB{Config: &gorm.Config{Dialector: sqlite.Open(":memory:")}}, nil},
+		{"bad prefix", db, []Option{WithTablePrefix("a;drop")}},
+		{"empty prefix", db, []Option{WithTablePrefix("")}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			defer func() {
+				if p := recover(); p != nil {
+					t.Fatalf("New panicked: %v", p)
+				}
+			}()
+			st, err := New(context.Background(), tc.db, tc.opts...)
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("New = %v, %v; want an error wrapping ErrInvalid", st, err)
+			}
+		})
+	}
+	if _, err := New(context.Background(), db); err != nil {
+		t.Errorf("New on an opened database: %v", err)
 	}
 }
 

@@ -67,13 +67,20 @@ type Store struct {
 
 // New returns a store over db, an open GORM database that the application
 // may share (see [Open]). New does not touch the schema: call
-// [Store.Migrate] once before use.
+// [Store.Migrate] once before use. A nil or unopened db, or an invalid
+// table prefix, fails with [ErrInvalid]; a database other than SQLite,
+// PostgreSQL and MySQL (or MariaDB) with [ErrUnsupported].
 func New(ctx context.Context, db *gorm.DB, opts ...Option) (*Store, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	if db == nil {
-		return nil, errors.New("store: nil *gorm.DB")
+		return nil, fmt.Errorf("%w: nil *gorm.DB", ErrInvalid)
+	}
+	// A gorm.DB that gorm.Open did not make (a zero one, say) has no
+	// dialect or connection pool, and using it panics.
+	if db.Config == nil || db.Dialector == nil || db.ConnPool == nil || db.Statement == nil {
+		return nil, fmt.Errorf("%w: *gorm.DB not opened: get it from store.Open or gorm.Open", ErrInvalid)
 	}
 	o := options{prefix: DefaultTablePrefix, now: time.Now, batchSize: 5000}
 	for _, opt := range opts {
@@ -87,7 +94,7 @@ func New(ctx context.Context, db *gorm.DB, opts ...Option) (*Store, error) {
 	}
 	if !validPrefix(o.prefix) {
 		// Letters, digits and "_" only: the prefix is spliced into SQL.
-		return nil, fmt.Errorf("store: invalid table prefix %q", o.prefix)
+		return nil, fmt.Errorf("%w: table prefix %q: want 1 to 40 letters, digits and \"_\", starting with a letter", ErrInvalid, o.prefix)
 	}
 	var dialect string
 	switch name := db.Dialector.Name(); name {
