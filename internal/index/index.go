@@ -84,14 +84,16 @@ func (r *Role) Rules() int { return r.nbits }
 type Entity struct {
 	// The hot path's view, rebuilt when the snapshot is published and
 	// placed first: users maps a member to the role that applies to it
-	// (see memberVal), rows[i] holds role i's id and its permissions at
-	// the first rowSlots catalog slots, in one cache line, and wide holds
-	// the rest for catalogs of more slots. A decision thus reads the
-	// member's record and one row.
+	// (see memberVal), and role i's permissions are packed in rows
+	// [i*span, (i+1)*span), each holding the role's id and rowSlots
+	// catalog slots in one cache line: one row for catalogs of up to
+	// rowSlots pairs (Monite's has 130). A decision thus reads the member's
+	// record and one row.
 	users  strtab.Table
 	rows   []roleRow
-	wide   []uint64 // role i's slots from rowSlots on: words [i*wideWords, (i+1)*wideWords)
-	stride int      // catalog slots per role
+	span   uint32 // rows per role
+	nroles uint32
+	stride uint32 // catalog slots per role
 
 	ID      model.EntityID
 	Partner model.PartnerID // "" when no partner owns it
@@ -117,30 +119,16 @@ type roleRow struct {
 	w  [rowWords]uint64
 }
 
-// wideWords is the number of words of wide per role for a catalog of
-// stride slots.
-func wideWords(stride int) int {
-	if stride <= rowSlots {
-		return 0
-	}
-	return (stride - rowSlots + 31) / 32
-}
-
 // A member's value in the users table is the role that applies to it,
 // resolved when the snapshot is built (a change of the default role builds
-// a new snapshot): the role's index, with viaBit set when it is the
-// default role; noRoleVal when none applies.
-const (
-	viaBit    uint32 = 1 << 31
-	noRoleVal uint32 = viaBit - 1
-)
+// a new snapshot): the role's index plus one (0 when no role applies), with
+// viaBit set when it is the default role. A missing key's value, 0, thus
+// decodes to NoRole as well.
+const viaBit uint32 = 1 << 31
 
 // memberVal encodes role index i (or NoRole) for the users table.
 func memberVal(i int32, viaDefault bool) uint32 {
-	v := noRoleVal
-	if i >= 0 {
-		v = uint32(i)
-	}
+	v := uint32(i + 1) // NoRole is -1
 	if viaDefault {
 		v |= viaBit
 	}
@@ -153,44 +141,27 @@ func memberVal(i int32, viaDefault bool) uint32 {
 // an entity without a default role. It does not allocate.
 func (en *Entity) Member(u model.UserID) (role int32, viaDefault, member bool) {
 	_, v, ok := en.users.Find(string(u))
-	if !ok {
-		return NoRole, false, false
-	}
-	role = int32(v &^ viaBit)
-	if v&^viaBit == noRoleVal {
-		role = NoRole
-	}
-	return role, v&viaBit != 0, true
+	return int32(v&^viaBit) - 1, v >= viaBit, ok
 }
 
 // RolePerm returns role i's permission at catalog slot s and the role's
 // id. An index or slot out of range (which a published snapshot does not
 // give) yields NotAllowed and "": it fails closed.
 func (en *Entity) RolePerm(i int32, s int) (model.Permission, model.RoleID) {
-	if uint(i) >= uint(len(en.rows)) || uint(s) >= uint(en.stride) {
+	k := uint(i)*uint(en.span) + uint(s)/rowSlots
+	if uint(i) >= uint(en.nroles) || uint(s) >= uint(en.stride) || k >= uint(len(en.rows)) {
 		return model.NotAllowed, ""
 	}
-	r := &en.rows[i]
-	var w uint64
-	if s < rowSlots {
-		w = r.w[s/32]
-	} else {
-		ww := wideWords(en.stride)
-		w = en.wide[int(i)*ww+(s-rowSlots)/32]
-	}
-	return model.Permission(w >> (2 * (uint(s) % 32)) & 3), r.id
+	r := &en.rows[k]
+	return model.Permission(r.w[uint(s)%rowSlots/32] >> (2 * (uint(s) % 32)) & 3), r.id
 }
 
 // compile rebuilds the hot path's view from the roles, users and default
 // role.
 func (en *Entity) compile(stride int) {
-	en.stride = stride
-	ww := wideWords(stride)
-	en.rows = make([]roleRow, len(en.Roles))
-	en.wide = nil
-	if ww > 0 {
-		en.wide = make([]uint64, len(en.Roles)*ww)
-	}
+	span := max(1, (stride+rowSlots-1)/rowSlots)
+	en.stride, en.span, en.nroles = uint32(stride), uint32(span), uint32(len(en.Roles))
+	en.rows = make([]roleRow, len(en.Roles)*span)
 	ub := strtab.New(len(en.Users))
 	for u, i := range en.Users {
 		i, via := en.resolve(i)
@@ -201,15 +172,12 @@ func (en *Entity) compile(stride int) {
 		if r == nil {
 			continue
 		}
-		row := &en.rows[i]
-		row.id = r.ID
+		rows := en.rows[i*span : (i+1)*span]
+		for k := range rows {
+			rows[k].id = r.ID
+		}
 		for s := range stride {
-			p := uint64(r.Perm(s)) << (2 * (s % 32))
-			if s < rowSlots {
-				row.w[s/32] |= p
-			} else {
-				en.wide[i*ww+(s-rowSlots)/32] |= p
-			}
+			rows[s/rowSlots].w[s%rowSlots/32] |= uint64(r.Perm(s)) << (2 * (s % 32))
 		}
 	}
 }
