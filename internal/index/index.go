@@ -88,7 +88,9 @@ type Entity struct {
 	// [i*span, (i+1)*span), each holding the role's id and rowSlots
 	// catalog slots in one cache line: one row for catalogs of up to
 	// rowSlots pairs (Monite's has 130). A decision thus reads the member's
-	// record and one row.
+	// record and one row. These fields fill the struct's first 64 bytes,
+	// and the struct's size is a multiple of 64, so that they are one
+	// cache line of the allocation (see TestEntityLayout).
 	users  strtab.Table
 	rows   []roleRow
 	span   uint32 // rows per role
@@ -101,6 +103,8 @@ type Entity struct {
 	Roles   []*Role         // by role index; nil where a role was removed
 	RoleIdx map[model.RoleID]int32
 	Users   map[model.UserID]int32 // role index, or DefaultMarker
+
+	_ [48]byte // to a size of 192 bytes
 }
 
 // rowWords is the number of packed permission words in a role's row: 32

@@ -3,6 +3,7 @@ package index
 import (
 	"fmt"
 	"testing"
+	"unsafe"
 
 	"github.com/gatehouse-authz/gatehouse/internal/rules"
 	"github.com/gatehouse-authz/gatehouse/model"
@@ -134,3 +135,30 @@ func TestRolePermEverySlot(t *testing.T) {
 		}
 	}
 }
+
+// TestEntityLayout checks what the hot path's cache behaviour rests on: the
+// fields a decision reads fill the first 64 bytes of an Entity, whose size
+// is a multiple of 64 (so the allocator's size class places every Entity
+// on a cache-line boundary, and its hot fields in one line), and a row is
+// one line.
+func TestEntityLayout(t *testing.T) {
+	var en Entity
+	if got := unsafe.Offsetof(en.ID); got != 64 {
+		t.Errorf("hot fields end at %d, want 64", got)
+	}
+	if got := unsafe.Sizeof(en); got%64 != 0 {
+		t.Errorf("sizeof(Entity) = %d, not a multiple of 64", got)
+	}
+	if got := unsafe.Sizeof(roleRow{}); got != 64 {
+		t.Errorf("sizeof(roleRow) = %d, want 64", got)
+	}
+	for range 100 {
+		p := &Entity{}
+		heldEntities = append(heldEntities, p) // on the heap, as published ones
+		if a := uintptr(unsafe.Pointer(p)); a%64 != 0 {
+			t.Fatalf("an Entity at %#x, not on a 64-byte boundary", a)
+		}
+	}
+}
+
+var heldEntities []*Entity

@@ -12,7 +12,7 @@ func (t *Table) probes(key string) int {
 	if !ok {
 		panic("probes: key not in table")
 	}
-	return int((uint64(slot)-Hash(key))&t.mask) + 1
+	return int((uint64(slot)-Hash(key))&uint64(t.mask)) + 1
 }
 
 // TestProbeLength checks that ids differing in a few digits, as generated

@@ -37,10 +37,20 @@ var (
 // call to compare memory, and the garbage collector has no pointer to scan.
 // A key longer than 56 bytes is kept in long, and its slot holds its index
 // there.
+//
+// The Table value itself is 24 bytes, what a lookup reads: a holder can
+// keep it in the same cache line as other hot fields.
 type Table struct {
-	recs []uint64 // len is w times a power of two, or 0
-	w    uint64   // words per slot: 1 + the most words of an inline key
-	mask uint64
+	recs unsafe.Pointer // the data of x.recs; nil for an empty table
+	mask uint32         // slots - 1
+	w    uint32         // words per slot: 1 + the most words of an inline key; 0 when empty
+	x    *extra         // nil for an empty table
+}
+
+// extra is the part of a Table that only building, long keys and counting
+// read.
+type extra struct {
+	recs []uint64 // w times a power of two words
 	n    int
 	long []string // keys longer than maxInline
 }
@@ -182,33 +192,35 @@ func (b *Builder) Table() *Table {
 	if len(keys) == 0 {
 		return t
 	}
-	t.w = 2 // at least room for the index of a long key
+	w := uint64(2) // at least room for the index of a long key
 	for _, k := range keys {
 		if len(k) <= maxInline {
-			t.w = max(t.w, 1+uint64(nwords(len(k))))
+			w = max(w, 1+uint64(nwords(len(k))))
 		}
 	}
 	// load factor at most 3/4: short probe runs, small tables. (Keys set
 	// twice make it lower.)
 	size := max(8, 1<<bits.Len(uint((4*len(keys)+2)/3-1)))
-	t.mask = uint64(size - 1)
-	t.recs = make([]uint64, uint64(size)*t.w)
-	for x, k := range keys {
-		v := vals[x]
+	mask := uint64(size - 1)
+	x := &extra{recs: make([]uint64, uint64(size)*w)}
+	recs := x.recs
+	t.recs, t.mask, t.w, t.x = unsafe.Pointer(unsafe.SliceData(recs)), uint32(mask), uint32(w), x
+	for i, k := range keys {
+		v := vals[i]
 		if i, _, ok := t.Find(k); ok { // set before: the last value wins
-			t.recs[uint64(i)*t.w] = t.recs[uint64(i)*t.w]&0xffffffff | uint64(v)<<32
+			recs[uint64(i)*w] = recs[uint64(i)*w]&0xffffffff | uint64(v)<<32
 			continue
 		}
 		h := Hash(k)
-		i := h & t.mask
-		for t.recs[i*t.w] != 0 {
-			i = (i + 1) & t.mask
+		i := h & mask
+		for recs[i*w] != 0 {
+			i = (i + 1) & mask
 		}
-		r := t.recs[i*t.w : (i+1)*t.w]
+		r := recs[i*w : (i+1)*w]
 		r[0] = uint64(tag(h, len(k))) | uint64(v)<<32
 		if len(k) > maxInline {
-			r[1] = uint64(len(t.long))
-			t.long = append(t.long, k)
+			r[1] = uint64(len(x.long))
+			x.long = append(x.long, k)
 		} else {
 			b := bytesOf(k)
 			m := nwords(len(k))
@@ -217,7 +229,7 @@ func (b *Builder) Table() *Table {
 			}
 			r[m] = lastWord(b)
 		}
-		t.n++
+		x.n++
 	}
 	return t
 }
@@ -265,16 +277,16 @@ func (t *Table) Find(key string) (slot int, val uint32, ok bool) {
 		w1 = w0
 		h = mix(w0^s1, h^k2)
 	}
-	if m >= t.w { // longer than any key of the table, or an empty table
+	if m >= uint64(t.w) { // longer than any key of the table, or an empty table
 		return 0, 0, false
 	}
 	h = mix(h, k0)
 	tg := tag(h, n)
-	// Every slot index i below is masked, so i*w+w <= len(t.recs), and a
+	// Every slot index i below is masked, so i*w+w <= len(x.recs), and a
 	// record has w-1 >= m key words: the records are read without bounds
 	// checks.
-	base, w := unsafe.Pointer(unsafe.SliceData(t.recs)), t.w*8
-	for i := h & t.mask; ; i = (i + 1) & t.mask {
+	base, w, mask := t.recs, uint64(t.w)*8, uint64(t.mask)
+	for i := h & mask; ; i = (i + 1) & mask {
 		r := unsafe.Add(base, i*w)
 		r0 := *(*uint64)(r)
 		if uint32(r0) == tg && *(*uint64)(unsafe.Add(r, 8)) == w0 && *(*uint64)(unsafe.Add(r, 8*m)) == w1 {
@@ -289,14 +301,14 @@ func (t *Table) Find(key string) (slot int, val uint32, ok bool) {
 // findWords is Find for a key of more than 16 bytes.
 func (t *Table) findWords(key string) (slot int, val uint32, ok bool) {
 	b := bytesOf(key)
-	if n := len(b); n > maxInline || uint64(nwords(n)) >= t.w {
+	if n := len(b); n > maxInline || uint64(nwords(n)) >= uint64(t.w) {
 		return t.findLong(key) // longer than any inline key, or an empty table
 	}
 	var kw [8]uint64
 	h, m := wordForm(b, &kw)
 	tg := tag(h, len(b))
-	base, w := unsafe.Pointer(unsafe.SliceData(t.recs)), t.w*8
-	for i := h & t.mask; ; i = (i + 1) & t.mask {
+	base, w, mask := t.recs, uint64(t.w)*8, uint64(t.mask)
+	for i := h & mask; ; i = (i + 1) & mask {
 		r := unsafe.Add(base, i*w)
 		r0 := *(*uint64)(r)
 		if uint32(r0) == tg {
@@ -318,15 +330,16 @@ func (t *Table) findWords(key string) (slot int, val uint32, ok bool) {
 
 // findLong is Find for a key that no table keeps inline.
 func (t *Table) findLong(key string) (slot int, val uint32, ok bool) {
-	if t.n == 0 || len(key) <= maxInline {
+	if t.x == nil || t.x.n == 0 || len(key) <= maxInline {
 		return 0, 0, false // a key this short would be inline
 	}
 	h := Hash(key)
 	tg := tag(h, len(key))
-	for i := h & t.mask; ; i = (i + 1) & t.mask {
-		r := t.recs[i*t.w : (i+1)*t.w]
+	w, mask := uint64(t.w), uint64(t.mask)
+	for i := h & mask; ; i = (i + 1) & mask {
+		r := t.x.recs[i*w : (i+1)*w]
 		if uint32(r[0]) == tg {
-			if j := r[1]; j < uint64(len(t.long)) && t.long[j] == key {
+			if j := r[1]; j < uint64(len(t.x.long)) && t.x.long[j] == key {
 				return int(i), uint32(r[0] >> 32), true
 			}
 		}
@@ -338,14 +351,19 @@ func (t *Table) findLong(key string) (slot int, val uint32, ok bool) {
 
 // Slots returns the number of slots (0 for an empty table).
 func (t *Table) Slots() int {
-	if t.n == 0 {
+	if t.x == nil || t.x.n == 0 {
 		return 0
 	}
-	return int(t.mask + 1)
+	return int(t.mask) + 1
 }
 
 // Len returns the number of keys.
-func (t *Table) Len() int { return t.n }
+func (t *Table) Len() int {
+	if t.x == nil {
+		return 0
+	}
+	return t.x.n
+}
 
 // Words returns two words made of the bytes of s: the first and last eight
 // (four for shorter strings; for up to three bytes, all of them in lo). For

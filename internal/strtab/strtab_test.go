@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+	"unsafe"
 )
 
 // TestAgainstMap builds tables of random keys and checks every lookup,
@@ -196,9 +197,10 @@ func TestFindComparesEveryWord(t *testing.T) {
 		words[m-1] = lastWord(key)
 		h := Hash(string(key))
 		for flip := -1; flip < m; flip++ {
-			tab := &Table{w: uint64(1 + m), mask: 7, n: 1}
-			tab.recs = make([]uint64, 8*tab.w)
-			r := tab.recs[(h&7)*tab.w : (h&7+1)*tab.w]
+			w := uint64(1 + m)
+			x := &extra{recs: make([]uint64, 8*w), n: 1}
+			tab := &Table{recs: unsafe.Pointer(&x.recs[0]), w: uint32(w), mask: 7, x: x}
+			r := x.recs[(h&7)*w : (h&7+1)*w]
 			r[0] = uint64(tag(h, n)) | 42<<32
 			copy(r[1:], words)
 			if flip >= 0 {
