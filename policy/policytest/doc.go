@@ -9,4 +9,10 @@
 // A case may first make changes (set a default role, change a user's role,
 // edit or delete a role, remove a user or an entity), which stay in effect for
 // the cases after it, so that a fixture can show how access moves.
+//
+// [Matrix] prints an entity's access matrix, to keep as a golden file with
+// [Golden]. Golden rewrites golden files when the test binary's -update flag
+// is set or GATEHOUSE_UPDATE_GOLDEN=1; policytest does not define -update
+// itself (a library flag would clash with the test's own), so a test package
+// that wants "go test -update" declares it: see [Updating].
 package policytest

@@ -48,10 +48,13 @@ func FuzzParse(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	// policy's behaviour cases make a rich seed, when they are there.
 	files = append(files, "../testdata/semantics.yaml")
 	for _, name := range files {
 		b, err := os.ReadFile(name)
-		if err != nil {
+		if errors.Is(err, os.ErrNotExist) && !strings.HasPrefix(name, "testdata") {
+			continue
+		} else if err != nil {
 			f.Fatal(err)
 		}
 		f.Add(b)
