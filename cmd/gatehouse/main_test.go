@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,10 @@ import (
 
 	"github.com/gatehouse-authz/gatehouse/policy/policytest"
 )
+
+// update makes policytest.Golden rewrite the golden files (it looks the
+// flag up by name).
+var _ = flag.Bool("update", false, "rewrite testdata/*.golden")
 
 func gh(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
