@@ -356,11 +356,22 @@ func (e *Engine) UpdateRole(ctx context.Context, entity model.EntityID, id model
 			}
 		}
 	}
+	// The result is made from the change, not read back from the index,
+	// which does not hold it yet under WithDeferredApply.
+	out := e.toRole(en, r)
+	out.Name, out.UpdatedAt = name, time.UnixMilli(now).UTC()
+	if u.Permissions != nil {
+		out.Permissions = model.Permissions{}
+		for k, p := range u.Permissions {
+			if p != model.NotAllowed {
+				out.Permissions[k] = p
+			}
+		}
+	}
 	if err := e.commit(ctx, c, ch); err != nil {
 		return Role{}, err
 	}
-	en = e.ix.Load().Entity(entity)
-	return e.toRole(en, en.Role(id)), nil
+	return out, nil
 }
 
 // DeleteRole deletes a role. It is refused (ErrConflict) while a member holds

@@ -3,6 +3,7 @@ package policy_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -358,6 +359,25 @@ func TestDeferredApply(t *testing.T) {
 	pending[0]()
 	if _, err := eng.GetUser(ctx, "e1", "u1"); err != nil {
 		t.Fatalf("after apply: %v", err)
+	}
+
+	// A role update returns the role as the change makes it, though the
+	// engine does not hold it yet, and equal to what it holds after.
+	must[policy.Role](t)(eng.CreateRole(ctx, "e1", policy.RoleSpec{ID: "r", Name: "R", Permissions: model.Permissions{kRead: model.Allowed}}))
+	name := "R2"
+	got := must[policy.Role](t)(eng.UpdateRole(dctx, "e1", "r", policy.RoleUpdate{Name: &name,
+		Permissions: model.Permissions{kPay: model.AllowedForOwn, kRead: model.NotAllowed}}))
+	want := policy.Role{ID: "r", Entity: "e1", Name: "R2", Permissions: model.Permissions{kPay: model.AllowedForOwn}}
+	if got.Name != want.Name || !maps.Equal(got.Permissions, want.Permissions) {
+		t.Fatalf("deferred UpdateRole returned %+v; want %+v", got, want)
+	}
+	if old := must[policy.Role](t)(eng.GetRole(ctx, "e1", "r")); old.Name != "R" {
+		t.Fatalf("deferred update visible before apply: %+v", old)
+	}
+	pending[len(pending)-1]()
+	held := must[policy.Role](t)(eng.GetRole(ctx, "e1", "r"))
+	if held.Name != got.Name || !maps.Equal(held.Permissions, got.Permissions) || !held.UpdatedAt.Equal(got.UpdatedAt) || !held.CreatedAt.Equal(got.CreatedAt) {
+		t.Fatalf("after apply the engine holds %+v; UpdateRole returned %+v", held, got)
 	}
 }
 
