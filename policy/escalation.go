@@ -1,9 +1,11 @@
 package policy
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
+	"github.com/gatehouse-authz/gatehouse/internal/index"
 	"github.com/gatehouse-authz/gatehouse/model"
 )
 
@@ -51,4 +53,52 @@ func (e *Engine) CheckAssign(subject model.Subject, entity model.EntityID, role 
 		return err
 	}
 	return e.CheckGrant(subject, entity, e.toRole(en, r).Permissions)
+}
+
+type grantorKey struct{}
+
+// WithGrantor returns a context under which the management calls apply the
+// escalation guard for subject themselves, under the change lock they write
+// under (after a [LockingStore] has brought the engine up to date), so that
+// the check and the write see the same policy and no change can come
+// between them: [Engine.CreateRole] and [Engine.UpdateRole] check the
+// permissions they grant as [Engine.CheckGrant] does; [Engine.AddUser],
+// [Engine.SetUserRole] and [Engine.SetDefaultRole] check the role that will
+// apply to the user (its own, or the entity's default when it gets none) as
+// [Engine.CheckAssign] does. A refused call returns an error wrapping
+// [ErrEscalation] and changes nothing. Calling CheckGrant first remains
+// useful to refuse early, outside the lock.
+func WithGrantor(ctx context.Context, subject model.Subject) context.Context {
+	return context.WithValue(ctx, grantorKey{}, subject)
+}
+
+// GrantorFromContext returns the subject set by [WithGrantor].
+func GrantorFromContext(ctx context.Context) (model.Subject, bool) {
+	s, ok := ctx.Value(grantorKey{}).(model.Subject)
+	return s, ok
+}
+
+// guardGrant applies the guard of [WithGrantor], if ctx has a grantor, to a
+// change that grants perms in entity. The caller holds the change lock.
+func (e *Engine) guardGrant(ctx context.Context, entity model.EntityID, perms model.Permissions) error {
+	if s, ok := GrantorFromContext(ctx); ok {
+		return e.CheckGrant(s, entity, perms)
+	}
+	return nil
+}
+
+// guardAssign applies the guard of [WithGrantor] to a change after which
+// role (or, when role is empty, en's default role) applies to a user.
+func (e *Engine) guardAssign(ctx context.Context, en *index.Entity, role model.RoleID) error {
+	s, ok := GrantorFromContext(ctx)
+	if !ok {
+		return nil
+	}
+	if role == "" {
+		if en.Default == index.NoRole {
+			return nil // no role applies: nothing is granted
+		}
+		role = en.Roles[en.Default].ID
+	}
+	return e.CheckAssign(s, en.ID, role)
 }

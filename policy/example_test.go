@@ -2,6 +2,7 @@ package policy_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/gatehouse-authz/gatehouse/model"
@@ -99,4 +100,26 @@ func ExampleEngine_CheckGrant() {
 	fmt.Println(err)
 	// Output:
 	// privilege escalation: user:lena may not grant payable.approve (allowed, holds allowed_for_own)
+}
+
+// Management calls made for an entity user check, under their own lock,
+// that the user grants nothing it does not hold.
+func ExampleWithGrantor() {
+	ctx := context.Background()
+	eng, _ := policy.New(ctx)
+	eng.CreateEntity(ctx, "partner-1", "acme")
+	read := model.Key{Object: "payable", Action: "read"}
+	pay := model.Key{Object: "payable", Action: "pay"}
+	eng.CreateRole(ctx, "acme", policy.RoleSpec{ID: "lead", Name: "Lead", Permissions: model.Permissions{read: model.Allowed}})
+	eng.CreateRole(ctx, "acme", policy.RoleSpec{ID: "payer", Name: "Payer", Permissions: model.Permissions{pay: model.Allowed}})
+	eng.AddUser(ctx, "acme", "alice", "lead")
+
+	asAlice := policy.WithGrantor(ctx, model.User("alice"))
+	_, err := eng.AddUser(asAlice, "acme", "bob", "payer")
+	fmt.Println(errors.Is(err, policy.ErrEscalation))
+	_, err = eng.AddUser(asAlice, "acme", "bob", "lead")
+	fmt.Println(err)
+	// Output:
+	// true
+	// <nil>
 }

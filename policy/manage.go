@@ -211,6 +211,9 @@ func (e *Engine) SetDefaultRole(ctx context.Context, entity model.EntityID, role
 		if _, err := declaredRole(en, role); err != nil {
 			return err
 		}
+		if err := e.guardAssign(ctx, en, role); err != nil {
+			return err
+		}
 		ch.Add = append(ch.Add, rules.DefaultRole(entity, role))
 	}
 	if len(ch.Remove)+len(ch.Add) == 0 {
@@ -247,6 +250,9 @@ func (e *Engine) CreateRole(ctx context.Context, entity model.EntityID, spec Rol
 		return Role{}, fmt.Errorf("%w: role id %q exists", ErrConflict, spec.ID)
 	}
 	if err := nameFree(en, spec.Name, ""); err != nil {
+		return Role{}, err
+	}
+	if err := e.guardGrant(ctx, entity, spec.Permissions); err != nil {
 		return Role{}, err
 	}
 	now := e.now().UnixMilli()
@@ -335,6 +341,11 @@ func (e *Engine) UpdateRole(ctx context.Context, entity model.EntityID, id model
 			return Role{}, err
 		}
 		name = *u.Name
+	}
+	if u.Permissions != nil {
+		if err := e.guardGrant(ctx, entity, u.Permissions); err != nil {
+			return Role{}, err
+		}
 	}
 	now := e.now().UnixMilli()
 	ch := &Change{Op: "role.update", Entity: entity,
@@ -426,6 +437,9 @@ func (e *Engine) AddUser(ctx context.Context, entity model.EntityID, user model.
 			return User{}, err
 		}
 	}
+	if err := e.guardAssign(ctx, en, role); err != nil {
+		return User{}, err
+	}
 	if err := e.commit(ctx, c, &Change{Op: "user.add", Entity: entity, Add: []model.Rule{rules.Member(entity, user, role)}}); err != nil {
 		return User{}, err
 	}
@@ -474,6 +488,9 @@ func (e *Engine) SetUserRole(ctx context.Context, entity model.EntityID, user mo
 	cur := toUser(en, user, i)
 	if cur.Role == role {
 		return cur, nil
+	}
+	if err := e.guardAssign(ctx, en, role); err != nil {
+		return User{}, err
 	}
 	ch := &Change{Op: "user.role", Entity: entity,
 		Remove: []model.Rule{rules.Member(entity, user, cur.Role)},

@@ -341,6 +341,108 @@ func TestEscalationGuard(t *testing.T) {
 	}
 }
 
+// TestWithGrantor: under WithGrantor, every management call that grants or
+// assigns checks the grantor under the change lock: a refused call returns
+// ErrEscalation and changes nothing; an allowed one goes through.
+func TestWithGrantor(t *testing.T) {
+	ctx := context.Background()
+	setup := func(t *testing.T) *policy.Engine {
+		eng := newEngine(t)
+		must[policy.Entity](t)(eng.CreateEntity(ctx, "p1", "e1"))
+		must[policy.Role](t)(eng.CreateRole(ctx, "e1", policy.RoleSpec{ID: "mgr", Name: "Manager", Permissions: model.Permissions{kRead: model.Allowed}}))
+		must[policy.Role](t)(eng.CreateRole(ctx, "e1", policy.RoleSpec{ID: "small", Name: "Small", Permissions: model.Permissions{kRead: model.AllowedForOwn}}))
+		must[policy.Role](t)(eng.CreateRole(ctx, "e1", policy.RoleSpec{ID: "big", Name: "Big", Permissions: model.Permissions{kPay: model.Allowed}}))
+		must[policy.User](t)(eng.AddUser(ctx, "e1", "m", "mgr"))
+		must[policy.User](t)(eng.AddUser(ctx, "e1", "u", "small"))
+		return eng
+	}
+	roleUpdate := func(ps model.Permissions) policy.RoleUpdate { return policy.RoleUpdate{Permissions: ps} }
+	tests := []struct {
+		name    string
+		grantor model.Subject
+		do      func(ctx context.Context, eng *policy.Engine) error
+		ok      bool
+		prep    func(eng *policy.Engine) error // made without a grantor, before
+	}{
+		{"create role within", model.User("m"), func(ctx context.Context, eng *policy.Engine) error {
+			_, err := eng.CreateRole(ctx, "e1", policy.RoleSpec{ID: "n", Name: "N", Permissions: model.Permissions{kRead: model.AllowedForOwn}})
+			return err
+		}, true, nil},
+		{"create role beyond", model.User("m"), func(ctx context.Context, eng *policy.Engine) error {
+			_, err := eng.CreateRole(ctx, "e1", policy.RoleSpec{ID: "n", Name: "N", Permissions: model.Permissions{kPay: model.AllowedForOwn}})
+			return err
+		}, false, nil},
+		{"update role beyond", model.User("m"), func(ctx context.Context, eng *policy.Engine) error {
+			_, err := eng.UpdateRole(ctx, "e1", "small", roleUpdate(model.Permissions{kApprove: model.Allowed}))
+			return err
+		}, false, nil},
+		{"update role within", model.User("m"), func(ctx context.Context, eng *policy.Engine) error {
+			_, err := eng.UpdateRole(ctx, "e1", "small", roleUpdate(model.Permissions{kRead: model.Allowed}))
+			return err
+		}, true, nil},
+		{"rename only", model.User("u"), func(ctx context.Context, eng *policy.Engine) error {
+			name := "Renamed"
+			_, err := eng.UpdateRole(ctx, "e1", "big", policy.RoleUpdate{Name: &name})
+			return err
+		}, true, nil},
+		{"add user with bigger role", model.User("m"), func(ctx context.Context, eng *policy.Engine) error {
+			_, err := eng.AddUser(ctx, "e1", "v", "big")
+			return err
+		}, false, nil},
+		{"add user with smaller role", model.User("m"), func(ctx context.Context, eng *policy.Engine) error {
+			_, err := eng.AddUser(ctx, "e1", "v", "small")
+			return err
+		}, true, nil},
+		{"set user's role bigger", model.User("m"), func(ctx context.Context, eng *policy.Engine) error {
+			_, err := eng.SetUserRole(ctx, "e1", "u", "big")
+			return err
+		}, false, nil},
+		{"set bigger default", model.User("m"), func(ctx context.Context, eng *policy.Engine) error {
+			return eng.SetDefaultRole(ctx, "e1", "big")
+		}, false, nil},
+		{"take a role away onto a bigger default", model.User("m"), func(ctx context.Context, eng *policy.Engine) error {
+			_, err := eng.SetUserRole(ctx, "e1", "u", "")
+			return err
+		}, false, func(eng *policy.Engine) error { return eng.SetDefaultRole(ctx, "e1", "big") }},
+		{"partner owner grants anything", model.Partner("p1"), func(ctx context.Context, eng *policy.Engine) error {
+			_, err := eng.SetUserRole(ctx, "e1", "u", "big")
+			return err
+		}, true, nil},
+		{"another partner", model.Partner("p2"), func(ctx context.Context, eng *policy.Engine) error {
+			_, err := eng.SetUserRole(ctx, "e1", "u", "big")
+			return err
+		}, false, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			eng := setup(t)
+			if tt.prep != nil {
+				if err := tt.prep(eng); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := dump(eng.Rules())
+			err := tt.do(policy.WithGrantor(ctx, tt.grantor), eng)
+			switch {
+			case tt.ok && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tt.ok && dump(eng.Rules()) == before:
+				t.Fatal("allowed, but nothing changed")
+			case !tt.ok && !errors.Is(err, policy.ErrEscalation):
+				t.Fatalf("err = %v; want ErrEscalation", err)
+			case !tt.ok && dump(eng.Rules()) != before:
+				t.Fatal("a refused change changed the policy")
+			}
+			// Without a grantor the same change goes through.
+			if !tt.ok {
+				if err := tt.do(ctx, eng); err != nil {
+					t.Fatalf("without a grantor: %v", err)
+				}
+			}
+		})
+	}
+}
+
 // TestDeferredApply: a change committed under WithDeferredApply is invisible
 // until the deferred function runs.
 func TestDeferredApply(t *testing.T) {
