@@ -22,12 +22,16 @@
 // gets 400). Every entity-scoped route is guarded by the middleware with the
 // object type and action of Monite's permission catalog; routes about one
 // object look up its creator, so that allowed_for_own works, and lists are
-// filtered with middleware.FilterScope. Creating, changing and assigning roles
-// also goes through the engine's escalation guard (policy CheckGrant and
-// CheckAssign): an entity user cannot grant more than it holds. The guard
-// is checked again inside the transaction that writes the change, under the
-// store's change lock, so that neither the caller's role nor the target's
-// can change between the check and the write.
+// filtered with middleware.FilterScope. Creating, changing, deleting and
+// assigning roles also goes through the engine's escalation guard (policy
+// CheckGrant and CheckAssign): an entity user cannot grant more than it
+// holds, nor take away what it could not grant. The handlers check it
+// early, and again inside the transaction that writes the change, under
+// the store's change lock, so that neither the caller's role nor the
+// target's can change between the check and the write: the management
+// calls run with the caller as the grantor (policy.WithGrantor), so the
+// engine itself refuses what they would grant, and what a change takes
+// away is checked in the same transaction (see guardedWrite).
 //
 // Policy changes and the server's own rows (entity and user details, role
 // creators, payables) are written in one transaction with

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gatehouse-authz/gatehouse/middleware"
 	"github.com/gatehouse-authz/gatehouse/model"
+	"github.com/gatehouse-authz/gatehouse/policy"
 )
 
 // entityRow is an entity's details; the engine holds its partner and default
@@ -202,7 +203,11 @@ func (s *Server) updateEntity(w http.ResponseWriter, r *http.Request) {
 }
 
 // updateEntitySettings serves PATCH /entities/{entity_id}/settings: it sets
-// or clears (null) the entity's default role.
+// or clears (null) the entity's default role. Like every role the server
+// assigns, it is assigned with the caller as the grantor
+// (policy.WithGrantor): the engine checks the escalation rule under its
+// change lock, which a partner owning the entity (partnerEntity) always
+// passes.
 func (s *Server) updateEntitySettings(w http.ResponseWriter, r *http.Request) {
 	row, ok := s.partnerEntity(w, r)
 	if !ok {
@@ -221,7 +226,8 @@ func (s *Server) updateEntitySettings(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		if err := s.Engine.SetDefaultRole(r.Context(), entity, model.RoleID(role)); err != nil {
+		p, _ := middleware.PrincipalFromContext(r.Context())
+		if err := s.Engine.SetDefaultRole(policy.WithGrantor(r.Context(), p.Subject()), entity, model.RoleID(role)); err != nil {
 			s.writeEngineError(w, r, err)
 			return
 		}

@@ -77,9 +77,10 @@ func toUserResponse(row userRow, role model.RoleID) userResponse {
 		RoleID: optional(string(role)), Status: "active"}
 }
 
-// createUser serves POST /entity_users. An entity user may only assign a
-// role that grants no more than it holds itself, checked again under the
-// store's change lock (guardedWrite).
+// createUser serves POST /entity_users. An entity user may only give the
+// new user a role that grants no more than it holds itself (without
+// role_id, the entity's default role, which then applies): checked early,
+// then by the engine under its change lock (guardedWrite).
 func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
 	subject, entity := caller(r)
 	var req createUserRequest
@@ -93,21 +94,19 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
 	var role model.RoleID
 	if req.RoleID != nil {
 		role = model.RoleID(*req.RoleID)
-		if err := s.checkAssign(subject, entity, role); err != nil {
-			s.writeEngineError(w, r, err)
-			return
-		}
+	}
+	if err := s.checkApplies(r.Context(), subject, entity, role); err != nil {
+		s.writeEngineError(w, r, err)
+		return
 	}
 	row := userRow{ID: newID(), EntityID: string(entity), Login: req.Login, FirstName: req.FirstName, LastName: req.LastName,
 		Email: req.Email, Phone: req.Phone, Title: req.Title, CreatedBy: subject.String()}
-	err := s.guardedWrite(r.Context(), func(ctx context.Context, tx *gorm.DB) error {
+	err := s.guardedWrite(r.Context(), subject, func(ctx context.Context, tx *gorm.DB) error {
 		if _, err := s.Engine.AddUser(ctx, entity, model.UserID(row.ID), role); err != nil {
 			return err
 		}
 		return tx.Table(s.t.users).Create(&row).Error
-	}, func(context.Context) error {
-		return s.checkAssign(subject, entity, role)
-	})
+	}, nil)
 	if err != nil {
 		s.writeEngineError(w, r, err)
 		return
@@ -158,9 +157,11 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request) {
 }
 
 // updateUser serves PATCH /entity_users/{entity_user_id}. Changing the role
-// obeys the escalation rule for the user's current role and for the new one,
-// checked again under the store's change lock (guardedWrite), where the
-// current role is read again too.
+// obeys the escalation rule for the user's current role and for the role
+// that will apply (the new one, or the entity's default role when it is
+// taken away): checked early, then under the store's change lock
+// (guardedWrite; the role that will apply by the engine, the current role,
+// read again, after the write).
 func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) {
 	subject, entity := caller(r)
 	row, user, err := s.loadUser(r.Context(), entity, r.PathValue("entity_user_id"))
@@ -183,11 +184,11 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) {
 		role = model.RoleID(id)
 	}
 	if changeRole {
-		if err := s.checkAssign(subject, entity, user.Role); err != nil {
-			s.writeEngineError(w, r, err)
-			return
+		err := s.checkAssign(subject, entity, user.Role)
+		if err == nil && role != user.Role {
+			err = s.checkApplies(r.Context(), subject, entity, role)
 		}
-		if err := s.checkAssign(subject, entity, role); err != nil {
+		if err != nil {
 			s.writeEngineError(w, r, err)
 			return
 		}
@@ -211,7 +212,7 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) {
 	}
 	row.UpdatedAt = time.Now()
 	updated := user
-	err = s.guardedWrite(r.Context(), func(ctx context.Context, tx *gorm.DB) error {
+	err = s.guardedWrite(r.Context(), subject, func(ctx context.Context, tx *gorm.DB) error {
 		if changeRole {
 			var err error
 			if updated, err = s.Engine.SetUserRole(ctx, entity, user.ID, role); err != nil {
@@ -227,10 +228,7 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return err
 		}
-		if err := s.checkAssign(subject, entity, cur.Role); err != nil {
-			return err
-		}
-		return s.checkAssign(subject, entity, role)
+		return s.checkAssign(subject, entity, cur.Role)
 	})
 	if err != nil {
 		s.writeEngineError(w, r, err)
@@ -240,8 +238,8 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) {
 }
 
 // deleteUser serves DELETE /entity_users/{entity_user_id}. The user's role
-// must not grant more than the caller holds, checked again under the
-// store's change lock (guardedWrite).
+// must not grant more than the caller holds: checked early, then again
+// under the store's change lock (guardedWrite).
 func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request) {
 	subject, entity := caller(r)
 	_, user, err := s.loadUser(r.Context(), entity, r.PathValue("entity_user_id"))
@@ -249,7 +247,7 @@ func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request) {
 		err = s.checkAssign(subject, entity, user.Role)
 	}
 	if err == nil {
-		err = s.guardedWrite(r.Context(), func(ctx context.Context, tx *gorm.DB) error {
+		err = s.guardedWrite(r.Context(), subject, func(ctx context.Context, tx *gorm.DB) error {
 			if err := s.Engine.RemoveUser(ctx, entity, user.ID); err != nil {
 				return err
 			}
@@ -348,4 +346,19 @@ func (s *Server) checkAssign(subject model.Subject, entity model.EntityID, role 
 		return nil
 	}
 	return s.Engine.CheckAssign(subject, entity, role)
+}
+
+// checkApplies applies the escalation rule to the role that applies to a
+// user given role: role itself or, when it is empty, the entity's default
+// role (none is fine). The engine checks the same under policy.WithGrantor
+// (AddUser, SetUserRole); this is the early check.
+func (s *Server) checkApplies(ctx context.Context, subject model.Subject, entity model.EntityID, role model.RoleID) error {
+	if role == "" {
+		e, err := s.Engine.GetEntity(ctx, entity)
+		if err != nil {
+			return err
+		}
+		role = e.DefaultRole
+	}
+	return s.checkAssign(subject, entity, role)
 }

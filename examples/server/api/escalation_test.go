@@ -2,17 +2,21 @@ package api_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/gatehouse-authz/gatehouse/examples/server/api"
 	"github.com/gatehouse-authz/gatehouse/model"
+	"github.com/gatehouse-authz/gatehouse/policy"
 )
 
 // TestEscalationUnderLock changes the policy between a handler's early
 // escalation check and its write (the time-of-check to time-of-use window):
-// the check made again under the store's change lock must refuse the
-// request, and nothing may change. The same requests then succeed once the
-// policy is left alone.
+// the check made again under the store's change lock (by the engine, for
+// what the change grants, as the handlers pass the caller with
+// policy.WithGrantor; by guardedWrite, for what it takes away) must refuse
+// the request with 403, and nothing may change. The same requests then
+// succeed once the policy is left alone.
 func TestEscalationUnderLock(t *testing.T) {
 	backends(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
@@ -28,12 +32,20 @@ func TestEscalationUnderLock(t *testing.T) {
 		approver := e.id("POST", "/roles", pt, ent, role("Approver", "payable.read=allowed", "payable.approve=allowed"), 200)
 		spare := e.id("POST", "/roles", pt, ent, role("Spare", "payable.approve=allowed"), 200)
 		viewer := e.id("POST", "/roles", pt, ent, role("Viewer", "payable.read=allowed"), 200)
+		reader := e.id("POST", "/roles", pt, ent, role("Reader", "payable.read=allowed_for_own"), 200)
 		alice := e.id("POST", "/entity_users", pt, ent, map[string]any{"login": "alice", "first_name": "Alice", "role_id": accountant}, 200)
 		bob := e.id("POST", "/entity_users", pt, ent, map[string]any{"login": "bob", "first_name": "Bob"}, 200)
 		carol := e.id("POST", "/entity_users", pt, ent, map[string]any{"login": "carol", "first_name": "Carol", "role_id": approver}, 200)
 		dave := e.id("POST", "/entity_users", pt, ent, map[string]any{"login": "dave", "first_name": "Dave", "role_id": viewer}, 200)
+		frank := e.id("POST", "/entity_users", pt, ent, map[string]any{"login": "frank", "first_name": "Frank", "role_id": viewer}, 200)
 		at := e.userToken(creds, alice)
 
+		setDefault := func(role string) {
+			t.Helper()
+			if err := e.srv.Engine.SetDefaultRole(ctx, eid, model.RoleID(role)); err != nil {
+				t.Fatalf("SetDefaultRole(%s): %v", role, err)
+			}
+		}
 		setRole := func(user, role string) {
 			t.Helper()
 			if _, err := e.srv.Engine.SetUserRole(ctx, eid, model.UserID(user), model.RoleID(role)); err != nil {
@@ -64,6 +76,7 @@ func TestEscalationUnderLock(t *testing.T) {
 					ObjectType string `json:"object_type"`
 					Actions    []struct {
 						ActionName string `json:"action_name"`
+						Permission string `json:"permission"`
 					} `json:"actions"`
 				} `json:"objects"`
 			} `json:"permissions"`
@@ -75,7 +88,7 @@ func TestEscalationUnderLock(t *testing.T) {
 			}
 			return n
 		}
-		roles, users := count("/roles"), count("/entity_users")
+		var roles, users int
 
 		for _, tc := range []struct {
 			name          string
@@ -112,6 +125,25 @@ func TestEscalationUnderLock(t *testing.T) {
 				afterAccepted: func() { // the answer shows the role after the update
 					if rl.Name != "Approver+" || actions() != 3 {
 						t.Errorf("update answered %+v, want the updated role", rl)
+					}
+				},
+			},
+			{
+				// The role grants no more than the demoted alice holds:
+				// only what the update grants exceeds.
+				name: "widen a role", method: "PATCH", path: "/roles/" + reader,
+				body:   map[string]any{"permissions": perms("payable.read=allowed")},
+				demote: func() { setRole(alice, demoted) }, restore: func() { setRole(alice, accountant) },
+				ok: 200,
+				afterRefusal: func() {
+					e.do("GET", "/roles/"+reader, pt, ent, nil, 200, &rl)
+					if actions() != 1 || rl.Permissions.Objects[0].Actions[0].Permission != "allowed_for_own" {
+						t.Errorf("refused update changed the role: %+v", rl)
+					}
+				},
+				afterAccepted: func() {
+					if actions() != 1 || rl.Permissions.Objects[0].Actions[0].Permission != "allowed" {
+						t.Errorf("update answered %+v, want payable.read allowed", rl)
 					}
 				},
 			},
@@ -162,11 +194,46 @@ func TestEscalationUnderLock(t *testing.T) {
 				ok:           204,
 				afterRefusal: func() { e.do("GET", "/entity_users/"+carol, pt, ent, nil, 200, nil) },
 			},
+			{
+				// A user created without a role gets the entity's default
+				// role, which becomes one alice may not grant.
+				name: "create user under a default role promoted meanwhile", method: "POST", path: "/entity_users",
+				body:   map[string]any{"login": "gina", "first_name": "Gina"},
+				demote: func() { setDefault(admin) }, restore: func() { setDefault("") },
+				ok: 200,
+				afterRefusal: func() {
+					if n := count("/entity_users"); n != users {
+						t.Errorf("%d users after a refused create, want %d", n, users)
+					}
+				},
+			},
+			{
+				// Taking a user's role away leaves it the default role.
+				name: "take a role away under a default role promoted meanwhile", method: "PATCH", path: "/entity_users/" + frank,
+				body:   map[string]any{"role_id": nil},
+				demote: func() { setDefault(admin) }, restore: func() { setDefault("") },
+				ok: 200,
+				afterRefusal: func() {
+					if r := roleOf(frank); r != viewer {
+						t.Errorf("frank's role %q after a refused change, want %s", r, viewer)
+					}
+				},
+			},
 		} {
 			t.Logf("case %s", tc.name)
+			roles, users = count("/roles"), count("/entity_users")
 			api.SetBeforeGuardedWrite(e.srv, tc.demote)
-			e.do(tc.method, tc.path, at, "", tc.body, 403, nil)
+			late := message(e.do(tc.method, tc.path, at, "", tc.body, 403, nil))
 			api.SetBeforeGuardedWrite(e.srv, nil)
+			if !strings.HasPrefix(late, policy.ErrEscalation.Error()+": ") {
+				t.Errorf("refusal %q, want an escalation refusal", late)
+			}
+			// Once the change is in place, the early check refuses the
+			// same request with the same answer (unless the route guard
+			// refuses it first: alice demoted).
+			if early := message(e.do(tc.method, tc.path, at, "", tc.body, 403, nil)); strings.HasPrefix(early, policy.ErrEscalation.Error()) && early != late {
+				t.Errorf("refusal under the lock %q, early refusal %q", late, early)
+			}
 			tc.afterRefusal()
 			tc.restore()
 

@@ -49,8 +49,8 @@ func toRoleResponse(r policy.Role) roleResponse {
 }
 
 // createRole serves POST /roles. Beyond role.create, an entity user may only
-// create a role that grants no more than it holds itself (403 otherwise),
-// checked again under the store's change lock (guardedWrite).
+// create a role that grants no more than it holds itself (403 otherwise):
+// checked early, then by the engine under its change lock (guardedWrite).
 func (s *Server) createRole(w http.ResponseWriter, r *http.Request) {
 	subject, entity := caller(r)
 	var req createRoleRequest
@@ -70,15 +70,13 @@ func (s *Server) createRole(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var role policy.Role
-	err = s.guardedWrite(r.Context(), func(ctx context.Context, tx *gorm.DB) error {
+	err = s.guardedWrite(r.Context(), subject, func(ctx context.Context, tx *gorm.DB) error {
 		var err error
 		if role, err = s.Engine.CreateRole(ctx, entity, policy.RoleSpec{Name: req.Name, Permissions: perms}); err != nil {
 			return err
 		}
 		return tx.Table(s.t.roles).Create(&roleRow{ID: string(role.ID), EntityID: string(entity), CreatedBy: subject.String()}).Error
-	}, func(context.Context) error {
-		return s.Engine.CheckGrant(subject, entity, perms)
-	})
+	}, nil)
 	if err != nil {
 		s.writeEngineError(w, r, err)
 		return
@@ -134,8 +132,9 @@ func (s *Server) getRole(w http.ResponseWriter, r *http.Request) {
 }
 
 // updateRole serves PATCH /roles/{role_id}. An entity user may only change a
-// role that grants no more than it holds, into one that grants no more,
-// checked again under the store's change lock (guardedWrite).
+// role that grants no more than it holds, into one that grants no more:
+// checked early, then under the store's change lock (guardedWrite; the new
+// permissions by the engine, the role's current ones after the write).
 func (s *Server) updateRole(w http.ResponseWriter, r *http.Request) {
 	subject, entity := caller(r)
 	id := model.RoleID(r.PathValue("role_id"))
@@ -159,50 +158,31 @@ func (s *Server) updateRole(w http.ResponseWriter, r *http.Request) {
 		s.writeEngineError(w, r, err)
 		return
 	}
-	var old policy.Role // the role before the update, read under the lock
-	err = s.guardedWrite(r.Context(), func(ctx context.Context, _ *gorm.DB) error {
-		_, err := s.Engine.UpdateRole(ctx, entity, id, u)
+	var role policy.Role
+	err = s.guardedWrite(r.Context(), subject, func(ctx context.Context, _ *gorm.DB) error {
+		var err error
+		role, err = s.Engine.UpdateRole(ctx, entity, id, u) // the role as the update makes it
 		return err
 	}, func(ctx context.Context) error {
-		var err error
-		if old, err = s.Engine.GetRole(ctx, entity, id); err != nil {
-			return err
-		}
-		if err = s.Engine.CheckGrant(subject, entity, old.Permissions); err == nil && u.Permissions != nil {
-			err = s.Engine.CheckGrant(subject, entity, u.Permissions)
-		}
-		return err
+		return s.checkRole(ctx, subject, entity, id) // the role as it was before the update
 	})
 	if err != nil {
 		s.writeEngineError(w, r, err)
 		return
 	}
-	// UpdateRole's answer inside a transaction is the role before the
-	// update (the engine publishes the change at the commit): read it
-	// again, or, should it be gone already, describe the update.
-	role, err := s.Engine.GetRole(r.Context(), entity, id)
-	if err != nil {
-		role = old
-		if u.Name != nil {
-			role.Name = *u.Name
-		}
-		if u.Permissions != nil {
-			role.Permissions = u.Permissions
-		}
-		role.UpdatedAt = time.Now()
-	}
 	writeJSON(w, http.StatusOK, toRoleResponse(role))
 }
 
 // deleteRole serves DELETE /roles/{role_id}: 409 while a user holds the role
-// or it is the entity's default role. The escalation rule is checked again
-// under the store's change lock (guardedWrite).
+// or it is the entity's default role. The caller must hold what the role
+// grants: checked early, then again under the store's change lock
+// (guardedWrite).
 func (s *Server) deleteRole(w http.ResponseWriter, r *http.Request) {
 	subject, entity := caller(r)
 	id := model.RoleID(r.PathValue("role_id"))
 	err := s.checkRole(r.Context(), subject, entity, id)
 	if err == nil {
-		err = s.guardedWrite(r.Context(), func(ctx context.Context, tx *gorm.DB) error {
+		err = s.guardedWrite(r.Context(), subject, func(ctx context.Context, tx *gorm.DB) error {
 			if err := s.Engine.DeleteRole(ctx, entity, id); err != nil {
 				return err
 			}
