@@ -61,13 +61,22 @@ type grantorKey struct{}
 // escalation guard for subject themselves, under the change lock they write
 // under (after a [LockingStore] has brought the engine up to date), so that
 // the check and the write see the same policy and no change can come
-// between them: [Engine.CreateRole] and [Engine.UpdateRole] check the
-// permissions they grant as [Engine.CheckGrant] does; [Engine.AddUser],
-// [Engine.SetUserRole] and [Engine.SetDefaultRole] check the role that will
-// apply to the user (its own, or the entity's default when it gets none) as
-// [Engine.CheckAssign] does. A refused call returns an error wrapping
-// [ErrEscalation] and changes nothing. Calling CheckGrant first remains
-// useful to refuse early, outside the lock.
+// between them. The grantor must hold (as [Engine.CheckGrant] and
+// [Engine.CheckAssign] ask) what the change grants and what it takes away:
+//
+//   - [Engine.CreateRole]: the new role's permissions;
+//   - [Engine.UpdateRole]: the role's permissions before and after (a
+//     grantor changes only roles it could have made);
+//   - [Engine.DeleteRole]: the role's permissions;
+//   - [Engine.AddUser], [Engine.SetDefaultRole]: the role that will apply
+//     to the user (its own, or the entity's default when it gets none);
+//   - [Engine.SetUserRole]: the role that applies to the user before and
+//     after (a grantor moves only users whose role it holds);
+//   - [Engine.RemoveUser]: the role that applies to the user.
+//
+// A refused call returns an error wrapping [ErrEscalation] and changes
+// nothing. Calling CheckGrant first remains useful to refuse early, outside
+// the lock.
 func WithGrantor(ctx context.Context, subject model.Subject) context.Context {
 	return context.WithValue(ctx, grantorKey{}, subject)
 }

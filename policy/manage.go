@@ -335,6 +335,9 @@ func (e *Engine) UpdateRole(ctx context.Context, entity model.EntityID, id model
 	if err != nil {
 		return Role{}, err
 	}
+	if err := e.guardGrant(ctx, entity, e.toRole(en, r).Permissions); err != nil {
+		return Role{}, err // a grantor changes only roles it could have made
+	}
 	name := r.Name
 	if u.Name != nil {
 		if err := nameFree(en, *u.Name, id); err != nil {
@@ -399,6 +402,9 @@ func (e *Engine) DeleteRole(ctx context.Context, entity model.EntityID, id model
 	}
 	r, err := declaredRole(en, id)
 	if err != nil {
+		return err
+	}
+	if err := e.guardGrant(ctx, entity, e.toRole(en, r).Permissions); err != nil {
 		return err
 	}
 	i := en.RoleIdx[id]
@@ -489,6 +495,9 @@ func (e *Engine) SetUserRole(ctx context.Context, entity model.EntityID, user mo
 	if cur.Role == role {
 		return cur, nil
 	}
+	if err := e.guardAssign(ctx, en, cur.Role); err != nil {
+		return User{}, err // a grantor moves only users whose role it holds
+	}
 	if err := e.guardAssign(ctx, en, role); err != nil {
 		return User{}, err
 	}
@@ -513,6 +522,9 @@ func (e *Engine) RemoveUser(ctx context.Context, entity model.EntityID, user mod
 		return err
 	}
 	cur := toUser(en, user, i)
+	if err := e.guardAssign(ctx, en, cur.Role); err != nil {
+		return err
+	}
 	return e.commit(ctx, c, &Change{Op: "user.remove", Entity: entity, Remove: []model.Rule{rules.Member(entity, user, cur.Role)}})
 }
 

@@ -380,10 +380,38 @@ func TestWithGrantor(t *testing.T) {
 			_, err := eng.UpdateRole(ctx, "e1", "small", roleUpdate(model.Permissions{kRead: model.Allowed}))
 			return err
 		}, true, nil},
-		{"rename only", model.User("u"), func(ctx context.Context, eng *policy.Engine) error {
+		{"rename a role it holds", model.User("u"), func(ctx context.Context, eng *policy.Engine) error {
+			name := "Renamed"
+			_, err := eng.UpdateRole(ctx, "e1", "small", policy.RoleUpdate{Name: &name})
+			return err
+		}, true, nil},
+		{"rename a bigger role", model.User("u"), func(ctx context.Context, eng *policy.Engine) error {
 			name := "Renamed"
 			_, err := eng.UpdateRole(ctx, "e1", "big", policy.RoleUpdate{Name: &name})
 			return err
+		}, false, nil},
+		{"narrow a bigger role", model.User("m"), func(ctx context.Context, eng *policy.Engine) error {
+			_, err := eng.UpdateRole(ctx, "e1", "big", roleUpdate(model.Permissions{kRead: model.Allowed}))
+			return err
+		}, false, nil},
+		{"delete a bigger role", model.User("m"), func(ctx context.Context, eng *policy.Engine) error {
+			return eng.DeleteRole(ctx, "e1", "big")
+		}, false, nil},
+		{"delete a role it holds", model.User("m"), func(ctx context.Context, eng *policy.Engine) error {
+			return eng.DeleteRole(ctx, "e1", "spare")
+		}, true, func(eng *policy.Engine) error {
+			_, err := eng.CreateRole(ctx, "e1", policy.RoleSpec{ID: "spare", Name: "Spare", Permissions: model.Permissions{kRead: model.Allowed}})
+			return err
+		}},
+		{"move a user with a bigger role", model.User("m"), func(ctx context.Context, eng *policy.Engine) error {
+			_, err := eng.SetUserRole(ctx, "e1", "boss", "small")
+			return err
+		}, false, func(eng *policy.Engine) error { _, err := eng.AddUser(ctx, "e1", "boss", "big"); return err }},
+		{"remove a user with a bigger role", model.User("m"), func(ctx context.Context, eng *policy.Engine) error {
+			return eng.RemoveUser(ctx, "e1", "boss")
+		}, false, func(eng *policy.Engine) error { _, err := eng.AddUser(ctx, "e1", "boss", "big"); return err }},
+		{"remove a user with a smaller role", model.User("m"), func(ctx context.Context, eng *policy.Engine) error {
+			return eng.RemoveUser(ctx, "e1", "u")
 		}, true, nil},
 		{"add user with bigger role", model.User("m"), func(ctx context.Context, eng *policy.Engine) error {
 			_, err := eng.AddUser(ctx, "e1", "v", "big")
