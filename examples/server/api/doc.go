@@ -26,12 +26,11 @@
 // assigning roles also goes through the engine's escalation guard (policy
 // CheckGrant and CheckAssign): an entity user cannot grant more than it
 // holds, nor take away what it could not grant. The handlers check it
-// early, and again inside the transaction that writes the change, under
-// the store's change lock, so that neither the caller's role nor the
-// target's can change between the check and the write: the management
-// calls run with the caller as the grantor (policy.WithGrantor), so the
-// engine itself refuses what they would grant, and what a change takes
-// away is checked in the same transaction (see guardedWrite).
+// early, and the management calls run with the caller as the grantor
+// (policy.WithGrantor), so the engine checks it again, for what a change
+// grants and what it takes away, under the store's change lock inside the
+// transaction that writes the change: neither the caller's role nor the
+// target's can change between the check and the write (see guardedWrite).
 //
 // Policy changes and the server's own rows (entity and user details, role
 // creators, payables) are written in one transaction with

@@ -106,7 +106,7 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
 			return err
 		}
 		return tx.Table(s.t.users).Create(&row).Error
-	}, nil)
+	})
 	if err != nil {
 		s.writeEngineError(w, r, err)
 		return
@@ -157,11 +157,10 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request) {
 }
 
 // updateUser serves PATCH /entity_users/{entity_user_id}. Changing the role
-// obeys the escalation rule for the user's current role and for the role
-// that will apply (the new one, or the entity's default role when it is
-// taken away): checked early, then under the store's change lock
-// (guardedWrite; the role that will apply by the engine, the current role,
-// read again, after the write).
+// obeys the escalation rule for the role that applies to the user now and
+// for the one that will apply (for a user without a role of its own, the
+// entity's default role): checked early, then by the engine under its
+// change lock (guardedWrite).
 func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) {
 	subject, entity := caller(r)
 	row, user, err := s.loadUser(r.Context(), entity, r.PathValue("entity_user_id"))
@@ -184,7 +183,7 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) {
 		role = model.RoleID(id)
 	}
 	if changeRole {
-		err := s.checkAssign(subject, entity, user.Role)
+		err := s.checkApplies(r.Context(), subject, entity, user.Role)
 		if err == nil && role != user.Role {
 			err = s.checkApplies(r.Context(), subject, entity, role)
 		}
@@ -220,15 +219,6 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		return tx.Table(s.t.users).Where("id = ?", row.ID).Select("*").Omit("created_at", "created_by", "entity_id").Updates(&row).Error
-	}, func(ctx context.Context) error {
-		if !changeRole {
-			return nil
-		}
-		cur, err := s.Engine.GetUser(ctx, entity, user.ID) // the role before the change
-		if err != nil {
-			return err
-		}
-		return s.checkAssign(subject, entity, cur.Role)
 	})
 	if err != nil {
 		s.writeEngineError(w, r, err)
@@ -237,14 +227,14 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, toUserResponse(row, updated.Role))
 }
 
-// deleteUser serves DELETE /entity_users/{entity_user_id}. The user's role
-// must not grant more than the caller holds: checked early, then again
-// under the store's change lock (guardedWrite).
+// deleteUser serves DELETE /entity_users/{entity_user_id}. The role that
+// applies to the user must not grant more than the caller holds: checked
+// early, then by the engine under its change lock (guardedWrite).
 func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request) {
 	subject, entity := caller(r)
 	_, user, err := s.loadUser(r.Context(), entity, r.PathValue("entity_user_id"))
 	if err == nil {
-		err = s.checkAssign(subject, entity, user.Role)
+		err = s.checkApplies(r.Context(), subject, entity, user.Role)
 	}
 	if err == nil {
 		err = s.guardedWrite(r.Context(), subject, func(ctx context.Context, tx *gorm.DB) error {
@@ -252,12 +242,6 @@ func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request) {
 				return err
 			}
 			return tx.Table(s.t.users).Where("id = ?", string(user.ID)).Delete(&userRow{}).Error
-		}, func(ctx context.Context) error {
-			cur, err := s.Engine.GetUser(ctx, entity, user.ID) // the user before the removal
-			if err != nil {
-				return err
-			}
-			return s.checkAssign(subject, entity, cur.Role)
 		})
 	}
 	if err != nil {
@@ -339,26 +323,20 @@ func (s *Server) loadUser(ctx context.Context, entity model.EntityID, id string)
 	return row, user, err
 }
 
-// checkAssign applies the escalation rule to assigning (or taking away) role;
-// no role is always fine.
-func (s *Server) checkAssign(subject model.Subject, entity model.EntityID, role model.RoleID) error {
-	if role == "" {
-		return nil
-	}
-	return s.Engine.CheckAssign(subject, entity, role)
-}
-
 // checkApplies applies the escalation rule to the role that applies to a
-// user given role: role itself or, when it is empty, the entity's default
-// role (none is fine). The engine checks the same under policy.WithGrantor
-// (AddUser, SetUserRole); this is the early check.
+// user given role, whether it is assigned or taken away: role itself or,
+// when it is empty, the entity's default role (none is fine). The engine
+// checks the same under policy.WithGrantor (AddUser, SetUserRole,
+// RemoveUser); this is the early check.
 func (s *Server) checkApplies(ctx context.Context, subject model.Subject, entity model.EntityID, role model.RoleID) error {
 	if role == "" {
 		e, err := s.Engine.GetEntity(ctx, entity)
 		if err != nil {
 			return err
 		}
-		role = e.DefaultRole
+		if role = e.DefaultRole; role == "" {
+			return nil
+		}
 	}
-	return s.checkAssign(subject, entity, role)
+	return s.Engine.CheckAssign(subject, entity, role)
 }

@@ -12,10 +12,10 @@ import (
 
 // TestEscalationUnderLock changes the policy between a handler's early
 // escalation check and its write (the time-of-check to time-of-use window):
-// the check made again under the store's change lock (by the engine, for
-// what the change grants, as the handlers pass the caller with
-// policy.WithGrantor; by guardedWrite, for what it takes away) must refuse
-// the request with 403, and nothing may change. The same requests then
+// the check the engine makes again under the store's change lock, for what
+// the change grants and what it takes away, as the handlers pass the caller
+// with policy.WithGrantor, must refuse the request with 403, and nothing
+// may change. The same requests then
 // succeed once the policy is left alone.
 func TestEscalationUnderLock(t *testing.T) {
 	backends(t, func(t *testing.T, e *env) {

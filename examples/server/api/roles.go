@@ -76,7 +76,7 @@ func (s *Server) createRole(w http.ResponseWriter, r *http.Request) {
 			return err
 		}
 		return tx.Table(s.t.roles).Create(&roleRow{ID: string(role.ID), EntityID: string(entity), CreatedBy: subject.String()}).Error
-	}, nil)
+	})
 	if err != nil {
 		s.writeEngineError(w, r, err)
 		return
@@ -133,8 +133,7 @@ func (s *Server) getRole(w http.ResponseWriter, r *http.Request) {
 
 // updateRole serves PATCH /roles/{role_id}. An entity user may only change a
 // role that grants no more than it holds, into one that grants no more:
-// checked early, then under the store's change lock (guardedWrite; the new
-// permissions by the engine, the role's current ones after the write).
+// checked early, then by the engine under its change lock (guardedWrite).
 func (s *Server) updateRole(w http.ResponseWriter, r *http.Request) {
 	subject, entity := caller(r)
 	id := model.RoleID(r.PathValue("role_id"))
@@ -163,8 +162,6 @@ func (s *Server) updateRole(w http.ResponseWriter, r *http.Request) {
 		var err error
 		role, err = s.Engine.UpdateRole(ctx, entity, id, u) // the role as the update makes it
 		return err
-	}, func(ctx context.Context) error {
-		return s.checkRole(ctx, subject, entity, id) // the role as it was before the update
 	})
 	if err != nil {
 		s.writeEngineError(w, r, err)
@@ -175,7 +172,7 @@ func (s *Server) updateRole(w http.ResponseWriter, r *http.Request) {
 
 // deleteRole serves DELETE /roles/{role_id}: 409 while a user holds the role
 // or it is the entity's default role. The caller must hold what the role
-// grants: checked early, then again under the store's change lock
+// grants: checked early, then by the engine under its change lock
 // (guardedWrite).
 func (s *Server) deleteRole(w http.ResponseWriter, r *http.Request) {
 	subject, entity := caller(r)
@@ -187,8 +184,6 @@ func (s *Server) deleteRole(w http.ResponseWriter, r *http.Request) {
 				return err
 			}
 			return tx.Table(s.t.roles).Where("id = ? AND entity_id = ?", string(id), string(entity)).Delete(&roleRow{}).Error
-		}, func(ctx context.Context) error {
-			return s.checkRole(ctx, subject, entity, id) // the role as it was before the delete
 		})
 	}
 	if err != nil {
@@ -199,7 +194,9 @@ func (s *Server) deleteRole(w http.ResponseWriter, r *http.Request) {
 }
 
 // checkRole reports whether subject may change or delete role id: it must
-// hold at least what the role grants (the escalation rule).
+// hold at least what the role grants (the escalation rule). The engine
+// checks the same under policy.WithGrantor (UpdateRole, DeleteRole); this
+// is the early check.
 func (s *Server) checkRole(ctx context.Context, subject model.Subject, entity model.EntityID, id model.RoleID) error {
 	role, err := s.Engine.GetRole(ctx, entity, id)
 	if err != nil {
