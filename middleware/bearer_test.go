@@ -24,8 +24,10 @@ func TestBearerToken(t *testing.T) {
 		{name: "only padding", header: []string{"Bearer =="}, code: CodeInvalidToken},
 		{name: "char after padding", header: []string{"Bearer ab=c"}, code: CodeInvalidToken},
 		{name: "no token", header: []string{"Bearer "}, code: CodeInvalidToken},
-		{name: "no space", header: []string{"Bearerabc"}, code: CodeInvalidToken},
-		{name: "basic", header: []string{"Basic dXNlcjpwYXNz"}, code: CodeInvalidToken},
+		{name: "no space", header: []string{"Bearerabc"}, code: CodeMissingToken}, // a scheme "Bearerabc"
+		{name: "basic", header: []string{"Basic dXNlcjpwYXNz"}, code: CodeMissingToken},
+		{name: "bearer alone", header: []string{"Bearer"}, code: CodeInvalidToken},
+		{name: "lowercase scheme", header: []string{"bearer abc"}, token: "abc"},
 		{name: "comma", header: []string{"Bearer a,b"}, code: CodeInvalidToken},
 		{name: "trailing space", header: []string{"Bearer abc "}, code: CodeInvalidToken},
 		{name: "control byte", header: []string{"Bearer ab\x00c"}, code: CodeInvalidToken},

@@ -25,6 +25,7 @@ type state struct {
 	scope     model.Scope
 	hasEntity bool
 	hasScope  bool
+	shared    bool // made by NewContext: may serve many requests, so never filled in
 }
 
 // Value returns the state itself for ctxKey, and asks the parent otherwise.
@@ -44,8 +45,12 @@ func stateFrom(ctx context.Context) *state {
 // principal. The guards of a [Middleware] trust a principal found in the
 // context and do not read the Authorization header again; use it in tests,
 // or behind an authentication of your own.
+//
+// The context may serve many requests (a server's base context, say): each
+// request gets its own copy of the state, so one request's entity and scope
+// never leak into another's.
 func NewContext(ctx context.Context, p auth.Principal) context.Context {
-	return &state{Context: ctx, p: p}
+	return &state{Context: ctx, p: p, shared: true}
 }
 
 // PrincipalFromContext returns the principal the request was authenticated

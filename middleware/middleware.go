@@ -207,7 +207,18 @@ func (m *Middleware) Authenticate() func(http.Handler) http.Handler {
 // principal is in its context yet. On failure it has written the answer.
 func (m *Middleware) principal(w http.ResponseWriter, r *http.Request) (*state, *http.Request, bool) {
 	if st := stateFrom(r.Context()); st != nil {
-		return st, r, true
+		if !st.shared {
+			return st, r, true // this request's own
+		}
+		// Set by NewContext, perhaps for many requests: checked, and
+		// copied for this one.
+		if !wellFormed(&st.p) {
+			m.log.ErrorContext(r.Context(), "gatehouse: the context holds an incomplete principal", slog.String("kind", st.p.Kind.String()))
+			m.refuseToken(w, r, CodeInvalidToken)
+			return nil, r, false
+		}
+		own := &state{Context: r.Context(), p: st.p}
+		return own, r.WithContext(own), true
 	}
 	token, code := bearerToken(r.Header)
 	if code != "" {
@@ -263,7 +274,8 @@ func redact(err error, token string) string {
 
 // bearerToken extracts the token of an "Authorization: Bearer <token>"
 // header (RFC 6750 §2.1). It returns CodeMissingToken when there is no
-// header and CodeInvalidToken when the header is not one well-formed bearer
+// header or it uses another scheme (RFC 6750 §3.1: no error code then), and
+// CodeInvalidToken when the header is not one well-formed bearer
 // credential.
 func bearerToken(h http.Header) (string, Code) {
 	vals := h["Authorization"]
@@ -275,7 +287,10 @@ func bearerToken(h http.Header) (string, Code) {
 	}
 	v := vals[0]
 	const scheme = "bearer "
-	if len(v) <= len(scheme) || !strings.EqualFold(v[:len(scheme)], scheme) {
+	if sch, _, _ := strings.Cut(v, " "); !strings.EqualFold(sch, "bearer") {
+		return "", CodeMissingToken // another scheme, or none
+	}
+	if len(v) <= len(scheme) {
 		return "", CodeInvalidToken
 	}
 	tok := strings.TrimLeft(v[len(scheme):], " ")

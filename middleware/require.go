@@ -47,7 +47,9 @@ type guard struct {
 // objects (see [FilterScope]); use [Middleware.RequireOwned] for routes
 // about one existing object. An object type or action outside the engine's
 // catalog is a programming error: it is logged when Require is called and
-// every request answers 500.
+// every request answers 500. An explicit act applies whatever the method:
+// register such a guard on a method pattern ("GET /payables"), or leave act
+// empty.
 func (m *Middleware) Require(obj model.ObjectType, act model.Action) func(http.Handler) http.Handler {
 	return m.wrap(m.newGuard(obj, act, nil, false))
 }

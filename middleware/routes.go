@@ -115,15 +115,17 @@ func (m *Middleware) Routes(table Routes) (func(http.Handler) http.Handler, erro
 			if !ok {
 				return
 			}
-			pat := r.Pattern
-			if pat == "" && m.pattern != nil {
-				pat = m.pattern(r)
-			}
-			if pat == "" && mux != nil {
+			// Around a mux, the mux says which of its patterns will serve
+			// the request: r.Pattern, if set, is an outer router's, which
+			// may name another route (or none of the table's).
+			var pat string
+			if mux != nil {
 				if _, pat = mux.Handler(r); pat == "" {
 					next.ServeHTTP(w, r) // the mux answers 404, 405 or a redirect
 					return
 				}
+			} else if pat = r.Pattern; pat == "" && m.pattern != nil {
+				pat = m.pattern(r)
 			}
 			g := exact[pat]
 			if g == nil {
@@ -135,11 +137,11 @@ func (m *Middleware) Routes(table Routes) (func(http.Handler) http.Handler, erro
 				m.fail(w, r, http.StatusInternalServerError, CodeInternal, detailInternal)
 				return
 			}
-			if g.owner != nil && r.Pattern == "" && mux != nil {
-				// Around a mux the path values are not set yet, and the
-				// owner lookup needs them: a private mux holding the owned
-				// routes matches the request (setting r's path values) and
-				// authorizes it.
+			if g.owner != nil && mux != nil {
+				// Around a mux the path values are not set yet (or are an
+				// outer router's), and the owner lookup needs them: a
+				// private mux holding the owned routes matches the request
+				// (setting r's path values) and authorizes it.
 				if owned == nil {
 					m.fail(w, r, http.StatusInternalServerError, CodeInternal, detailInternal)
 					return

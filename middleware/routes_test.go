@@ -3,11 +3,14 @@ package middleware_test
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/gatehouse-authz/gatehouse/auth"
 	"github.com/gatehouse-authz/gatehouse/middleware"
 	"github.com/gatehouse-authz/gatehouse/model"
 )
@@ -57,7 +60,14 @@ var routeCases = []struct {
 // own-scope requests for one object then fail closed with 404.
 func runRouteCases(t *testing.T, h http.Handler, noPathValues bool) {
 	t.Helper()
+	runRouteCasesAt(t, h, noPathValues, "")
+}
+
+// runRouteCasesAt is runRouteCases with prefix before every path.
+func runRouteCasesAt(t *testing.T, h http.Handler, noPathValues bool, prefix string) {
+	t.Helper()
 	for _, tc := range routeCases {
+		tc.path = prefix + tc.path
 		if noPathValues && tc.token == tokU2 && strings.HasPrefix(tc.path, "/payables/") {
 			tc.status = 404
 		}
@@ -112,6 +122,22 @@ func TestRoutesServeMux(t *testing.T) {
 		mux := http.NewServeMux()
 		register(mux, guard)
 		runRouteCases(t, mux, false)
+	})
+	// Mounted in an outer mux, the request arrives with the outer mux's
+	// pattern ("/", "/api/"): the guard must go by the inner mux's.
+	t.Run("around a mux mounted in another", func(t *testing.T) {
+		inner := http.NewServeMux()
+		register(inner, func(h http.Handler) http.Handler { return h })
+		root := http.NewServeMux()
+		root.Handle("/", guard(inner))
+		runRouteCases(t, root, false)
+	})
+	t.Run("around a mux mounted under a prefix", func(t *testing.T) {
+		inner := http.NewServeMux()
+		register(inner, func(h http.Handler) http.Handler { return h })
+		root := http.NewServeMux()
+		root.Handle("/api/", http.StripPrefix("/api", guard(inner)))
+		runRouteCasesAt(t, root, false, "/api")
 	})
 	if !strings.Contains(logs.String(), "no route declaration") {
 		t.Error("undeclared route not logged")
@@ -286,5 +312,87 @@ func TestRoutesActions(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRoutesOuterPatternNoBypass: a table that declares "/" as well as the
+// inner routes, around a mux mounted at "/" of another: the outer pattern
+// "/" must not pick the "/" guard (read) for a request the inner mux serves
+// as an approval.
+func TestRoutesOuterPatternNoBypass(t *testing.T) {
+	wd := newWorld(t)
+	mw, err := middleware.New(middleware.Config{Authenticator: wd.auth, Engine: wd.eng})
+	if err != nil {
+		t.Fatal(err)
+	}
+	guard, err := mw.Routes(middleware.Routes{
+		{Pattern: "POST /payables/{id}/approve", Object: "payable", Action: "approve", Owner: wd.lookup},
+		{Pattern: "/", Object: "payable", Action: "read"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner := http.NewServeMux()
+	inner.HandleFunc("POST /payables/{id}/approve", echo)
+	inner.HandleFunc("/", echo)
+	root := http.NewServeMux()
+	root.Handle("/", guard(inner))
+	// u2 may approve only its own payables; o1 is u1's.
+	if w := do(root, "POST", "/payables/o1/approve", "Bearer "+tokU2, nil); w.Code != http.StatusForbidden {
+		t.Fatalf("approving another's payable through the outer mux: %d %s", w.Code, w.Body)
+	}
+	if w := do(root, "POST", "/payables/o2/approve", "Bearer "+tokU2, nil); w.Code != http.StatusOK {
+		t.Fatalf("approving its own payable: %d %s", w.Code, w.Body)
+	}
+}
+
+// TestSharedPrincipalContext: one context from NewContext serving many
+// requests (a server's base context): each request resolves its own entity
+// and scope, concurrently too, and a malformed principal there is refused.
+func TestSharedPrincipalContext(t *testing.T) {
+	wd := newWorld(t)
+	mux, _ := wd.mux(t, middleware.Config{})
+	base := middleware.NewContext(context.Background(), partnerP("p1"))
+	send := func(entity string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", "/payables", nil).WithContext(base)
+		r.Header.Set("X-Entity-Id", entity)
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, r)
+		return w
+	}
+	tests := []struct {
+		entity string
+		status int
+		body   string
+	}{
+		{"e1", 200, "entity=e1"},
+		{"e2", 200, "entity=e2"},
+		{"e3", 403, ""}, // p2's
+		{"e1", 200, "entity=e1"},
+	}
+	for _, tc := range tests {
+		if w := send(tc.entity); w.Code != tc.status || !strings.Contains(w.Body.String(), tc.body) {
+			t.Errorf("entity %s: %d %s; want %d %q", tc.entity, w.Code, w.Body, tc.status, tc.body)
+		}
+	}
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e := []string{"e1", "e2"}[i%2]
+			if w := send(e); w.Code != 200 || !strings.Contains(w.Body.String(), "entity="+e) {
+				t.Errorf("concurrent request in %s: %d %s", e, w.Code, w.Body)
+			}
+		}()
+	}
+	wg.Wait()
+
+	bad := middleware.NewContext(context.Background(), auth.Principal{Kind: auth.KindEntityUser, UserID: "u1"}) // no entity
+	r := httptest.NewRequest("GET", "/payables", nil).WithContext(bad)
+	w := httptest.NewRecorder()
+	mux.ServeHTTP(w, r)
+	if w.Code != http.StatusUnauthorized {
+		t.Errorf("malformed principal in the context: %d %s", w.Code, w.Body)
 	}
 }
