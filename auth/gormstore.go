@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/gatehouse-authz/gatehouse/model"
@@ -290,7 +291,27 @@ func (g *GormStore) RetireSigningKeys(ctx context.Context, keep string, retiredA
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return g.db.WithContext(ctx).Table(g.keys).Where("retired_at = 0 AND kid <> ?", keep).
+	db := g.db.WithContext(ctx)
+	// Which keys are older is decided here, as buildKeyset decides which key
+	// signs: SQL would compare the ids under the column's collation.
+	var rows []keyRow
+	if err := db.Table(g.keys).Select("kid", "created_at").Where("retired_at = 0 OR kid = ?", keep).Find(&rows).Error; err != nil {
+		return err
+	}
+	i := slices.IndexFunc(rows, func(r keyRow) bool { return r.KID == keep })
+	if i < 0 {
+		return fmt.Errorf("key %q: %w", keep, ErrNotFound)
+	}
+	var older []string
+	for _, r := range rows {
+		if keyBefore(fromNanos(r.CreatedAt), r.KID, fromNanos(rows[i].CreatedAt), keep) {
+			older = append(older, r.KID)
+		}
+	}
+	if len(older) == 0 {
+		return nil
+	}
+	return db.Table(g.keys).Where("retired_at = 0 AND kid IN ?", older).
 		Updates(map[string]any{"retired_at": nanos(retiredAt), "verify_until": nanos(verifyUntil)}).Error
 }
 

@@ -51,6 +51,15 @@ type keyset struct {
 	byKID   map[string]*verifyKey
 	signing *verifyKey
 	parser  *jwt.Parser
+	now     func() time.Time // the token clock, for the keys' verify-until times
+}
+
+// keyBefore reports whether the key created at ta with id a is older than
+// the one created at tb with id b. Keys are ordered by creation time, then
+// by id: the newest key not retired signs, and a rotation retires only the
+// keys older than its own.
+func keyBefore(ta time.Time, a string, tb time.Time, b string) bool {
+	return ta.Before(tb) || ta.Equal(tb) && a < b
 }
 
 // newKID returns a random key id.
@@ -124,7 +133,7 @@ func decodeKey(r KeyRecord, kek []byte) (*verifyKey, error) {
 // buildKeyset decodes the records into a keyset: keys past their verify-until
 // time are left out; the newest key not retired signs.
 func buildKeyset(recs []KeyRecord, kek []byte, o *options, now time.Time) (*keyset, error) {
-	ks := &keyset{byKID: make(map[string]*verifyKey, len(recs))}
+	ks := &keyset{byKID: make(map[string]*verifyKey, len(recs)), now: o.now}
 	algs := map[string]bool{}
 	for _, r := range recs {
 		if !r.VerifyUntil.IsZero() && !now.Before(r.VerifyUntil) {
@@ -136,8 +145,7 @@ func buildKeyset(recs []KeyRecord, kek []byte, o *options, now time.Time) (*keys
 		}
 		ks.byKID[k.kid] = k
 		algs[string(k.alg)] = true
-		if r.RetiredAt.IsZero() && (ks.signing == nil || k.createdAt.After(ks.signing.createdAt) ||
-			k.createdAt.Equal(ks.signing.createdAt) && k.kid > ks.signing.kid) {
+		if r.RetiredAt.IsZero() && (ks.signing == nil || keyBefore(ks.signing.createdAt, ks.signing.kid, k.createdAt, k.kid)) {
 			ks.signing = k
 		}
 	}
@@ -159,7 +167,9 @@ func buildKeyset(recs []KeyRecord, kek []byte, o *options, now time.Time) (*keys
 }
 
 // keyFunc returns the verification key of the token's kid, refusing a token
-// whose alg is not the key's own (algorithm confusion).
+// whose alg is not the key's own (algorithm confusion), and a key past its
+// verify-until time (the keyset may be older than that time when reloads
+// fail).
 func (ks *keyset) keyFunc(t *jwt.Token) (any, error) {
 	kid, _ := t.Header["kid"].(string)
 	k := ks.byKID[kid]
@@ -169,10 +179,16 @@ func (ks *keyset) keyFunc(t *jwt.Token) (any, error) {
 	if t.Method == nil || t.Method.Alg() != string(k.alg) {
 		return nil, errors.New("algorithm does not match the key")
 	}
+	if !k.verifyUntil.IsZero() && !ks.now().Before(k.verifyUntil) {
+		return nil, errKeyPastCutoff
+	}
 	return k.verify, nil
 }
 
-var errUnknownKID = errors.New("unknown key id")
+var (
+	errUnknownKID    = errors.New("unknown key id")
+	errKeyPastCutoff = errors.New("the key was retired and its tokens have expired")
+)
 
 func aead(kek []byte) (cipher.AEAD, error) {
 	b, err := aes.NewCipher(kek)

@@ -4,9 +4,29 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 )
+
+// replicaStores returns two stores on one database of the backend ("memory"
+// or one of sqlBackends), each with its own connection pool as two
+// processes would have, or skips the test.
+func replicaStores(t *testing.T, backend string) (Store, Store) {
+	t.Helper()
+	if backend == "memory" {
+		st := NewMemoryStore()
+		return st, st
+	}
+	open := dbOpener(t, backend)
+	prefix := testPrefix()
+	stA := gormStore(t, open(), prefix)
+	stB, err := NewGormStore(open(), WithTablePrefix(prefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stA, stB
+}
 
 // Two services on one database, as two replicas: a revocation, a client
 // deletion and a key rotation on one are seen by the other.
@@ -14,16 +34,7 @@ func TestReplicas(t *testing.T) {
 	for _, b := range append([]string{"memory"}, sqlBackends...) {
 		t.Run(b, func(t *testing.T) {
 			ctx := context.Background()
-			var stA, stB Store
-			if b == "memory" {
-				stA = NewMemoryStore()
-				stB = stA
-			} else {
-				open := dbOpener(t, b)
-				prefix := testPrefix()
-				stA = gormStore(t, open(), prefix)
-				stB, _ = NewGormStore(open(), WithTablePrefix(prefix)) // its own connection pool
-			}
+			stA, stB := replicaStores(t, b)
 			const poll = 50 * time.Millisecond
 			start := func(st Store) *Service {
 				s, err := New(ctx, st, defaultDir, WithRevocationPoll(poll))
@@ -101,6 +112,94 @@ func TestReplicas(t *testing.T) {
 			})
 			if _, err := a.IssuePartnerToken(ctx, c); !errors.Is(err, ErrInvalidClient) {
 				t.Fatalf("deleted client on A: %v", err)
+			}
+		})
+	}
+}
+
+// retireBarrier holds RetireSigningKeys until every rotation of the test
+// has added its key: both add, then both retire.
+type retireBarrier struct {
+	Store
+	wg *sync.WaitGroup
+}
+
+func (b retireBarrier) RetireSigningKeys(ctx context.Context, keep string, at, until time.Time) error {
+	b.wg.Done()
+	b.wg.Wait()
+	return b.Store.RetireSigningKeys(ctx, keep, at, until)
+}
+
+// Two replicas rotate at once, both adding their key before either retires:
+// exactly one key is left to sign, both replicas load it and sign with it,
+// and every token verifies on both.
+func TestConcurrentKeyRotations(t *testing.T) {
+	for _, b := range append([]string{"memory"}, sqlBackends...) {
+		t.Run(b, func(t *testing.T) {
+			ctx := context.Background()
+			stA, stB := replicaStores(t, b)
+			clk := newClock() // one instant: the two new keys tie on creation time
+			barrier := &sync.WaitGroup{}
+			barrier.Add(2)
+			var svcs []*Service
+			for _, st := range []Store{stA, stB} {
+				s, err := New(ctx, retireBarrier{st, barrier}, nil, WithNow(clk.now))
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = s.Close() })
+				svcs = append(svcs, s)
+			}
+			c, err := svcs[0].CreateClient(ctx, "partner-a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			old, err := svcs[0].IssuePartnerToken(ctx, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			errs := make([]error, len(svcs))
+			for i, s := range svcs {
+				wg.Go(func() { _, errs[i] = s.RotateSigningKey(ctx) })
+			}
+			wg.Wait()
+			if err := errors.Join(errs...); err != nil {
+				t.Fatalf("rotations: %v", err)
+			}
+			recs, err := stA.SigningKeys(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var live []string
+			for _, r := range recs {
+				if r.RetiredAt.IsZero() {
+					live = append(live, r.ID)
+				}
+			}
+			if len(recs) != 3 || len(live) != 1 {
+				t.Fatalf("%d keys, unretired %v: want 3 keys, one unretired", len(recs), live)
+			}
+			var toks []string
+			for i, s := range svcs {
+				if err := s.loadKeys(ctx); err != nil {
+					t.Fatalf("replica %d: reload: %v", i, err)
+				}
+				if kid := s.keys.Load().signing.kid; kid != live[0] {
+					t.Fatalf("replica %d signs with %s, want %s", i, kid, live[0])
+				}
+				tok, err := s.IssuePartnerToken(ctx, c)
+				if err != nil {
+					t.Fatal(err)
+				}
+				toks = append(toks, tok.AccessToken)
+			}
+			for i, s := range svcs {
+				for j, tok := range append(toks, old.AccessToken) {
+					if _, err := s.Authenticate(ctx, tok); err != nil {
+						t.Fatalf("replica %d, token %d: %v", i, j, err)
+					}
+				}
 			}
 		})
 	}

@@ -74,7 +74,7 @@ func New(ctx context.Context, store Store, dir Directory, opts ...Option) (*Serv
 		done:    make(chan struct{}),
 	}
 	copy(s.dummy, s.hashSecret(randomToken(32)))
-	if err := s.loadKeys(ctx, true); err != nil {
+	if err := s.loadKeys(ctx); err != nil {
 		return nil, err
 	}
 	var rs revocationSync
@@ -120,7 +120,7 @@ func (s *Service) run(ctx context.Context, rs *revocationSync) {
 		}
 		if time.Since(lastKeys) >= keyReloadEvery {
 			lastKeys = time.Now()
-			if err := s.loadKeys(ctx, false); err != nil && ctx.Err() == nil {
+			if err := s.loadKeys(ctx); err != nil && ctx.Err() == nil {
 				s.log.WarnContext(ctx, "reloading signing keys failed", slog.Any("error", err))
 			}
 		}
@@ -139,9 +139,10 @@ func (s *Service) run(ctx context.Context, rs *revocationSync) {
 	}
 }
 
-// loadKeys reads the keys from the store; with create, it makes a first
-// signing key when there is none.
-func (s *Service) loadKeys(ctx context.Context, create bool) error {
+// loadKeys reads the keys from the store. When the store has no key that
+// may sign (none yet, or every one retired), it makes one: the service never
+// goes on signing with a key the store marks retired.
+func (s *Service) loadKeys(ctx context.Context) error {
 	s.keysMu.Lock()
 	defer s.keysMu.Unlock()
 	recs, err := s.store.SigningKeys(ctx)
@@ -152,36 +153,53 @@ func (s *Service) loadKeys(ctx context.Context, create bool) error {
 	if err != nil {
 		return fmt.Errorf("auth: load signing keys: %w", err)
 	}
-	if ks.signing == nil && create {
-		k, err := generateKey(s.o.alg, s.o.now(), s.o.kek)
+	if ks.signing == nil {
+		k, err := generateKey(s.o.alg, newKeyTime(recs, s.o.now()), s.o.kek)
 		if err != nil {
 			return err
 		}
 		if err := s.store.AddSigningKey(ctx, k); err != nil {
 			return fmt.Errorf("auth: store signing key: %w", err)
 		}
+		if len(recs) > 0 {
+			s.log.WarnContext(ctx, "every signing key in the store is retired: created a new one", slog.String("kid", k.ID))
+		}
 		s.log.InfoContext(ctx, "created signing key", slog.String("kid", k.ID), slog.String("alg", string(k.Algorithm)))
 		if ks, err = buildKeyset(append(recs, k), s.o.kek, &s.o, s.o.now()); err != nil {
 			return err
 		}
 	}
-	if ks.signing == nil {
-		return errors.New("auth: no signing key in the store")
-	}
 	s.keys.Store(ks)
 	return nil
 }
 
+// newKeyTime returns the creation time of a new key: now, or just after the
+// newest of recs if that is not before now (clocks of replicas differ), so
+// that the new key is the newest and signs.
+func newKeyTime(recs []KeyRecord, now time.Time) time.Time {
+	for _, r := range recs {
+		if !r.CreatedAt.Before(now) {
+			now = r.CreatedAt.Add(time.Nanosecond)
+		}
+	}
+	return now
+}
+
 // RotateSigningKey creates a new signing key of the configured algorithm and
-// retires the others: they keep verifying the tokens they signed until those
-// expire (token TTL, plus leeway and the time other replicas take to notice
-// the rotation). It returns the new key id.
+// retires the older keys: they keep verifying the tokens they signed until
+// those expire (token TTL, plus leeway and the time other replicas take to
+// notice the rotation). It returns the new key id. Of rotations made at the
+// same time on several replicas, the newest key is kept and signs.
 func (s *Service) RotateSigningKey(ctx context.Context) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
 	}
+	recs, err := s.store.SigningKeys(ctx)
+	if err != nil {
+		return "", fmt.Errorf("auth: load signing keys: %w", err)
+	}
 	now := s.o.now()
-	k, err := generateKey(s.o.alg, now, s.o.kek)
+	k, err := generateKey(s.o.alg, newKeyTime(recs, now), s.o.kek)
 	if err != nil {
 		return "", err
 	}
@@ -192,7 +210,7 @@ func (s *Service) RotateSigningKey(ctx context.Context) (string, error) {
 	if err := s.store.RetireSigningKeys(ctx, k.ID, now, until); err != nil {
 		return "", fmt.Errorf("auth: retire signing keys: %w", err)
 	}
-	if err := s.loadKeys(ctx, false); err != nil {
+	if err := s.loadKeys(ctx); err != nil {
 		return "", err
 	}
 	s.log.InfoContext(ctx, "rotated signing key", slog.String("kid", k.ID))
@@ -255,7 +273,7 @@ func (s *Service) Authenticate(ctx context.Context, token string) (p Principal, 
 func (s *Service) verify(ctx context.Context, token string) (Principal, *verifyKey, error) {
 	p, k, err := parse(s.keys.Load(), token)
 	if err != nil && errors.Is(err, errUnknownKID) && s.mayReload() {
-		if lerr := s.loadKeys(ctx, false); lerr != nil {
+		if lerr := s.loadKeys(ctx); lerr != nil {
 			s.log.WarnContext(ctx, "reloading signing keys failed", slog.Any("error", lerr))
 			return Principal{}, nil, err
 		}

@@ -28,8 +28,12 @@ type Store interface {
 
 	// AddSigningKey stores a new key.
 	AddSigningKey(ctx context.Context, k KeyRecord) error
-	// RetireSigningKeys marks every key not yet retired, except keep, as
-	// retired at retiredAt and verifying until verifyUntil.
+	// RetireSigningKeys marks every key not yet retired that is older than
+	// keep (created before it, or at the same time with a smaller id: see
+	// KeyRecord.CreatedAt) as retired at retiredAt and verifying until
+	// verifyUntil. keep and newer keys are left alone, so that of concurrent
+	// rotations the newest key stays to sign whatever the order of the calls.
+	// An unknown keep gives ErrNotFound.
 	RetireSigningKeys(ctx context.Context, keep string, retiredAt, verifyUntil time.Time) error
 	// SigningKeys returns every stored key (the rotation history).
 	SigningKeys(ctx context.Context) ([]KeyRecord, error)
@@ -66,7 +70,8 @@ type KeyRecord struct {
 	Private []byte
 	Sealed  bool
 	Public  []byte // the Ed25519 public key; empty for HS256
-	// CreatedAt orders keys: the newest key not retired signs.
+	// CreatedAt orders keys, ties broken by ID (compared as bytes): the
+	// newest key not retired signs.
 	CreatedAt time.Time
 	// RetiredAt is zero while the key may sign.
 	RetiredAt time.Time
@@ -190,8 +195,12 @@ func (m *MemoryStore) RetireSigningKeys(ctx context.Context, keep string, retire
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	kept, ok := m.keys[keep]
+	if !ok {
+		return fmt.Errorf("key %q: %w", keep, ErrNotFound)
+	}
 	for id, k := range m.keys {
-		if id != keep && k.RetiredAt.IsZero() {
+		if k.RetiredAt.IsZero() && keyBefore(k.CreatedAt, id, kept.CreatedAt, keep) {
 			k.RetiredAt, k.VerifyUntil = retiredAt, verifyUntil
 			m.keys[id] = k
 		}

@@ -239,6 +239,32 @@ func testStore(t *testing.T, st Store) {
 				t.Fatalf("k1 re-retired: %+v", k)
 			}
 		}
+		// Only keys older than keep are retired (by creation time, then by
+		// id): of two rotations that both added their key before either
+		// retired, the newer key survives whatever the order of the calls.
+		for _, id := range []string{"k4", "k3"} {
+			if err := st.AddSigningKey(ctx, KeyRecord{ID: id, Algorithm: HS256, Private: k1.Private, CreatedAt: at.Add(2 * time.Second)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, keep := range []string{"k4", "k3"} {
+			if err := st.RetireSigningKeys(ctx, keep, at.Add(3*time.Minute), at.Add(3*time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ks, _ = st.SigningKeys(ctx)
+		var live []string
+		for _, k := range ks {
+			if k.RetiredAt.IsZero() {
+				live = append(live, k.ID)
+			}
+		}
+		if !slices.Equal(live, []string{"k4"}) {
+			t.Fatalf("keys left unretired: %v, want [k4]", live)
+		}
+		if err := st.RetireSigningKeys(ctx, "nokey", at, at); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("unknown keep: %v", err)
+		}
 	})
 
 	t.Run("revocations", func(t *testing.T) {

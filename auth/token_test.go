@@ -249,7 +249,7 @@ func TestKeyRotation(t *testing.T) {
 
 	// Once the old key's tokens have all expired, the old key is dropped.
 	f.clock.advance(time.Minute + DefaultLeeway + 2*keyReloadEvery + time.Second)
-	if err := f.svc.loadKeys(ctx, false); err != nil {
+	if err := f.svc.loadKeys(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := f.svc.keys.Load().byKID[oldKID]; ok {
@@ -257,6 +257,81 @@ func TestKeyRotation(t *testing.T) {
 	}
 	if _, err := parseWith(f.svc, old); !errors.Is(err, errUnknownKID) {
 		t.Fatalf("old token: %v, want unknown kid", err)
+	}
+}
+
+// A retired key stops verifying at its cut-off even when the keys have not
+// been reloaded since (the store may be unreachable): a token it signed that
+// has not expired yet is refused.
+func TestRetiredKeyRefusedAfterCutoff(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, WithTokenTTL(time.Hour))
+	tok := f.partnerToken(f.client("partner-a"))
+	now := f.clock.now()
+	next, err := generateKey(HS256, now.Add(time.Second), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.store.AddSigningKey(ctx, next); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.store.RetireSigningKeys(ctx, next.ID, now, now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.loadKeys(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Authenticate(ctx, tok); err != nil {
+		t.Fatalf("before the cut-off: %v", err)
+	}
+	f.clock.advance(time.Minute)
+	if _, err := parseWith(f.svc, tok); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("parse at the cut-off: %v, want ErrInvalidToken", err)
+	}
+	if _, err := f.svc.Authenticate(ctx, tok); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("Authenticate at the cut-off: %v, want ErrInvalidToken", err)
+	}
+}
+
+// When the store marks every key retired (as "retire all but mine" from
+// two replicas of an older version can leave it), a reload does not keep
+// signing with the retired key held in memory: it makes a new key.
+func TestNoSigningWithRetiredKey(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	c := f.client("partner-a")
+	old := f.partnerToken(c)
+	oldKID := f.svc.keys.Load().signing.kid
+	now := f.clock.now()
+	st := f.store.(*MemoryStore)
+	st.mu.Lock()
+	for id, k := range st.keys {
+		k.RetiredAt, k.VerifyUntil = now, now.Add(time.Hour)
+		st.keys[id] = k
+	}
+	st.mu.Unlock()
+	if err := f.svc.loadKeys(ctx); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	tok, err := f.svc.IssuePartnerToken(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed, _, err := jwt.NewParser().ParseUnverified(tok.AccessToken, jwt.MapClaims{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kid, _ := parsed.Header["kid"].(string)
+	recs, _ := f.store.SigningKeys(ctx)
+	for _, r := range recs {
+		if r.ID == kid && !r.RetiredAt.IsZero() {
+			t.Fatalf("signed with %s, which the store marks retired (old key %s)", kid, oldKID)
+		}
+	}
+	for _, tk := range []string{old, tok.AccessToken} {
+		if _, err := f.svc.Authenticate(ctx, tk); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
