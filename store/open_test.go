@@ -205,6 +205,7 @@ func TestNewInvalid(t *testing.T) {
 		{"not opened", &gorm.DB{Config: &gorm.Config{Dialector: sqlite.Open(":memory:")}}, nil},
 		{"bad prefix", db, []Option{WithTablePrefix("a;drop")}},
 		{"empty prefix", db, []Option{WithTablePrefix("")}},
+		{"uppercase prefix", db, []Option{WithTablePrefix("Gh_")}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -225,7 +226,7 @@ func TestNewInvalid(t *testing.T) {
 }
 
 func TestValidPrefix(t *testing.T) {
-	for p, want := range map[string]bool{"gatehouse_": true, "a": true, "A1_": true, "": false, "1a": false, "_a": false, "a-b": false, "a b": false, "a;": false, strings.Repeat("a", 41): false} {
+	for p, want := range map[string]bool{"gatehouse_": true, "a": true, "a1_": true, "A1_": false, "gH_": false, "Gatehouse_": false, "": false, "1a": false, "_a": false, "a-b": false, "a b": false, "a;": false, strings.Repeat("a", 41): false} {
 		if got := validPrefix(p); got != want {
 			t.Errorf("validPrefix(%q) = %v, want %v", p, got, want)
 		}

@@ -24,8 +24,10 @@ type Option func(*options)
 const DefaultTablePrefix = "gatehouse_"
 
 // WithTablePrefix sets the prefix of the store's table names (default
-// [DefaultTablePrefix]): 1 to 40 ASCII letters, digits and "_", starting
-// with a letter. Tests use it to get tables of their own.
+// [DefaultTablePrefix]): 1 to 40 ASCII lowercase letters, digits and "_",
+// starting with a letter (uppercase is refused: PostgreSQL folds unquoted
+// names to lowercase). [New] refuses any other with [ErrInvalid]. Tests
+// use it to get tables of their own.
 func WithTablePrefix(p string) Option { return func(o *options) { o.prefix = p } }
 
 // WithLogger sets the logger of the store and its watchers. The default

@@ -93,8 +93,10 @@ func New(ctx context.Context, db *gorm.DB, opts ...Option) (*Store, error) {
 		o.batchSize = 5000
 	}
 	if !validPrefix(o.prefix) {
-		// Letters, digits and "_" only: the prefix is spliced into SQL.
-		return nil, fmt.Errorf("%w: table prefix %q: want 1 to 40 letters, digits and \"_\", starting with a letter", ErrInvalid, o.prefix)
+		// Lowercase letters, digits and "_" only: the prefix is spliced
+		// into SQL unquoted (and PostgreSQL folds unquoted names to
+		// lowercase, while GORM quotes them).
+		return nil, fmt.Errorf("%w: table prefix %q: want 1 to 40 lowercase letters, digits and \"_\", starting with a letter", ErrInvalid, o.prefix)
 	}
 	var dialect string
 	switch name := db.Dialector.Name(); name {
@@ -134,13 +136,18 @@ func New(ctx context.Context, db *gorm.DB, opts ...Option) (*Store, error) {
 	return s, nil
 }
 
+// validPrefix reports whether p is a valid table prefix: 1 to 40 ASCII
+// lowercase letters, digits and "_", starting with a letter. Uppercase is
+// refused: raw SQL names the tables unquoted, which PostgreSQL folds to
+// lowercase, while GORM quotes them (the same prefix would name two
+// different tables).
 func validPrefix(p string) bool {
 	if p == "" || len(p) > 40 {
 		return false
 	}
 	for i, c := range []byte(p) {
 		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
+		case 'a' <= c && c <= 'z':
 		case i > 0 && ('0' <= c && c <= '9' || c == '_'):
 		default:
 			return false
