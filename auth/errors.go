@@ -50,7 +50,9 @@ var (
 	ErrInvalidRequest = errors.New("invalid request")
 	// ErrUnavailable: the service cannot vouch for a token right now: its
 	// revocation list has not been refreshed from the store for longer than
-	// the configured bound (fail closed), or the service is closed.
+	// the configured bound (fail closed), the token names a key unknown here
+	// and the keys could not be reloaded from the store, or the service is
+	// closed.
 	ErrUnavailable = errors.New("authentication unavailable")
 
 	// ErrNotFound is returned by a [Store] for a client that does not exist.
@@ -86,7 +88,7 @@ const (
 // OAuthError is an error answer of the token and revocation endpoints, in the
 // shape of RFC 6749 §5.2. It is what an [ErrorWriter] receives.
 type OAuthError struct {
-	Status      int    // HTTP status: 400, 401, 405, 413, 429 or 500
+	Status      int    // HTTP status: 400, 401, 405, 413, 429, 500 or 503
 	Code        string // one of the Code* constants
 	Description string // safe to show to the client: never names a secret, a token or whether a client exists
 	// Basic is set on 401 answers to a request that authenticated with HTTP

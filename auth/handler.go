@@ -77,7 +77,9 @@ func (s *Service) TokenHandler() http.Handler {
 // only tokens of its own partner. It answers 200 {"message": "Token
 // revoked"} (also for an expired or already revoked token), or an RFC 6749
 // error: invalid_client (401), invalid_grant (400) for a token that does not
-// verify or belongs to another partner.
+// verify or belongs to another partner, server_error (503) when the token's
+// key is unknown here and the keys cannot be reloaded from the store (the
+// client should retry).
 func (s *Service) RevokeHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req, oerr := s.readParams(w, r, revokeFields)
@@ -120,6 +122,9 @@ func (s *Service) oauthError(r *http.Request, err error, basic bool) *OAuthError
 		return &OAuthError{Status: http.StatusBadRequest, Code: CodeInvalidGrant, Description: "the token was not issued to this client's partner"}
 	case errors.Is(err, ErrInvalidToken):
 		return &OAuthError{Status: http.StatusBadRequest, Code: CodeInvalidGrant, Description: "the token is not valid"}
+	case errors.Is(err, ErrUnavailable):
+		s.log.WarnContext(r.Context(), "token endpoint unavailable", slog.Any("error", err))
+		return &OAuthError{Status: http.StatusServiceUnavailable, Code: CodeServerError, Description: "temporarily unavailable, retry later"}
 	}
 	s.log.ErrorContext(r.Context(), "token endpoint failed", slog.Any("error", err))
 	return &OAuthError{Status: http.StatusInternalServerError, Code: CodeServerError, Description: "internal error"}

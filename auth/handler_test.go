@@ -7,8 +7,11 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 func basic(id, secret string) string {
@@ -297,6 +300,93 @@ func TestRevokeEndpoint(t *testing.T) {
 	f.clock.advance(DefaultTokenTTL + time.Minute)
 	if r := revoke(a, old); r.Status != http.StatusOK {
 		t.Fatalf("expired: %d %s", r.Status, r.Raw)
+	}
+}
+
+// A client revokes, on replica B, a token that replica A signed with a key
+// it has just rotated in, right after B spent its rate-limited reload on a
+// token of an unknown key: B reloads for the revocation, which takes effect.
+func TestRevokeRightAfterRotationElsewhere(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	b := f.replica()
+	c := f.client("partner-a")
+	junk := forge(t, jwt.SigningMethodHS256, "k-junk", []byte(strings.Repeat("j", 32)), jwt.RegisteredClaims{Issuer: DefaultIssuer})
+	if _, err := b.Authenticate(ctx, junk); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("junk kid: %v", err)
+	}
+	if _, err := f.svc.RotateSigningKey(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tok := f.partnerToken(c)
+	r := do(t, b.RevokeHandler(), http.MethodPost, ctJSON, jsonBody("client_id", c.ID, "client_secret", c.Secret, "token", tok))
+	if r.Status != http.StatusOK {
+		t.Fatalf("revoke on B: %d %s", r.Status, r.Raw)
+	}
+	for name, s := range map[string]*Service{"A": f.svc, "B": b} {
+		waitFor(t, 5*time.Second, func() bool {
+			_, err := s.Authenticate(ctx, tok)
+			return errors.Is(err, ErrRevokedToken)
+		})
+		t.Logf("%s refuses the revoked token", name)
+	}
+}
+
+// keyFailStore fails reading the signing keys while fail is set.
+type keyFailStore struct {
+	Store
+	fail atomic.Bool
+}
+
+func (s *keyFailStore) SigningKeys(ctx context.Context) ([]KeyRecord, error) {
+	if s.fail.Load() {
+		return nil, errors.New("database down")
+	}
+	return s.Store.SigningKeys(ctx)
+}
+
+// When the keys cannot be reloaded for a token of an unknown key, the
+// revocation endpoint answers 503 server_error, not that the token is
+// invalid: the client should retry, not give up on the revocation.
+func TestRevokeWhenKeysCannotBeReloaded(t *testing.T) {
+	ctx := context.Background()
+	st := &keyFailStore{Store: NewMemoryStore()}
+	a, err := New(ctx, st.Store, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := New(ctx, st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	c, err := a.CreateClient(ctx, "partner-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.RotateSigningKey(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := a.IssuePartnerToken(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.fail.Store(true)
+	if err := b.Revoke(ctx, tok.AccessToken); !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("Revoke: %v, want ErrUnavailable", err)
+	}
+	r := do(t, b.RevokeHandler(), http.MethodPost, ctJSON, jsonBody("client_id", c.ID, "client_secret", c.Secret, "token", tok.AccessToken))
+	if r.Status != http.StatusServiceUnavailable || r.str("error") != CodeServerError {
+		t.Fatalf("revoke endpoint: %d %s, want 503 %s", r.Status, r.Raw, CodeServerError)
+	}
+	st.fail.Store(false)
+	r = do(t, b.RevokeHandler(), http.MethodPost, ctJSON, jsonBody("client_id", c.ID, "client_secret", c.Secret, "token", tok.AccessToken))
+	if r.Status != http.StatusOK {
+		t.Fatalf("revoke endpoint once the store is back: %d %s", r.Status, r.Raw)
+	}
+	if _, err := b.Authenticate(ctx, tok.AccessToken); !errors.Is(err, ErrRevokedToken) {
+		t.Fatalf("after revocation: %v", err)
 	}
 }
 

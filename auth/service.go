@@ -220,7 +220,8 @@ func (s *Service) RotateSigningKey(ctx context.Context) (string, error) {
 // Authenticate verifies a bearer token and returns who it speaks for. It
 // fails closed: any doubt gives an error wrapping [ErrInvalidToken]
 // ([ErrExpiredToken] and [ErrRevokedToken] wrap it too), or [ErrUnavailable]
-// when the revocation list is stale or the service closed. It never panics.
+// when the revocation list is stale, the service closed, or the keys could
+// not be reloaded for a token of an unknown key. It never panics.
 //
 // A verified token is cached (keyed by the whole string) until
 // it expires; the revocation list is consulted on every call, cached or not.
@@ -250,7 +251,7 @@ func (s *Service) Authenticate(ctx context.Context, token string) (p Principal, 
 			return p, nil
 		}
 	}
-	p, k, err := s.verify(ctx, token)
+	p, k, err := s.verify(ctx, token, false)
 	if err != nil {
 		return Principal{}, err
 	}
@@ -268,18 +269,21 @@ func (s *Service) Authenticate(ctx context.Context, token string) (p Principal, 
 }
 
 // verify checks the token's signature and claims. On an unknown kid it
-// reloads the keys from the store (at most once a second) and tries again, so
-// that a key rotated on another replica is picked up.
-func (s *Service) verify(ctx context.Context, token string) (Principal, *verifyKey, error) {
+// reloads the keys from the store and tries again, so that a key rotated on
+// another replica is picked up: at most once a second, or always with force
+// (for calls of authenticated clients, such as a revocation, which must not
+// be lost to the rate limit). A failed reload gives [ErrUnavailable]: the
+// token may be good.
+func (s *Service) verify(ctx context.Context, token string, force bool) (Principal, *verifyKey, error) {
 	p, k, err := parse(s.keys.Load(), token)
-	if err != nil && errors.Is(err, errUnknownKID) && s.mayReload() {
-		if lerr := s.loadKeys(ctx); lerr != nil {
-			s.log.WarnContext(ctx, "reloading signing keys failed", slog.Any("error", lerr))
-			return Principal{}, nil, err
-		}
-		p, k, err = parse(s.keys.Load(), token)
+	if err == nil || !errors.Is(err, errUnknownKID) || !force && !s.mayReload() {
+		return p, k, err
 	}
-	return p, k, err
+	if lerr := s.loadKeys(ctx); lerr != nil {
+		s.log.WarnContext(ctx, "reloading signing keys failed", slog.Any("error", lerr))
+		return Principal{}, nil, fmt.Errorf("%w: %w", ErrUnavailable, lerr)
+	}
+	return parse(s.keys.Load(), token)
 }
 
 func (s *Service) mayReload() bool {
@@ -291,7 +295,9 @@ func (s *Service) mayReload() bool {
 // Revoke revokes a token issued by this service (or a replica): it is refused
 // everywhere from now on (on other replicas within the poll interval) until
 // it would have expired. Revoking an expired or already revoked token does
-// nothing. A token that does not verify gives [ErrInvalidToken].
+// nothing. A token that does not verify gives [ErrInvalidToken]; a token of
+// a key unknown here, when the keys cannot be reloaded from the store,
+// [ErrUnavailable] (retry).
 func (s *Service) Revoke(ctx context.Context, token string) error {
 	return s.revoke(ctx, token, "")
 }
@@ -305,7 +311,7 @@ func (s *Service) revoke(ctx context.Context, token string, owner model.PartnerI
 	if len(token) == 0 || len(token) > maxTokenLen {
 		return ErrInvalidToken
 	}
-	p, _, err := s.verify(ctx, token)
+	p, _, err := s.verify(ctx, token, true)
 	if err != nil && !errors.Is(err, ErrExpiredToken) {
 		return err
 	}
