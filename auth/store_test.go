@@ -179,6 +179,12 @@ func testStore(t *testing.T, st Store) {
 		if all, _ := st.Client(ctx, "c-all"); all.APIs != nil {
 			t.Fatalf("nil APIs came back as %#v", all.APIs)
 		}
+		if err := st.CreateClient(ctx, ClientRecord{ID: "c-none", PartnerID: "p-1", SecretHash: []byte{5}, APIs: []model.ObjectType{}, CreatedAt: at}); err != nil {
+			t.Fatal(err)
+		}
+		if none, _ := st.Client(ctx, "c-none"); none.APIs == nil || len(none.APIs) != 0 {
+			t.Fatalf("empty APIs came back as %#v", none.APIs)
+		}
 		if _, err := st.Client(ctx, "nobody"); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("unknown: %v", err)
 		}

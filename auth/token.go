@@ -24,12 +24,15 @@ type Token struct {
 // claims are the JWT claims of a Gatehouse token.
 type claims struct {
 	jwt.RegisteredClaims
-	Kind         string   `json:"kind"`
-	PartnerID    string   `json:"partner_id"`
-	EntityID     string   `json:"entity_id,omitempty"`
-	EntityUserID string   `json:"entity_user_id,omitempty"`
-	ClientID     string   `json:"client_id"`
-	APIs         []string `json:"apis,omitempty"`
+	Kind         string `json:"kind"`
+	PartnerID    string `json:"partner_id"`
+	EntityID     string `json:"entity_id,omitempty"`
+	EntityUserID string `json:"entity_user_id,omitempty"`
+	ClientID     string `json:"client_id"`
+	// APIs is absent for a client without restriction (all object types);
+	// an empty list (none) is written as []. A pointer, since omitempty on
+	// a slice would drop the empty list, which would then read as all.
+	APIs *[]string `json:"apis,omitempty"`
 }
 
 // sign issues a token for p (Kind, ids, ClientID and APIs set) with the
@@ -58,10 +61,11 @@ func (s *Service) sign(p Principal) (Token, error) {
 		ClientID:     p.ClientID,
 	}
 	if p.APIs != nil {
-		c.APIs = make([]string, len(p.APIs))
+		apis := make([]string, len(p.APIs))
 		for i, a := range p.APIs {
-			c.APIs[i] = string(a)
+			apis[i] = string(a)
 		}
+		c.APIs = &apis
 	}
 	t := jwt.NewWithClaims(ks.signing.alg.method(), &c)
 	t.Header["kid"] = ks.signing.kid
@@ -154,8 +158,8 @@ func (c *claims) principal() (Principal, error) {
 		return Principal{}, errors.New("sub does not match the token's subject")
 	}
 	if c.APIs != nil {
-		p.APIs = make([]model.ObjectType, len(c.APIs))
-		for i, a := range c.APIs {
+		p.APIs = make([]model.ObjectType, len(*c.APIs))
+		for i, a := range *c.APIs {
 			if !validAPIName(a) {
 				return Principal{}, errors.New("bad api name")
 			}

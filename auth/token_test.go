@@ -86,6 +86,43 @@ func TestPrincipalNoAPIsAllowsAll(t *testing.T) {
 	}
 }
 
+// An empty API list (allows none) survives the token: it does not come back
+// as nil (all). CreateClient refuses an empty WithAPIs, but a store may hold
+// one. A client without restriction gets no apis claim at all.
+func TestEmptyAPIListSurvivesToken(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	const secret = "ghcs_empty-list-client"
+	rec := ClientRecord{ID: newClientID(), PartnerID: "partner-a", SecretHash: f.svc.hashSecret(secret), APIs: []model.ObjectType{}, CreatedAt: f.clock.now()}
+	if err := f.store.CreateClient(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := f.svc.IssuePartnerToken(ctx, ClientCredentials{ID: rec.ID, Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.Principal.APIs == nil {
+		t.Fatal("issued principal: empty list became nil")
+	}
+	for name, s := range map[string]*Service{"issuer": f.svc, "replica": f.replica()} {
+		p, err := s.Authenticate(ctx, tok.AccessToken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.APIs == nil || len(p.APIs) != 0 || p.AllowsAPI("payable") {
+			t.Fatalf("%s: APIs = %#v, want an empty list that allows nothing", name, p.APIs)
+		}
+	}
+	tt, _, _ := jwt.NewParser().ParseUnverified(tok.AccessToken, jwt.MapClaims{})
+	if apis, ok := tt.Claims.(jwt.MapClaims)["apis"].([]any); !ok || len(apis) != 0 {
+		t.Fatalf("apis claim = %#v, want []", tt.Claims.(jwt.MapClaims)["apis"])
+	}
+	all, _, _ := jwt.NewParser().ParseUnverified(f.partnerToken(f.client("partner-a")), jwt.MapClaims{})
+	if v, ok := all.Claims.(jwt.MapClaims)["apis"]; ok {
+		t.Fatalf("unrestricted client: apis claim %#v present", v)
+	}
+}
+
 // forge signs claims with the given method, kid and key.
 func forge(t *testing.T, m jwt.SigningMethod, kid string, key any, c jwt.Claims) string {
 	t.Helper()
@@ -180,7 +217,7 @@ func TestAuthenticateRefusals(t *testing.T) {
 		{"user token without entity", hs.svc, hsSign(with(func(c *claims) { c.Kind, c.Subject, c.EntityUserID = "entity_user", "user:user-1", "user-1" })), ErrInvalidToken},
 		{"bad partner id", hs.svc, hsSign(with(func(c *claims) { c.PartnerID, c.Subject = "a b", "partner:a b" })), ErrInvalidToken},
 		{"no client id", hs.svc, hsSign(with(func(c *claims) { c.ClientID = "" })), ErrInvalidToken},
-		{"bad api name", hs.svc, hsSign(with(func(c *claims) { c.APIs = []string{"Payable!"} })), ErrInvalidToken},
+		{"bad api name", hs.svc, hsSign(with(func(c *claims) { c.APIs = &[]string{"Payable!"} })), ErrInvalidToken},
 		{"map claims with wrong types", hs.svc, forge(t, jwt.SigningMethodHS256, hsKey.kid, hsKey.sign, jwt.MapClaims{"iss": DefaultIssuer, "exp": "soon", "kind": 1}), ErrInvalidToken},
 	}
 	for _, tc := range cases {
