@@ -24,7 +24,8 @@ import (
 //     "mysql://root@tcp(127.0.0.1:3306)/test?parseTime=true": MySQL or MariaDB.
 //   - anything else, a file path or a "file:" URI: SQLite (cgo), with WAL,
 //     a 5 s busy timeout, foreign keys on and immediate write transactions
-//     (parameters already in the DSN are kept).
+//     (parameters already in the DSN are kept). [Store.Load] reads in a
+//     deferred transaction all the same, without waiting for writers.
 //
 // A PostgreSQL key=value DSN ("host=... dbname=...") is refused with
 // [ErrUnsupported] rather than taken for a SQLite file name, and so is a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -189,22 +190,48 @@ func (s *Store) readRevision(db *gorm.DB) (int64, error) {
 	return rows[0].Revision, nil
 }
 
-// readTx returns the options of a read-only snapshot transaction.
-func (s *Store) readTx() *sql.TxOptions {
-	if s.dialect == dialectSQLite {
-		return nil // a SQLite transaction is a snapshot already
+// readSnapshot runs fn in a read-only snapshot transaction. On SQLite it
+// is a deferred transaction (an explicit BEGIN DEFERRED on a connection of
+// its own), whatever the DSN's _txlock says: Open makes transactions
+// BEGIN IMMEDIATE, which takes the write lock and would make a read wait
+// for every writer (and fail with "database is locked" after the busy
+// timeout); a deferred one reads a WAL snapshot without waiting.
+func (s *Store) readSnapshot(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	if s.dialect != dialectSQLite {
+		return s.db.WithContext(ctx).Transaction(fn, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
 	}
-	return &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
+	return s.db.WithContext(ctx).Connection(func(c *gorm.DB) (err error) {
+		conn := c.Session(&gorm.Session{NewDB: true}) // a fresh statement per query, on c's connection
+		if err := conn.Exec("BEGIN DEFERRED").Error; err != nil {
+			return fmt.Errorf("store: beginning a read transaction: %w", err)
+		}
+		defer func() {
+			end := "COMMIT"
+			if err != nil {
+				end = "ROLLBACK"
+			}
+			// Even when ctx ended: the connection goes back to the pool.
+			if eerr := conn.WithContext(context.WithoutCancel(ctx)).Exec(end).Error; eerr != nil {
+				// Never hand a connection still in a transaction back.
+				if sqlConn, ok := conn.Statement.ConnPool.(*sql.Conn); ok {
+					_ = sqlConn.Raw(func(any) error { return driver.ErrBadConn })
+				}
+				err = errors.Join(err, fmt.Errorf("store: ending a read transaction: %w", eerr))
+			}
+		}()
+		return fn(conn)
+	})
 }
 
 // Load calls fn for every stored rule. It reads them in batches of
 // [WithLoadBatchSize] rows inside one snapshot transaction, together with
-// the revision they reflect (a [Watcher] continues from it).
+// the revision they reflect (a [Watcher] continues from it). It only
+// reads: on SQLite it does not wait for a writer (see readSnapshot).
 func (s *Store) Load(ctx context.Context, fn func(model.Rule) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	return s.readSnapshot(ctx, func(tx *gorm.DB) error {
 		rev, err := s.readRevision(tx)
 		if err != nil {
 			return err
@@ -225,7 +252,7 @@ func (s *Store) Load(ctx context.Context, fn func(model.Rule) error) error {
 		s.loaded.Store(rev)
 		s.setApplied(rev)
 		return nil
-	}, s.readTx())
+	})
 }
 
 // loadBatch reads up to batchSize rules after *last and moves *last on.

@@ -39,6 +39,7 @@ func runSuite(t *testing.T, b backend) {
 		{"Behind", testBehind},
 		{"DatabaseReset", testDatabaseReset},
 		{"LockReloads", testLockReloads},
+		{"LoadDuringWrite", testLoadDuringWrite},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })
