@@ -203,3 +203,20 @@ func (s *Service) authenticateClient(ctx context.Context, id, secret string) (Cl
 	s.limiter.succeeded(id)
 	return c, nil
 }
+
+// recheckClient reads client c again right before a token is signed for it
+// after a slow step (the directory): a client deleted or revoked meanwhile
+// gets no token, since the token would outlive the client's revocation
+// (which lasts one token lifetime from the deletion). It returns the client
+// as stored now.
+func (s *Service) recheckClient(ctx context.Context, c ClientRecord) (ClientRecord, error) {
+	cur, err := s.store.Client(ctx, c.ID)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return ClientRecord{}, fmt.Errorf("auth: read client: %w", err)
+	}
+	if err != nil || cur.PartnerID != c.PartnerID || s.revoked.hasClient(c.ID) {
+		s.log.InfoContext(ctx, "client deleted while a token was being issued", slog.String("client_id", c.ID))
+		return ClientRecord{}, ErrInvalidClient
+	}
+	return cur, nil
+}

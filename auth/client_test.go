@@ -171,6 +171,64 @@ func TestEntityUserTokenDirectory(t *testing.T) {
 	}
 }
 
+// undeletableStore fails deleting clients: DeleteClient then leaves the
+// client revoked but stored.
+type undeletableStore struct{ Store }
+
+func (undeletableStore) DeleteClient(context.Context, string) error {
+	return errors.New("database down")
+}
+
+// A client deleted (or only revoked, its deletion having failed) while the
+// directory answers an entity_user grant slowly gets no token: the token
+// would outlive the client's revocation, which lasts one token lifetime
+// from the deletion.
+func TestNoTokenForClientDeletedDuringIssue(t *testing.T) {
+	for _, deletion := range []string{"deleted", "revoked only"} {
+		t.Run(deletion, func(t *testing.T) {
+			ctx := context.Background()
+			clk := newClock()
+			st := NewMemoryStore()
+			opts := []Option{WithNow(clk.now), WithRevocationPoll(5 * time.Millisecond)}
+			var s, deleter *Service
+			var victim string
+			dir := DirectoryFunc(func(ctx context.Context, u model.UserID) (model.EntityID, model.PartnerID, error) {
+				err := deleter.DeleteClient(ctx, victim)
+				if deletion == "deleted" && err != nil {
+					t.Errorf("DeleteClient: %v", err)
+				}
+				if deletion != "deleted" { // s learns of the revocation by polling
+					waitFor(t, 5*time.Second, func() bool { return s.revoked.has(&Principal{ClientID: victim}) })
+				}
+				clk.advance(DefaultTokenTTL / 2) // slow
+				return defaultDir.LookupEntityUser(ctx, u)
+			})
+			var err error
+			if s, err = New(ctx, st, dir, opts...); err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			var dst Store = st
+			if deletion != "deleted" {
+				dst = undeletableStore{st}
+			}
+			if deleter, err = New(ctx, dst, nil, opts...); err != nil {
+				t.Fatal(err)
+			}
+			defer deleter.Close()
+			c, err := s.CreateClient(ctx, "partner-a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			victim = c.ID
+			tok, err := s.IssueEntityUserToken(ctx, c, "user-1")
+			if !errors.Is(err, ErrInvalidClient) {
+				t.Fatalf("token issued to a client %s meanwhile: %v, %+v", deletion, err, tok.Principal)
+			}
+		})
+	}
+}
+
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, limit time.Duration, cond func() bool) time.Duration {
 	t.Helper()

@@ -376,5 +376,8 @@ func (s *Service) IssueEntityUserToken(ctx context.Context, creds ClientCredenti
 	if err := entity.Validate(); err != nil {
 		return Token{}, fmt.Errorf("auth: directory returned a bad entity id: %w", err)
 	}
+	if c, err = s.recheckClient(ctx, c); err != nil {
+		return Token{}, err
+	}
 	return s.sign(Principal{Kind: KindEntityUser, PartnerID: c.PartnerID, EntityID: entity, UserID: user, ClientID: c.ID, APIs: c.APIs})
 }
