@@ -178,8 +178,9 @@ func (l *locked) Commit(ctx context.Context, ch *policy.Change) error {
 		l.tx.Rollback()
 		return err
 	}
-	if err := l.tx.Commit().Error; err != nil {
-		return fmt.Errorf("store: committing: %w", err)
+	settle := l.s.committing(l.rev, l.rev)
+	if err := settle(l.tx.Commit().Error); err != nil {
+		return err
 	}
 	ch.Revision = l.rev
 	l.s.advance(l.rev) // the engine publishes it before it lets go of its mutex
@@ -223,7 +224,7 @@ func (l *lockedIn) Commit(ctx context.Context, ch *policy.Change) error {
 	}
 	l.kept = true
 	ch.Revision = l.rev
-	*l.b.last = l.rev
+	l.b.wrote(l.rev)
 	return nil
 }
 

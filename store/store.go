@@ -60,6 +60,7 @@ type Store struct {
 	wakers                   map[*Watcher]struct{}
 	pubMu                    sync.Mutex   // held from an InTransaction's commit until its changes are published
 	spSeq                    atomic.Int64 // names savepoints
+	own                      ownCommits   // own changes whose publication is in doubt
 
 	lagMu  sync.Mutex // orders the updates of applied, known and behind
 	known  int64      // the highest revision known to be committed
@@ -348,10 +349,21 @@ func decodeRules(s string) ([]model.Rule, error) {
 type txKey struct{}
 
 type txBinding struct {
-	s    *Store
-	tx   *gorm.DB
-	mu   *sync.Mutex // one change at a time in tx; guards *last
-	last *int64      // revision of the last change written in tx
+	s     *Store
+	tx    *gorm.DB
+	mu    *sync.Mutex // one change at a time in tx; guards *first and *last
+	first *int64      // revision of the first change written in tx
+	last  *int64      // revision of the last change written in tx
+}
+
+// wrote records that the change numbered rev is written in b's
+// transaction (the caller holds b.mu). A transaction's changes have
+// consecutive revisions: it holds the change lock.
+func (b txBinding) wrote(rev int64) {
+	if *b.first == 0 {
+		*b.first = rev
+	}
+	*b.last = rev
 }
 
 // advance records that the engine's index holds every change up to rev.
@@ -410,6 +422,12 @@ func (s *Store) lag() (applied, known int64, since time.Time) {
 // change (then wrapping [ErrBehind] too). Inside [Store.InTransaction] it
 // writes in the application's transaction. The engine does not call it:
 // it commits through [Store.Lock], which catches it up first.
+//
+// When the COMMIT itself fails (the connection dropped before its answer,
+// say), the outcome is unknown: the error says so, and if the server did
+// commit the change, the store's [Watcher] applies it to the engine rather
+// than skip it as published (the same holds for [Store.Lock]'s and
+// [Store.InTransaction]'s commits).
 func (s *Store) Commit(ctx context.Context, ch *policy.Change) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -429,15 +447,23 @@ func (s *Store) Commit(ctx context.Context, ch *policy.Change) error {
 			return err
 		}
 		ch.Revision = rev
-		*b.last = rev
+		b.wrote(rev)
 		return nil
 	}
-	var rev int64
+	var (
+		rev    int64
+		settle func(error) error
+	)
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var err error
-		rev, err = s.commitIn(ctx, tx, ch, false, 0)
+		if rev, err = s.commitIn(ctx, tx, ch, false, 0); err == nil {
+			settle = s.committing(rev, rev)
+		}
 		return err
 	})
+	if settle != nil {
+		err = settle(err) // the COMMIT's
+	}
 	if err != nil {
 		return err
 	}
@@ -622,7 +648,9 @@ func (s *Store) wake() {
 // later changes do not see those changes, and other commits wait for the
 // transaction (it holds the store's change lock from its first change:
 // see [Store.Lock]). Engine calls inside fn take turns; a nested call
-// joins the outer transaction.
+// joins the outer transaction. When the COMMIT fails, its outcome is
+// unknown (see [Store.Commit]): the changes are not published, and the
+// store's [Watcher] applies them if the server committed them.
 func (s *Store) InTransaction(ctx context.Context, fn func(ctx context.Context, tx *gorm.DB) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -631,11 +659,12 @@ func (s *Store) InTransaction(ctx context.Context, fn func(ctx context.Context, 
 		return fn(ctx, b.tx)
 	}
 	var (
-		mu      sync.Mutex
-		applies []func()
-		last    int64
-		bmu     sync.Mutex
-		pub     bool
+		mu          sync.Mutex
+		applies     []func()
+		first, last int64
+		bmu         sync.Mutex
+		pub         bool
+		settle      func(error) error
 	)
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		c := policy.WithDeferredApply(ctx, func(apply func()) {
@@ -643,7 +672,7 @@ func (s *Store) InTransaction(ctx context.Context, fn func(ctx context.Context, 
 			defer mu.Unlock()
 			applies = append(applies, apply)
 		})
-		c = context.WithValue(c, txKey{}, txBinding{s: s, tx: tx, mu: &bmu, last: &last})
+		c = context.WithValue(c, txKey{}, txBinding{s: s, tx: tx, mu: &bmu, first: &first, last: &last})
 		if err := fn(c, tx); err != nil {
 			return err
 		}
@@ -654,11 +683,15 @@ func (s *Store) InTransaction(ctx context.Context, fn func(ctx context.Context, 
 			// (Lock): the engine must hold them before it validates again.
 			s.pubMu.Lock()
 			pub = true
+			settle = s.committing(first, last)
 		}
 		return nil
 	})
 	if pub {
 		defer s.pubMu.Unlock()
+	}
+	if settle != nil {
+		err = settle(err) // the COMMIT's
 	}
 	if err != nil {
 		return err

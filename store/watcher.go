@@ -22,7 +22,10 @@ var _ persist.Watcher = (*Watcher)(nil)
 // to the shared database. It follows the store's change feed: on every
 // wake-up it reads the changes after the last one it applied and hands
 // them, in revision order, to [policy.Engine.ApplyCommitted]; the changes
-// its own engine made through the same [Store] are skipped. Wake-ups come
+// its own engine made through the same [Store] are skipped, except those
+// whose COMMIT failed (the connection dropped, say) and that the server
+// committed all the same: their outcome was unknown, so the engine did not
+// publish them, and the watcher applies them. Wake-ups come
 // from PostgreSQL LISTEN/NOTIFY (on PostgreSQL) and from polling (on every
 // database; the only way on MySQL, MariaDB and SQLite). A replica that
 // missed wake-ups (a lost connection, a pause) catches up from the feed;
@@ -246,6 +249,7 @@ func (w *Watcher) setCursor(rev int64) {
 	}
 	w.cursor.Store(rev) // only the syncMu holder writes it
 	w.st.advance(rev)
+	w.st.settledUpTo(rev)
 	w.advMu.Lock()
 	close(w.advanced)
 	w.advanced = make(chan struct{})
@@ -409,41 +413,50 @@ func (w *Watcher) sync(ctx context.Context) error {
 }
 
 func (w *Watcher) apply(ctx context.Context, r *changeRow) error {
-	if why := w.applyRow(ctx, r); why != "" {
+	why, err := w.applyRow(ctx, r)
+	if why != "" {
 		return w.reload(ctx, why)
 	}
-	return nil
+	return err
 }
 
 // applyRow applies feed row r to the engine, or returns why the whole
 // policy must be reloaded instead. The caller holds syncMu.
-func (w *Watcher) applyRow(ctx context.Context, r *changeRow) (reload string) {
+func (w *Watcher) applyRow(ctx context.Context, r *changeRow) (reload string, err error) {
 	cur := w.cursor.Load()
 	switch {
 	case r.Revision <= cur:
-		return "" // applied by a reload
+		return "", nil // applied by a reload
 	case r.Revision != cur+1:
-		return "gap in the change feed"
+		return "gap in the change feed", nil
 	case r.Reload:
-		return "reload requested"
+		return "reload requested", nil
 	case r.Origin == w.st.origin:
-		// The local engine published it when it committed.
-		w.setCursor(r.Revision)
-		return ""
+		// The local engine published it when it committed, unless its
+		// COMMIT failed (the server may have committed it all the same):
+		// then it is applied here like another replica's change.
+		published, err := w.st.ownPublished(ctx, r.Revision)
+		if err != nil {
+			return "", err
+		}
+		if published {
+			w.setCursor(r.Revision)
+			return "", nil
+		}
 	}
 	rm, err1 := decodeRules(r.Removed)
 	add, err2 := decodeRules(r.Added)
 	if err := errors.Join(err1, err2); err != nil {
 		w.st.log.ErrorContext(ctx, "gatehouse: undecodable change in the feed", "revision", r.Revision, "err", err)
-		return "undecodable change"
+		return "undecodable change", nil
 	}
 	ch := policy.Change{Op: r.Op, Entity: model.EntityID(r.Entity), Actor: r.Actor, Remove: rm, Add: add, Revision: r.Revision}
 	if err := w.eng.ApplyCommitted(ch); err != nil {
 		w.st.log.ErrorContext(ctx, "gatehouse: applying a committed change failed", "revision", r.Revision, "err", err)
-		return "change not applicable"
+		return "change not applicable", nil
 	}
 	w.setCursor(r.Revision)
-	return ""
+	return "", nil
 }
 
 // catchUpIn applies the changes up to revision latest, reading the feed
@@ -479,8 +492,12 @@ func (w *Watcher) catchUpIn(ctx context.Context, tx *gorm.DB, latest int64) erro
 			return fmt.Errorf("%w: change feed pruned", errNeedReload)
 		}
 		for i := range rows {
-			if why := w.applyRow(ctx, &rows[i]); why != "" {
+			why, err := w.applyRow(ctx, &rows[i])
+			if why != "" {
 				return fmt.Errorf("%w: %s", errNeedReload, why)
+			}
+			if err != nil {
+				return err
 			}
 		}
 	}
@@ -512,6 +529,7 @@ func (w *Watcher) reload(ctx context.Context, why string) error {
 	rev := w.st.LoadedRevision()
 	w.cursor.Store(rev)
 	w.st.advance(rev)
+	w.st.settledUpTo(rev)
 	w.advMu.Lock()
 	close(w.advanced)
 	w.advanced = make(chan struct{})

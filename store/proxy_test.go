@@ -1,0 +1,132 @@
+package store
+
+import (
+	"bytes"
+	"net"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// faultProxy is a TCP proxy on the loopback interface in front of a
+// database server, for fault tests: it forwards everything until told to
+// lose a COMMIT's answer.
+type faultProxy struct {
+	ln     net.Listener
+	target string
+	// dropCommit: the next client packet that holds "commit" (in any
+	// case) is forwarded, the server's answer is not, and both sides of
+	// that connection are closed dropDelay later (the server commits
+	// meanwhile): the client cannot tell whether the COMMIT took effect.
+	dropCommit atomic.Bool
+	fired      chan struct{} // closed when a COMMIT was dropped
+	fireOnce   sync.Once
+
+	mu     sync.Mutex
+	conns  []net.Conn
+	closed bool
+}
+
+const dropDelay = 300 * time.Millisecond
+
+var loopbackAddr = regexp.MustCompile(`(127\.\d+\.\d+\.\d+|localhost|\[::1\]):\d+`)
+
+// proxied returns a backend like b whose connections go through a new
+// faultProxy, and the proxy. Only a loopback server is proxied: the test
+// is skipped for any other.
+func proxied(t *testing.T, b backend) (backend, *faultProxy) {
+	t.Helper()
+	dsn := dsnOf(t, b)
+	target := loopbackAddr.FindString(dsn)
+	if target == "" {
+		t.Skipf("%s: the DSN names no loopback host:port to proxy", b.name)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &faultProxy{ln: ln, target: target, fired: make(chan struct{})}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		p.mu.Lock()
+		p.closed = true
+		for _, c := range p.conns {
+			c.Close()
+		}
+		p.mu.Unlock()
+		ln.Close()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			if !p.track(c, s) {
+				return
+			}
+			lost := new(atomic.Bool) // the server's answers are not relayed
+			wg.Add(2)
+			go func() { defer wg.Done(); p.pipe(c, s, true, lost) }()
+			go func() { defer wg.Done(); p.pipe(s, c, false, lost) }()
+		}
+	}()
+	pdsn := strings.Replace(dsn, target, ln.Addr().String(), 1)
+	return backend{b.name, func(t testing.TB) *gorm.DB { return openDSN(t, pdsn) }}, p
+}
+
+func (p *faultProxy) track(cs ...net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		for _, c := range cs {
+			c.Close()
+		}
+		return false
+	}
+	p.conns = append(p.conns, cs...)
+	return true
+}
+
+// pipe copies src to dst; fromClient tells the direction.
+func (p *faultProxy) pipe(src, dst net.Conn, fromClient bool, lost *atomic.Bool) {
+	defer src.Close()
+	defer dst.Close()
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := src.Read(buf)
+		if !fromClient && lost.Load() {
+			n = 0 // held back until the client side closes the connection
+		}
+		if n > 0 {
+			drop := fromClient && bytes.Contains(bytes.ToLower(buf[:n]), []byte("commit")) && p.dropCommit.CompareAndSwap(true, false)
+			if drop {
+				lost.Store(true)
+			}
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return
+			}
+			if drop {
+				p.fireOnce.Do(func() { close(p.fired) })
+				time.Sleep(dropDelay)
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
