@@ -276,3 +276,31 @@ func assertSameDecisions(t testing.TB, a, b *policy.Engine, reqs []policy.Reques
 		}
 	}
 }
+
+// openTransaction runs change in an InTransaction of st, in the
+// background, and returns once change returned nil: the transaction is
+// open, with the change written. commit lets it commit and returns what
+// InTransaction returned.
+func openTransaction(t testing.TB, st *Store, change func(ctx context.Context) error) (commit func() error) {
+	t.Helper()
+	written, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		done <- st.InTransaction(context.Background(), func(ctx context.Context, _ *gorm.DB) error {
+			if err := change(ctx); err != nil {
+				return err
+			}
+			close(written)
+			<-release
+			return nil
+		})
+	}()
+	select {
+	case <-written:
+	case err := <-done:
+		t.Fatalf("InTransaction: %v", err)
+	}
+	return func() error {
+		close(release)
+		return <-done
+	}
+}

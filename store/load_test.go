@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"gorm.io/gorm"
-
 	"github.com/gatehouse-authz/gatehouse/model"
 )
 
@@ -27,27 +25,15 @@ func testLoadDuringWrite(t *testing.T, b backend) {
 	setupEntity(t, ctx, engA, "e1")
 	before := storedRules(t, stB)
 
-	inTx, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
-	go func() {
-		done <- stA.InTransaction(ctx, func(ctx context.Context, tx *gorm.DB) error {
-			if _, err := engA.CreateEntity(ctx, "p1", "e2"); err != nil {
-				return err
-			}
-			close(inTx)
-			<-release
-			return nil
-		})
-	}()
-	select {
-	case <-inTx:
-	case err := <-done:
-		t.Fatalf("InTransaction: %v", err)
-	}
+	commit := openTransaction(t, stA, func(ctx context.Context) error {
+		_, err := engA.CreateEntity(ctx, "p1", "e2")
+		return err
+	})
 	start := time.Now()
 	var got []model.Rule
 	err := stB.Load(ctx, func(r model.Rule) error { got = append(got, r); return nil })
 	took := time.Since(start)
-	close(release)
+	txErr := commit()
 	if err != nil {
 		t.Fatalf("Load while a write transaction is open: %v (after %v)", err, took)
 	}
@@ -55,8 +41,8 @@ func testLoadDuringWrite(t *testing.T, b backend) {
 		t.Fatalf("Load waited %v for the writer", took)
 	}
 	assertSameRules(t, "Load during a write", before, sortedRules(got))
-	if err := <-done; err != nil {
-		t.Fatalf("InTransaction: %v", err)
+	if txErr != nil {
+		t.Fatalf("InTransaction: %v", txErr)
 	}
 	// The connection goes back to the pool out of its transaction, after
 	// a failed Load too: the next Load on it sees the later commits.

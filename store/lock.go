@@ -89,7 +89,7 @@ func (s *Store) lockIn(ctx context.Context, b txBinding, e *policy.Engine) (poli
 	if err == nil {
 		// A change written earlier in the transaction is not published
 		// before the commit: the engine is as current as it can be.
-		err = s.catchUp(ctx, tx, e, rev-1, *b.last)
+		err = s.catchUp(ctx, tx, e, rev-1, b.last)
 	}
 	if err != nil {
 		tx.RollbackTo(sp)
@@ -99,6 +99,9 @@ func (s *Store) lockIn(ctx context.Context, b txBinding, e *policy.Engine) (poli
 			err = fmt.Errorf("%w: %w: %w", ErrConflict, ErrBehind, err)
 		}
 		return nil, nil, err
+	}
+	if b.eng == nil {
+		b.eng = e
 	}
 	l := &lockedIn{s: s, b: b, tx: tx, sp: sp, rev: rev}
 	return l, l.release, nil
@@ -178,7 +181,7 @@ func (l *locked) Commit(ctx context.Context, ch *policy.Change) error {
 		l.tx.Rollback()
 		return err
 	}
-	settle := l.s.committing(l.rev, l.rev)
+	settle := l.s.committing(l.rev)
 	if err := settle(l.tx.Commit().Error); err != nil {
 		return err
 	}

@@ -42,8 +42,10 @@ func WithNow(now func() time.Time) Option { return func(o *options) { o.now = no
 // (default 5,000).
 func WithLoadBatchSize(n int) Option { return func(o *options) { o.batchSize = n } }
 
-// withHook calls h at named steps of a commit; an error it returns fails
-// the commit there. For fault-injection tests.
+// withHook calls h at named steps of a commit ("numbered", "removed",
+// "added", "fed") and of Load ("load", before the snapshot is read); an
+// error it returns fails the commit or Load there. For fault-injection
+// tests.
 func withHook(h func(ctx context.Context, tx *gorm.DB, step string) error) Option {
 	return func(o *options) { o.hook = h }
 }

@@ -15,50 +15,70 @@ import (
 // outcome is unknown: the server may have committed the change, which the
 // engine, told that it failed, never published. Such a revision is
 // unsettled: a watcher that meets its row applies it like another
-// replica's. While a COMMIT is under way, a watcher that meets its row
-// waits for the outcome.
+// replica's. So are an InTransaction's changes until they are published
+// after the commit. While a COMMIT is under way, a watcher that meets its
+// row waits for the outcome.
 type ownCommits struct {
 	mu        sync.Mutex
 	inflight  map[int64]chan struct{} // closed when the COMMIT's outcome is known
 	unsettled map[int64]struct{}      // own revisions the engine did not publish
 }
 
-// committing records that the COMMIT of the store's revisions first to
-// last is about to be sent. The returned function takes the COMMIT's
-// error: nil when it succeeded, and the engine publishes the changes
-// itself. Otherwise the outcome is unknown: the revisions are unsettled,
-// so that a watcher applies them if they turn out to be committed, the
-// watchers are woken up to look, and it returns the error wrapped to say
-// so.
-func (s *Store) committing(first, last int64) (settle func(err error) error) {
+// committing records that the COMMIT of the store's change numbered rev
+// is about to be sent. The returned function takes the COMMIT's error:
+// nil when it succeeded, and the engine publishes the change itself.
+// Otherwise the outcome is unknown: rev is unsettled, and the error is
+// wrapped to say so (see commitUnknown).
+func (s *Store) committing(rev int64) (settle func(err error) error) {
 	done := make(chan struct{})
 	o := &s.own
 	o.mu.Lock()
-	if o.inflight == nil {
-		o.inflight = map[int64]chan struct{}{}
-		o.unsettled = map[int64]struct{}{}
-	}
-	for rev := first; rev <= last; rev++ {
-		o.inflight[rev] = done
-	}
+	o.inflight[rev] = done
 	o.mu.Unlock()
 	return func(err error) error {
-		o.mu.Lock()
-		for rev := first; rev <= last; rev++ {
-			delete(o.inflight, rev)
-			if err == nil {
-				delete(o.unsettled, rev) // a number given back, and reused
-			} else {
-				o.unsettled[rev] = struct{}{}
-			}
+		if err == nil {
+			s.settle(rev, rev) // a number given back and reused, perhaps
+		} else {
+			s.unsettle(rev, rev)
 		}
+		o.mu.Lock()
+		delete(o.inflight, rev)
 		close(done)
 		o.mu.Unlock()
-		if err == nil {
-			return nil
+		if err != nil {
+			return s.commitUnknown(err)
 		}
-		s.wake()
-		return fmt.Errorf("store: committing (the outcome is unknown: if the change was committed, the watcher applies it): %w", err)
+		return nil
+	}
+}
+
+// commitUnknown wraps the error of a COMMIT whose changes are unsettled,
+// and wakes the watchers up: if the server committed them after all, a
+// watcher applies them.
+func (s *Store) commitUnknown(err error) error {
+	s.wake()
+	return fmt.Errorf("store: committing (the outcome is unknown: if the change was committed, the watcher applies it): %w", err)
+}
+
+// unsettle records that the engine did not publish the store's own
+// revisions first to last (yet).
+func (s *Store) unsettle(first, last int64) {
+	o := &s.own
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for rev := first; rev <= last; rev++ {
+		o.unsettled[rev] = struct{}{}
+	}
+}
+
+// settle records that the engine published the store's own revisions
+// first to last.
+func (s *Store) settle(first, last int64) {
+	o := &s.own
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for rev := first; rev <= last; rev++ {
+		delete(o.unsettled, rev)
 	}
 }
 

@@ -126,6 +126,7 @@ func New(ctx context.Context, db *gorm.DB, opts ...Option) (*Store, error) {
 		batchSize: o.batchSize,
 		hook:      o.hook,
 		wakers:    map[*Watcher]struct{}{},
+		own:       ownCommits{inflight: map[int64]chan struct{}{}, unsettled: map[int64]struct{}{}},
 	}
 	// The adapter never migrates: the schema is Migrate's business.
 	adb := db.WithContext(context.Background())
@@ -233,6 +234,9 @@ func (s *Store) Load(ctx context.Context, fn func(model.Rule) error) error {
 		return err
 	}
 	return s.readSnapshot(ctx, func(tx *gorm.DB) error {
+		if err := s.step(ctx, tx, "load"); err != nil {
+			return err
+		}
 		rev, err := s.readRevision(tx)
 		if err != nil {
 			return err
@@ -348,22 +352,38 @@ func decodeRules(s string) ([]model.Rule, error) {
 
 type txKey struct{}
 
+// txBinding ties a context to an InTransaction's transaction.
 type txBinding struct {
-	s     *Store
-	tx    *gorm.DB
-	mu    *sync.Mutex // one change at a time in tx; guards *first and *last
-	first *int64      // revision of the first change written in tx
-	last  *int64      // revision of the last change written in tx
+	s  *Store
+	tx *gorm.DB
+	*txState
 }
 
-// wrote records that the change numbered rev is written in b's
-// transaction (the caller holds b.mu). A transaction's changes have
+// txState is what an InTransaction knows of the changes written in its
+// transaction.
+type txState struct {
+	mu          sync.Mutex     // one change at a time in tx; guards the fields below
+	first, last int64          // revisions of the first and last change written in tx
+	eng         *policy.Engine // the engine that made them (through Lock)
+
+	applyMu sync.Mutex
+	applies []deferredApply // the engine's publications, in revision order
+}
+
+// deferredApply publishes to the engine the change numbered rev.
+type deferredApply struct {
+	rev   int64
+	apply func()
+}
+
+// wrote records that the change numbered rev is written in the
+// transaction (the caller holds mu). A transaction's changes have
 // consecutive revisions: it holds the change lock.
-func (b txBinding) wrote(rev int64) {
-	if *b.first == 0 {
-		*b.first = rev
+func (st *txState) wrote(rev int64) {
+	if st.first == 0 {
+		st.first = rev
 	}
-	*b.last = rev
+	st.last = rev
 }
 
 // advance records that the engine's index holds every change up to rev.
@@ -440,7 +460,7 @@ func (s *Store) Commit(ctx context.Context, ch *policy.Change) error {
 		var rev int64
 		err := b.tx.WithContext(ctx).Transaction(func(sp *gorm.DB) error {
 			var err error
-			rev, err = s.commitIn(ctx, sp, ch, false, *b.last)
+			rev, err = s.commitIn(ctx, sp, ch, false, b.last)
 			return err
 		})
 		if err != nil {
@@ -457,7 +477,7 @@ func (s *Store) Commit(ctx context.Context, ch *policy.Change) error {
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var err error
 		if rev, err = s.commitIn(ctx, tx, ch, false, 0); err == nil {
-			settle = s.committing(rev, rev)
+			settle = s.committing(rev)
 		}
 		return err
 	})
@@ -651,6 +671,11 @@ func (s *Store) wake() {
 // joins the outer transaction. When the COMMIT fails, its outcome is
 // unknown (see [Store.Commit]): the changes are not published, and the
 // store's [Watcher] applies them if the server committed them.
+//
+// The changes are published in turn with the engine's [Watcher]: one that
+// its watcher already holds (read from the change feed, or included in a
+// reload that ran between the commit and the publication, perhaps with
+// later changes of other replicas) is not replayed.
 func (s *Store) InTransaction(ctx context.Context, fn func(ctx context.Context, tx *gorm.DB) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -658,54 +683,68 @@ func (s *Store) InTransaction(ctx context.Context, fn func(ctx context.Context, 
 	if b, ok := ctx.Value(txKey{}).(txBinding); ok && b.s == s {
 		return fn(ctx, b.tx)
 	}
-	var (
-		mu          sync.Mutex
-		applies     []func()
-		first, last int64
-		bmu         sync.Mutex
-		pub         bool
-		settle      func(error) error
-	)
+	st := &txState{}
+	pub := false
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		c := policy.WithDeferredApply(ctx, func(apply func()) {
-			mu.Lock()
-			defer mu.Unlock()
-			applies = append(applies, apply)
+			// The engine calls it right after the change's Commit, under
+			// the change lock of lockIn: st.mu is held, st.last is its
+			// revision.
+			st.applyMu.Lock()
+			defer st.applyMu.Unlock()
+			st.applies = append(st.applies, deferredApply{rev: st.last, apply: apply})
 		})
-		c = context.WithValue(c, txKey{}, txBinding{s: s, tx: tx, mu: &bmu, first: &first, last: &last})
+		c = context.WithValue(c, txKey{}, txBinding{s: s, tx: tx, txState: st})
 		if err := fn(c, tx); err != nil {
 			return err
 		}
-		bmu.Lock()
-		defer bmu.Unlock()
-		if last > 0 {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		if st.last > 0 {
 			// Until the changes are published, the next change lock waits
 			// (Lock): the engine must hold them before it validates again.
 			s.pubMu.Lock()
 			pub = true
-			settle = s.committing(first, last)
+			// Unsettled until published: a watcher that reads them first
+			// applies them itself (and publish then skips them).
+			s.unsettle(st.first, st.last)
 		}
 		return nil
 	})
 	if pub {
 		defer s.pubMu.Unlock()
+		if err != nil {
+			return s.commitUnknown(err)
+		}
+		s.publish(st)
 	}
-	if settle != nil {
-		err = settle(err) // the COMMIT's
+	return err
+}
+
+// publish publishes to the engine the changes of an InTransaction that
+// committed, in revision order. It holds the engine's watcher's catch-up
+// lock meanwhile, so that a watcher's reload cannot come between a check
+// and an apply: a change that the watcher already holds (it applied the
+// change from the feed, or reloaded a snapshot that includes it, perhaps
+// with later changes of other replicas) is skipped, rather than replayed
+// over the later state.
+func (s *Store) publish(st *txState) {
+	var w *Watcher
+	if st.eng != nil {
+		w = s.watcherOf(st.eng)
 	}
-	if err != nil {
-		return err
+	if w != nil {
+		w.syncMu.Lock()
+		defer w.syncMu.Unlock()
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	for _, apply := range applies {
-		apply()
+	for _, a := range st.applies {
+		if w == nil || a.rev > w.cursor.Load() {
+			a.apply()
+		}
 	}
-	if last > 0 {
-		s.advance(last)
-		s.wake()
-	}
-	return nil
+	s.advance(st.last)
+	s.settle(st.first, st.last)
+	s.wake()
 }
 
 // Prune deletes the change-feed and audit records of revisions up to and

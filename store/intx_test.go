@@ -1,0 +1,128 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/gatehouse-authz/gatehouse/model"
+	"github.com/gatehouse-authz/gatehouse/policy"
+)
+
+func TestInTransactionPublishAfterReloadSQLite(t *testing.T) {
+	testInTransactionPublishAfterReload(t, sqliteBackend(t))
+}
+
+func TestInTransactionPublishAfterReloadPostgres(t *testing.T) {
+	testInTransactionPublishAfterReload(t, postgresBackend(t))
+}
+
+func TestInTransactionPublishAfterReloadMySQL(t *testing.T) {
+	testInTransactionPublishAfterReload(t, mysqlBackend(t))
+}
+
+// testInTransactionPublishAfterReload: replica A's InTransaction commits
+// revision 3 (a user added); before it publishes the change, A's watcher
+// reloads a snapshot that holds revision 3 and revision 4, replica B's
+// removal of that user. The publication must not replay revision 3 over
+// revision 4: A ends without the user, as the database and B do.
+func testInTransactionPublishAfterReload(t *testing.T, b backend) {
+	ctx := context.Background()
+	prefix := newPrefix()
+	var loadArmed atomic.Bool
+	loading, loadGo := make(chan struct{}), make(chan struct{})
+	stA := newStore(t, b, b.open(t), prefix, withHook(func(ctx context.Context, _ *gorm.DB, step string) error {
+		if step == "load" && loadArmed.CompareAndSwap(true, false) {
+			close(loading) // a reload of A, before its snapshot is read
+			<-loadGo
+		}
+		return nil
+	}))
+	stB := newStore(t, b, b.open(t), prefix)
+	engA, engB := newEngine(t, stA), newEngine(t, stB)
+	// A's watcher does nothing until told (its Syncs fail meanwhile).
+	var frozen atomic.Bool
+	errFrozen := errors.New("frozen (injected)")
+	wA, err := NewWatcher(ctx, stA, engA, WithPollInterval(time.Hour), WithListen(false), withSyncHook(func(context.Context) error {
+		if frozen.Load() {
+			return errFrozen
+		}
+		return nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wA.Close()
+	wB := syncWatcher(t, stB, engB)
+	frozen.Store(true)
+	for _, e := range []model.EntityID{"e1", "e2"} { // revisions 1 and 2
+		if _, err := engA.CreateEntity(ctx, "p1", e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A's watcher has not read the feed: with revision 1 pruned, its next
+	// Sync reloads the whole policy.
+	if _, err := stB.Prune(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+
+	commit := openTransaction(t, stA, func(ctx context.Context) error {
+		_, err := engA.AddUser(ctx, "e1", "u1", "") // revision 3
+		return err
+	})
+	loadArmed.Store(true)
+	frozen.Store(false)
+	syncDone := make(chan error, 1)
+	go func() { syncDone <- wA.Sync(ctx) }() // reloads; waits in "load"
+	<-loading
+	txDone := make(chan error, 1)
+	go func() { txDone <- commit() }() // revision 3; its publication waits for the reload
+	waitRevision(t, stB, 3)
+	if err := engB.RemoveUser(ctx, "e1", "u1"); err != nil { // revision 4
+		t.Fatal(err)
+	}
+	close(loadGo) // the reload reads revisions 3 and 4
+	if err := <-txDone; err != nil {
+		t.Fatalf("InTransaction: %v", err)
+	}
+	if err := <-syncDone; err != nil {
+		t.Fatalf("Sync (reload): %v", err)
+	}
+	if err := wA.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := wB.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := engA.GetUser(ctx, "e1", "u1"); !errors.Is(err, policy.ErrNotFound) {
+		t.Fatalf("A after the publication: GetUser(e1, u1) = %v, want not found (revision 4 removed the user)", err)
+	}
+	assertSameRules(t, "A and the database", storedRules(t, stB), sortedRules(engA.Rules()))
+	assertSameRules(t, "A and B", sortedRules(engB.Rules()), sortedRules(engA.Rules()))
+	if got := wA.Revision(); got != 4 {
+		t.Fatalf("A's revision = %d, want 4", got)
+	}
+}
+
+// waitRevision waits until st's database is at revision rev.
+func waitRevision(t *testing.T, st *Store, rev int64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err := st.Revision(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got >= rev {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("database revision %d, want %d", got, rev)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
