@@ -45,11 +45,7 @@ func runCommitAnswerLost(t *testing.T, b backend) {
 	for _, path := range paths {
 		t.Run(path.name, func(t *testing.T) {
 			ctx := context.Background()
-			pb, proxy := proxied(t, b)
-			prefix := newPrefix()
-			stA := newStore(t, pb, pb.open(t), prefix)
-			stB := newStore(t, b, b.open(t), prefix)
-			engA, engB := newEngine(t, stA), newEngine(t, stB)
+			proxy, stA, stB, engA, engB := proxiedReplicas(t, b)
 			wA, wB := syncWatcher(t, stA, engA), syncWatcher(t, stB, engB)
 
 			proxy.dropCommit.Store(true)

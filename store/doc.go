@@ -61,9 +61,11 @@
 // so. [Watcher.Revision] is the revision its engine applied,
 // [Watcher.Known] the highest one it knows is committed (from
 // notifications, polls and its own commits), and [Watcher.Behind] returns
-// an error wrapping [ErrBehind] while the first is below the second or
-// while the watcher cannot follow the feed ([Watcher.Lag] has the
-// details). It reads no database, so a server can check it on every
+// an error wrapping [ErrBehind] while the first is below the second,
+// while the watcher cannot follow the feed, or when it has not read the
+// database's revision for longer than [WithStaleAfter] (a watcher whose
+// reads hang; each read is also bounded by [WithReadTimeout])
+// ([Watcher.Lag] has the details). It reads no database, so a server can check it on every
 // request. [Watcher.Sync] catches up with every change committed before
 // the call (one round trip when there is none), and [Watcher.Wait] waits
 // for a revision. A management call does not need either: the change

@@ -39,14 +39,18 @@ func (w *Watcher) listenLoop() {
 }
 
 // listenOnce holds one pool connection in LISTEN until an error or ctx ends.
-// The connection is then discarded rather than returned to the pool in
-// LISTEN state.
+// After a poll interval without notifications it pings the connection
+// (bounded by the read timeout), so that a connection that silently
+// stopped answering is noticed. The connection is then discarded rather
+// than returned to the pool in LISTEN state.
 func (w *Watcher) listenOnce(ctx context.Context) error {
 	sqlDB, err := w.st.db.DB()
 	if err != nil {
 		return err
 	}
-	conn, err := sqlDB.Conn(ctx)
+	cctx, cancel := w.readCtx(ctx)
+	conn, err := sqlDB.Conn(cctx)
+	cancel()
 	if err != nil {
 		return err
 	}
@@ -57,14 +61,30 @@ func (w *Watcher) listenOnce(ctx context.Context) error {
 			return fmt.Errorf("%w: %T", errNoPgx, dc)
 		}
 		c := pc.Conn()
-		if _, err := c.Exec(ctx, "LISTEN "+pgx.Identifier{w.st.channel}.Sanitize()); err != nil {
+		lctx, cancel := w.readCtx(ctx)
+		_, err := c.Exec(lctx, "LISTEN "+pgx.Identifier{w.st.channel}.Sanitize())
+		cancel()
+		if err != nil {
 			return fmt.Errorf("%w: LISTEN: %w", driver.ErrBadConn, err)
 		}
 		w.listening.Store(true)
 		defer w.listening.Store(false)
 		w.kick() // catch up on what happened before LISTEN took effect
 		for {
-			n, err := c.WaitForNotification(ctx)
+			wctx, cancel := context.WithTimeout(ctx, w.poll)
+			n, err := c.WaitForNotification(wctx)
+			cancel()
+			if err != nil && ctx.Err() == nil && wctx.Err() != nil {
+				// No notification for a poll interval: check that the
+				// connection still answers (a silent one would leave the
+				// replica without wake-ups, and Listening true).
+				pctx, cancel := w.readCtx(ctx)
+				err = c.Ping(pctx)
+				cancel()
+				if err == nil {
+					continue
+				}
+			}
 			if err != nil {
 				return fmt.Errorf("%w: %w", driver.ErrBadConn, err)
 			}

@@ -11,14 +11,20 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+
+	"github.com/gatehouse-authz/gatehouse/policy"
 )
 
 // faultProxy is a TCP proxy on the loopback interface in front of a
 // database server, for fault tests: it forwards everything until told to
-// lose a COMMIT's answer.
+// lose a COMMIT's answer, or to stall.
 type faultProxy struct {
 	ln     net.Listener
 	target string
+	done   chan struct{} // closed when the test ends
+	// stall: while set, nothing is forwarded either way and nothing is
+	// closed (a network that silently drops every packet).
+	stall atomic.Bool
 	// dropCommit: the next client packet that holds "commit" (in any
 	// case) is forwarded, the server's answer is not, and both sides of
 	// that connection are closed dropDelay later (the server commits
@@ -50,9 +56,10 @@ func proxied(t *testing.T, b backend) (backend, *faultProxy) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &faultProxy{ln: ln, target: target, fired: make(chan struct{})}
+	p := &faultProxy{ln: ln, target: target, done: make(chan struct{}), fired: make(chan struct{})}
 	var wg sync.WaitGroup
 	t.Cleanup(func() {
+		close(p.done)
 		p.mu.Lock()
 		p.closed = true
 		for _, c := range p.conns {
@@ -88,6 +95,17 @@ func proxied(t *testing.T, b backend) (backend, *faultProxy) {
 	return backend{b.name, func(t testing.TB) *gorm.DB { return openDSN(t, pdsn) }}, p
 }
 
+// proxiedReplicas is twoReplicas with replica A's connections going
+// through a new faultProxy.
+func proxiedReplicas(t *testing.T, b backend) (p *faultProxy, stA, stB *Store, engA, engB *policy.Engine) {
+	t.Helper()
+	pb, p := proxied(t, b)
+	prefix := newPrefix()
+	stA = newStore(t, pb, pb.open(t), prefix)
+	stB = newStore(t, b, b.open(t), prefix)
+	return p, stA, stB, newEngine(t, stA), newEngine(t, stB)
+}
+
 func (p *faultProxy) track(cs ...net.Conn) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -108,6 +126,13 @@ func (p *faultProxy) pipe(src, dst net.Conn, fromClient bool, lost *atomic.Bool)
 	buf := make([]byte, 64<<10)
 	for {
 		n, err := src.Read(buf)
+		for p.stall.Load() {
+			select {
+			case <-p.done:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
 		if !fromClient && lost.Load() {
 			n = 0 // held back until the client side closes the connection
 		}

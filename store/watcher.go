@@ -40,10 +40,12 @@ var _ persist.Watcher = (*Watcher)(nil)
 //
 // A Watcher is safe for concurrent use. Stop it with [Watcher.Close].
 type Watcher struct {
-	st     *Store
-	eng    *policy.Engine
-	poll   time.Duration
-	listen bool
+	st          *Store
+	eng         *policy.Engine
+	poll        time.Duration
+	readTimeout time.Duration // bounds each read of the database
+	staleAfter  time.Duration // Behind fails once checked is older
+	listen      bool
 
 	cursor    atomic.Int64 // every feed row up to it is processed
 	syncMu    sync.Mutex   // one catch-up at a time
@@ -68,9 +70,11 @@ type Watcher struct {
 }
 
 type watcherOptions struct {
-	poll   time.Duration
-	listen bool
-	hook   func(ctx context.Context) error // tests: runs in Sync, after the revision is read
+	poll        time.Duration
+	readTimeout time.Duration
+	staleAfter  time.Duration
+	listen      bool
+	hook        func(ctx context.Context) error // tests: runs in Sync, after the revision is read
 }
 
 // WatcherOption configures a [Watcher].
@@ -85,6 +89,30 @@ const DefaultPollInterval = time.Second
 // polling is only the fallback and may be slow.
 func WithPollInterval(d time.Duration) WatcherOption {
 	return func(o *watcherOptions) { o.poll = d }
+}
+
+// DefaultReadTimeout bounds each read of the database by a watcher.
+const DefaultReadTimeout = 5 * time.Second
+
+// WithReadTimeout bounds each read of the database by the watcher
+// (default [DefaultReadTimeout]): of the database's revision, of a batch
+// of the change feed, the wait for the outcome of its own store's COMMIT,
+// and on PostgreSQL the check that the LISTEN connection still answers,
+// made after a poll interval without notifications. A read that takes
+// longer fails (and [Watcher.Behind] says so): the watcher retries on
+// another connection rather than wait for one that silently stopped
+// answering. A whole reload ([policy.Engine.Reload]) is not bounded.
+func WithReadTimeout(d time.Duration) WatcherOption {
+	return func(o *watcherOptions) { o.readTimeout = d }
+}
+
+// WithStaleAfter sets how long the watcher may go without reading the
+// database's revision before [Watcher.Behind] reports its replica behind
+// (default: three poll intervals plus the read timeout). A watcher whose
+// reads hang learns of no change and reports no error: past this bound
+// it cannot tell that nothing is missing.
+func WithStaleAfter(d time.Duration) WatcherOption {
+	return func(o *watcherOptions) { o.staleAfter = d }
 }
 
 // WithListen turns PostgreSQL LISTEN/NOTIFY on or off (default on; it is
@@ -111,8 +139,14 @@ func NewWatcher(ctx context.Context, st *Store, eng *policy.Engine, opts ...Watc
 	if o.poll <= 0 {
 		o.poll = DefaultPollInterval
 	}
+	if o.readTimeout <= 0 {
+		o.readTimeout = DefaultReadTimeout
+	}
+	if o.staleAfter <= 0 {
+		o.staleAfter = 3*o.poll + o.readTimeout
+	}
 	w := &Watcher{
-		st: st, eng: eng, poll: o.poll,
+		st: st, eng: eng, poll: o.poll, readTimeout: o.readTimeout, staleAfter: o.staleAfter,
 		listen:   o.listen && st.dialect == dialectPostgres,
 		wakeCh:   make(chan struct{}, 1),
 		advanced: make(chan struct{}),
@@ -164,6 +198,8 @@ type Lag struct {
 	// It is zero while Known == Applied.
 	Since time.Time
 	// Checked is when the watcher last read the database's revision.
+	// [Watcher.Behind] fails once it is older than the bound of
+	// [WithStaleAfter].
 	Checked time.Time
 	// Err is why following the change feed fails; nil while it works.
 	Err error
@@ -196,13 +232,17 @@ func (w *Watcher) Lag() Lag {
 }
 
 // Behind returns nil when the replica has applied every change it knows
-// of and its watcher follows the change feed. Otherwise it returns an
-// error that wraps [ErrBehind] (and, when following the feed fails, the
-// reason; after [Watcher.Close], [ErrClosed]) and says by how much and
-// for how long. It reads no database: call it before serving a decision
-// that must not come from a state known to be stale, and [Watcher.Sync]
-// (one round trip) before validating a change against every committed
-// one.
+// of and its watcher follows the change feed: its last read of the
+// database's revision succeeded, no longer ago than the bound of
+// [WithStaleAfter]. Otherwise it returns an error that wraps [ErrBehind]
+// (and, when following the feed fails, the reason; after
+// [Watcher.Close], [ErrClosed]) and says by how much and for how long.
+// A watcher whose reads hang (a connection that silently stopped
+// answering) is reported by the bound, or by the failure of its reads
+// after [WithReadTimeout]. It reads no database: call it before serving
+// a decision that must not come from a state known to be stale, and
+// [Watcher.Sync] (one round trip) before validating a change against
+// every committed one.
 //
 // The watcher learns of a change when it is notified (PostgreSQL), when
 // it polls, and when its store commits or refuses a change: a nil result
@@ -212,10 +252,13 @@ func (w *Watcher) Behind() error {
 		return fmt.Errorf("%w: %w", ErrBehind, ErrClosed)
 	}
 	l := w.Lag()
-	switch {
+	switch stale := time.Since(l.Checked); {
 	case l.Err != nil:
 		return fmt.Errorf("%w: following the change feed fails since %s (applied revision %d, known %d): %w",
 			ErrBehind, l.ErrSince.Format(time.RFC3339Nano), l.Applied, l.Known, l.Err)
+	case stale > w.staleAfter:
+		return fmt.Errorf("%w: the watcher has not read the database's revision for %v (bound %v): it cannot tell what is committed (applied revision %d, known %d)",
+			ErrBehind, stale.Round(time.Millisecond), w.staleAfter, l.Applied, l.Known)
 	case l.Known > l.Applied:
 		return fmt.Errorf("%w: applied revision %d, revision %d is committed (%d changes, behind for %v)",
 			ErrBehind, l.Applied, l.Known, l.Behind(), time.Since(l.Since).Round(time.Microsecond))
@@ -373,7 +416,9 @@ func (w *Watcher) sync(ctx context.Context) error {
 	defer w.following()()
 	// One read of the database's revision, then the feed up to it: a
 	// notified change costs two round trips.
-	latest, err := w.st.Revision(ctx)
+	rctx, cancel := w.readCtx(ctx)
+	latest, err := w.st.Revision(rctx)
+	cancel()
 	if err != nil {
 		return err
 	}
@@ -395,8 +440,10 @@ func (w *Watcher) sync(ctx context.Context) error {
 			return nil
 		}
 		var rows []changeRow
-		err := w.st.db.WithContext(ctx).Table(w.st.changes).
+		rctx, cancel := w.readCtx(ctx)
+		err := w.st.db.WithContext(rctx).Table(w.st.changes).
 			Where("revision > ?", cur).Order("revision").Limit(feedBatch).Find(&rows).Error
+		cancel()
 		if err != nil {
 			return fmt.Errorf("store: reading the change feed: %w", err)
 		}
@@ -410,6 +457,12 @@ func (w *Watcher) sync(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// readCtx returns the context of one read of the database: ctx, bounded
+// by the read timeout.
+func (w *Watcher) readCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, w.readTimeout)
 }
 
 func (w *Watcher) apply(ctx context.Context, r *changeRow) error {
@@ -435,7 +488,9 @@ func (w *Watcher) applyRow(ctx context.Context, r *changeRow) (reload string, er
 		// The local engine published it when it committed, unless its
 		// COMMIT failed (the server may have committed it all the same):
 		// then it is applied here like another replica's change.
-		published, err := w.st.ownPublished(ctx, r.Revision)
+		rctx, cancel := w.readCtx(ctx)
+		published, err := w.st.ownPublished(rctx, r.Revision)
+		cancel()
 		if err != nil {
 			return "", err
 		}

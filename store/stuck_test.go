@@ -1,0 +1,122 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-authz/gatehouse/policy"
+)
+
+// waitFor polls cond until it holds, or fails the test after d.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestBehindWhenStuck: a watcher whose catch-up hangs reports no error
+// and learns of no change; once it has not read the database's revision
+// for longer than WithStaleAfter, Behind says the replica is behind (it
+// cannot tell what is committed), and stops once the watcher reads again.
+func TestBehindWhenStuck(t *testing.T) {
+	ctx := context.Background()
+	b := sqliteBackend(t)
+	st := newStore(t, b, b.open(t), newPrefix())
+	eng := newEngine(t, st)
+	hang := make(chan struct{})
+	var stuck atomic.Bool
+	w, err := NewWatcher(ctx, st, eng, WithPollInterval(20*time.Millisecond), WithStaleAfter(200*time.Millisecond),
+		withSyncHook(func(ctx context.Context) error {
+			if stuck.Load() {
+				select { // a read that never answers
+				case <-hang:
+				case <-ctx.Done():
+				}
+			}
+			return nil
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.Behind(); err != nil {
+		t.Fatalf("fresh watcher: %v", err)
+	}
+	stuck.Store(true) // the next catch-up hangs
+	start := time.Now()
+	waitFor(t, 5*time.Second, "a stuck watcher is not behind", func() bool { return errors.Is(w.Behind(), ErrBehind) })
+	if took := time.Since(start); took < 150*time.Millisecond {
+		t.Fatalf("behind after %v, before the bound", took)
+	}
+	t.Logf("Behind: %v", w.Behind())
+	if l := w.Lag(); l.Err != nil || l.Known != l.Applied {
+		t.Fatalf("Lag = %+v: the bound alone should report it", l)
+	}
+	stuck.Store(false)
+	close(hang)
+	waitFor(t, 5*time.Second, "still behind once the watcher reads again", func() bool { return w.Behind() == nil })
+}
+
+func TestWatcherReadTimeoutPostgres(t *testing.T) { testWatcherReadTimeout(t, postgresBackend(t)) }
+func TestWatcherReadTimeoutMySQL(t *testing.T)    { testWatcherReadTimeout(t, mysqlBackend(t)) }
+
+// testWatcherReadTimeout: replica A's connections to the database stop
+// answering, silently (no error, nothing closed), and B revokes a change.
+// A's reads time out, so that A says it is behind (with the cause) rather
+// than serve the revoked state as current, and on PostgreSQL it stops
+// counting on LISTEN. Once the network answers again, A catches up.
+func testWatcherReadTimeout(t *testing.T, b backend) {
+	ctx := context.Background()
+	proxy, stA, stB, engA, engB := proxiedReplicas(t, b)
+	wA, err := NewWatcher(ctx, stA, engA, WithPollInterval(100*time.Millisecond),
+		WithReadTimeout(300*time.Millisecond), WithStaleAfter(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wA.Close()
+	wB := syncWatcher(t, stB, engB)
+	if _, err := engB.CreateEntity(ctx, "p1", "e1"); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := wA.Wait(wctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if b.name == dialectPostgres {
+		waitFor(t, 5*time.Second, "not listening", func() bool { return wA.Lag().Listening })
+	}
+
+	proxy.stall.Store(true)
+	if err := engB.RemoveEntity(ctx, "e1"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "a replica that cannot read the database is not behind", func() bool {
+		return errors.Is(wA.Behind(), ErrBehind)
+	})
+	t.Logf("Behind: %v", wA.Behind())
+	if l := wA.Lag(); l.Err == nil {
+		t.Fatalf("Lag.Err = nil with every read timing out: %+v", l)
+	}
+	if b.name == dialectPostgres {
+		waitFor(t, 5*time.Second, "Listening with the connection silent", func() bool { return !wA.Lag().Listening })
+	}
+
+	proxy.stall.Store(false)
+	waitFor(t, 15*time.Second, "A did not catch up once the network answered", func() bool {
+		_, err := engA.GetEntity(ctx, "e1")
+		return wA.Behind() == nil && errors.Is(err, policy.ErrNotFound)
+	})
+	if err := wB.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	assertSameRules(t, "A and B", sortedRules(engB.Rules()), sortedRules(engA.Rules()))
+}
