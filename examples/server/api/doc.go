@@ -15,7 +15,8 @@
 //     GET /entity_users/me and GET /entity_users/my_role;
 //   - a small payables resource: POST/GET /payables,
 //     GET/PATCH/DELETE /payables/{payable_id} and
-//     POST /payables/{payable_id}/approve_payment_operation.
+//     POST /payables/{payable_id}/approve_payment_operation (a payable is
+//     edited and approved only while it is new; otherwise 409).
 //
 // The entity is named by the x-monite-entity-id header and errors are written
 // as Monite does ({"error": {"message": "..."}}; an expired or revoked token

@@ -24,14 +24,19 @@ import (
 	"github.com/gatehouse-authz/gatehouse/store"
 )
 
-// backends runs fn on SQLite, and on PostgreSQL when
-// GATEHOUSE_TEST_POSTGRES_DSN is set.
+// backends runs fn on SQLite, on PostgreSQL when
+// GATEHOUSE_TEST_POSTGRES_DSN is set and on MySQL when
+// GATEHOUSE_TEST_MYSQL_DSN is set.
 func backends(t *testing.T, fn func(t *testing.T, env *env)) {
 	t.Run("sqlite", func(t *testing.T) {
 		fn(t, newEnv(t, api.Config{DSN: filepath.Join(t.TempDir(), "e2e.db")}))
 	})
 	t.Run("postgres", func(t *testing.T) {
 		db, _, prefix := postgresTables(t, "e2e_")
+		fn(t, newEnv(t, api.Config{DB: db, TablePrefix: prefix}))
+	})
+	t.Run("mysql", func(t *testing.T) {
+		db, _, prefix := mysqlTables(t, "e2e_")
 		fn(t, newEnv(t, api.Config{DB: db, TablePrefix: prefix}))
 	})
 }
@@ -41,10 +46,23 @@ func backends(t *testing.T, fn func(t *testing.T, env *env)) {
 // prefix beginning with tag. When the test ends, the tables of the prefix
 // are dropped and the pool is closed.
 func postgresTables(t *testing.T, tag string) (db *gorm.DB, dsn, prefix string) {
+	return testTables(t, "GATEHOUSE_TEST_POSTGRES_DSN", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", tag)
+}
+
+// mysqlTables is postgresTables for GATEHOUSE_TEST_MYSQL_DSN.
+func mysqlTables(t *testing.T, tag string) (db *gorm.DB, dsn, prefix string) {
+	return testTables(t, "GATEHOUSE_TEST_MYSQL_DSN", "mysql://root@tcp(127.0.0.1:3306)/test?parseTime=true", tag)
+}
+
+// testTables opens the database of the environment variable env (the test
+// skips when it is unset; example is a DSN for the message) and returns it,
+// its DSN and a fresh table prefix beginning with tag. When the test ends,
+// the tables of the prefix are dropped and the pool is closed.
+func testTables(t *testing.T, env, example, tag string) (db *gorm.DB, dsn, prefix string) {
 	t.Helper()
-	dsn = os.Getenv("GATEHOUSE_TEST_POSTGRES_DSN")
+	dsn = os.Getenv(env)
 	if dsn == "" {
-		t.Skip("GATEHOUSE_TEST_POSTGRES_DSN is not set (e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)")
+		t.Skipf("%s is not set (e.g. %s)", env, example)
 	}
 	db, err := store.Open(context.Background(), dsn)
 	if err != nil {
@@ -55,9 +73,13 @@ func postgresTables(t *testing.T, tag string) (db *gorm.DB, dsn, prefix string) 
 	prefix = tag + hex.EncodeToString(b[:]) + "_"
 	t.Cleanup(func() {
 		var tables []string
-		db.Raw("SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_name LIKE ?", prefix+"%").Scan(&tables)
+		schema, quote := "current_schema()", `"`
+		if db.Dialector.Name() == "mysql" {
+			schema, quote = "database()", "`"
+		}
+		db.Raw("SELECT table_name FROM information_schema.tables WHERE table_schema = "+schema+" AND table_name LIKE ?", prefix+"%").Scan(&tables)
 		for _, tb := range tables {
-			if err := db.Exec(`DROP TABLE IF EXISTS "` + tb + `" CASCADE`).Error; err != nil {
+			if err := db.Exec("DROP TABLE IF EXISTS " + quote + tb + quote + " CASCADE").Error; err != nil {
 				t.Errorf("drop %s: %v", tb, err)
 			}
 		}

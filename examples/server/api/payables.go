@@ -161,7 +161,9 @@ func (s *Server) getPayable(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, toPayableResponse(row))
 }
 
-// updatePayable serves PATCH /payables/{payable_id}.
+// updatePayable serves PATCH /payables/{payable_id}. Only a new payable
+// can be edited (Monite's "Payable couldn't be updated due to current
+// state"): once approved, it answers 409 and changes nothing.
 func (s *Server) updatePayable(w http.ResponseWriter, r *http.Request) {
 	row, err := s.loadPayable(r)
 	if err != nil {
@@ -176,9 +178,9 @@ func (s *Server) updatePayable(w http.ResponseWriter, r *http.Request) {
 		s.writeEngineError(w, r, err)
 		return
 	}
-	row.UpdatedAt = time.Now()
-	if err := s.DB.WithContext(r.Context()).Table(s.t.payables).Where("id = ?", row.ID).
-		Select("currency", "total_amount", "description", "document_id", "due_date", "updated_at").Updates(&row).Error; err != nil {
+	row, err = s.changeNewPayable(r, "updated", map[string]any{"currency": row.Currency, "total_amount": row.TotalAmount,
+		"description": row.Description, "document_id": row.DocumentID, "due_date": row.DueDate, "updated_at": time.Now()})
+	if err != nil {
 		s.writeEngineError(w, r, err)
 		return
 	}
@@ -204,26 +206,35 @@ func (s *Server) deletePayable(w http.ResponseWriter, r *http.Request) {
 // approvePayable serves POST /payables/{payable_id}/approve_payment_operation:
 // a new payable becomes waiting_to_be_paid; any other state answers 409.
 func (s *Server) approvePayable(w http.ResponseWriter, r *http.Request) {
-	_, entity := caller(r)
-	id := r.PathValue("payable_id")
-	now := time.Now()
-	res := s.DB.WithContext(r.Context()).Table(s.t.payables).
-		Where("id = ? AND entity_id = ? AND status = ?", id, string(entity), payableNew).
-		Updates(map[string]any{"status": payableApproved, "updated_at": now})
-	if res.Error != nil {
-		s.writeEngineError(w, r, res.Error)
-		return
-	}
-	row, err := s.loadPayable(r)
+	row, err := s.changeNewPayable(r, "approved", map[string]any{"status": payableApproved, "updated_at": time.Now()})
 	if err != nil {
 		s.writeEngineError(w, r, err)
 		return
 	}
-	if res.RowsAffected == 0 {
-		writeError(w, http.StatusConflict, fmt.Sprintf("a payable in state %s cannot be approved", row.Status))
-		return
-	}
 	writeJSON(w, http.StatusOK, toPayableResponse(row))
+}
+
+// changeNewPayable writes values to the payable of the path if it is still
+// new, in one conditional UPDATE (so that no approval can come between a
+// check and the write), and returns the payable as stored after. A payable
+// in another state is left as it is: the error wraps errConflict (409) and
+// says why, with done naming the change refused ("updated", "approved").
+func (s *Server) changeNewPayable(r *http.Request, done string, values map[string]any) (payableRow, error) {
+	_, entity := caller(r)
+	res := s.DB.WithContext(r.Context()).Table(s.t.payables).
+		Where("id = ? AND entity_id = ? AND status = ?", r.PathValue("payable_id"), string(entity), payableNew).
+		Updates(values)
+	if res.Error != nil {
+		return payableRow{}, res.Error
+	}
+	row, err := s.loadPayable(r)
+	// MySQL counts only the rows an UPDATE changed: 0 rows for a new
+	// payable given its own values again is no conflict (a payable never
+	// goes back to new).
+	if err == nil && res.RowsAffected == 0 && row.Status != payableNew {
+		err = fmt.Errorf("%w: a payable in state %s cannot be %s", errConflict, row.Status, done)
+	}
+	return row, err
 }
 
 // loadPayable reads the payable of the path in the request's entity.
