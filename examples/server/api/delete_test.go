@@ -3,7 +3,10 @@ package api_test
 import (
 	"context"
 	"errors"
+	"slices"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/gatehouse-authz/gatehouse/model"
 	"github.com/gatehouse-authz/gatehouse/policy"
@@ -64,6 +67,96 @@ func TestDeleteEntity(t *testing.T) {
 		e.do("GET", "/payables", pt, keep, nil, 200, &list)
 		if len(list.Data) != 1 {
 			t.Errorf("%d payables left in the other entity, want 1", len(list.Data))
+		}
+	})
+}
+
+// TestDeleteEntityRace: payables created and entity updates sent while the
+// entity is deleted either come before the deletion (and are deleted with
+// it) or find no entity (403 from the middleware once the engine has
+// removed it, 404 from the handler that waited for the deletion): no
+// payable is left behind in a deleted entity.
+func TestDeleteEntityRace(t *testing.T) {
+	backends(t, func(t *testing.T, e *env) {
+		creds, pt := e.partner("partner-1")
+		for round := 0; round < 3; round++ {
+			ent := newEntity(e, pt)
+			r := e.id("POST", "/roles", pt, ent, role("A", "payable.create=allowed"), 200)
+			ut := e.userToken(creds, e.id("POST", "/entity_users", pt, ent, map[string]any{"login": "a", "first_name": "A", "role_id": r}, 200))
+			type request struct {
+				method, path, token string
+				body                any
+				want                []int
+			}
+			reqs := []request{{"DELETE", "/entities/" + ent, pt, nil, []int{204}}}
+			for i := 0; i < 30; i++ {
+				reqs = append(reqs, request{"POST", "/payables", ut, map[string]any{"currency": "EUR"}, []int{200, 403, 404}})
+				if i%10 == 0 {
+					reqs = append(reqs, request{"PATCH", "/entities/" + ent, pt, map[string]any{"phone": "+49"}, []int{200, 404}})
+				}
+			}
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			for _, rq := range reqs {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					status, body, err := e.send(rq.method, rq.path, rq.token, "", rq.body)
+					if err != nil || !slices.Contains(rq.want, status) {
+						t.Errorf("%s %s: %d %s (%v), want one of %v", rq.method, rq.path, status, body, err, rq.want)
+					}
+				}()
+			}
+			close(start)
+			wg.Wait()
+			var n int64
+			if err := e.srv.DB.Table(e.prefix+"payables").Where("entity_id = ?", ent).Count(&n).Error; err != nil || n != 0 {
+				t.Fatalf("round %d: %d payables left in the deleted entity (%v)", round, n, err)
+			}
+		}
+	})
+}
+
+// TestDeleteEntityWaits: a payable's creation and the entity's update wait
+// for a transaction that deletes the entity's row (as deleteEntity does,
+// holding its lock until it commits), then answer 404 and leave nothing.
+func TestDeleteEntityWaits(t *testing.T) {
+	backends(t, func(t *testing.T, e *env) {
+		creds, pt := e.partner("partner-1")
+		ent := newEntity(e, pt)
+		r := e.id("POST", "/roles", pt, ent, role("A", "payable.create=allowed"), 200)
+		ut := e.userToken(creds, e.id("POST", "/entity_users", pt, ent, map[string]any{"login": "a", "first_name": "A", "role_id": r}, 200))
+
+		tx := e.srv.DB.Begin() // SQLite: takes the write lock at once
+		if err := tx.Table(e.prefix+"entities").Where("id = ?", ent).Delete(nil).Error; err != nil {
+			tx.Rollback()
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for _, rq := range []struct {
+			method, path, token string
+			body                any
+		}{
+			{"POST", "/payables", ut, map[string]any{"currency": "EUR"}},
+			{"PATCH", "/entities/" + ent, pt, map[string]any{"phone": "+49"}},
+		} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if status, body, err := e.send(rq.method, rq.path, rq.token, "", rq.body); err != nil || status != 404 {
+					t.Errorf("%s %s during the deletion: %d %s (%v), want 404", rq.method, rq.path, status, body, err)
+				}
+			}()
+		}
+		time.Sleep(200 * time.Millisecond) // the requests wait for the lock
+		if err := tx.Commit().Error; err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+		var n int64
+		if err := e.srv.DB.Table(e.prefix+"payables").Where("entity_id = ?", ent).Count(&n).Error; err != nil || n != 0 {
+			t.Errorf("%d payables in the deleted entity (%v)", n, err)
 		}
 	})
 }

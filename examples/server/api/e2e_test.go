@@ -154,6 +154,24 @@ func (e *env) userToken(creds auth.ClientCredentials, user string) string {
 // the status; the answer is decoded into dst when it is not nil.
 func (e *env) do(method, path, token, entity string, body any, want int, dst any) []byte {
 	e.t.Helper()
+	status, got, err := e.send(method, path, token, entity, body)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	if status != want {
+		e.t.Fatalf("%s %s: status %d, want %d: %s", method, path, status, want, got)
+	}
+	if dst != nil {
+		if err := json.Unmarshal(got, dst); err != nil {
+			e.t.Fatalf("%s %s: decode %s: %v", method, path, got, err)
+		}
+	}
+	return got
+}
+
+// send sends a request as do does and returns the status and the body of
+// the answer, without checking them (it may run in any goroutine).
+func (e *env) send(method, path, token, entity string, body any) (int, []byte, error) {
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -173,19 +191,11 @@ func (e *env) do(method, path, token, entity string, body any, want int, dst any
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, path, err)
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
-	got, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != want {
-		e.t.Fatalf("%s %s: status %d, want %d: %s", method, path, resp.StatusCode, want, got)
-	}
-	if dst != nil {
-		if err := json.Unmarshal(got, dst); err != nil {
-			e.t.Fatalf("%s %s: decode %s: %v", method, path, got, err)
-		}
-	}
-	return got
+	got, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, got, err
 }
 
 // id sends a request that must answer want and returns the "id" of the answer.

@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/gatehouse-authz/gatehouse/middleware"
 	"github.com/gatehouse-authz/gatehouse/model"
@@ -174,31 +176,40 @@ func (s *Server) getEntity(w http.ResponseWriter, r *http.Request) {
 }
 
 // updateEntity serves PATCH /entities/{entity_id} (Monite's
-// UpdateEntityRequest: the fields given replace the stored ones).
+// UpdateEntityRequest: the fields given replace the stored ones). The
+// entity's row is read again and changed under its lock (lockEntity), so
+// that an entity deleted meanwhile answers 404 and two updates do not
+// overwrite each other's fields.
 func (s *Server) updateEntity(w http.ResponseWriter, r *http.Request) {
-	row, ok := s.partnerEntity(w, r)
-	if !ok {
+	if _, ok := s.partnerEntity(w, r); !ok {
 		return
 	}
 	var u entityFields
 	if !s.decode(w, r, &u) {
 		return
 	}
-	var f entityFields
-	_ = json.Unmarshal([]byte(row.Details), &f)
-	f.merge(u)
-	if err := f.validate(row.Type); err != nil {
+	p, _ := middleware.PrincipalFromContext(r.Context())
+	var row entityRow
+	err := s.DB.WithContext(r.Context()).Transaction(func(tx *gorm.DB) error {
+		var err error
+		if row, err = s.lockEntity(tx, r.PathValue("entity_id"), p.PartnerID, lockUpdate); err != nil {
+			return err
+		}
+		var f entityFields
+		_ = json.Unmarshal([]byte(row.Details), &f)
+		f.merge(u)
+		if err := f.validate(row.Type); err != nil {
+			return err
+		}
+		details, _ := json.Marshal(f)
+		row.Email, row.Details, row.UpdatedAt = *f.Email, string(details), time.Now()
+		return tx.Table(s.t.entities).Where("id = ?", row.ID).
+			Updates(map[string]any{"email": row.Email, "details": row.Details, "updated_at": row.UpdatedAt}).Error
+	})
+	if err != nil {
 		s.writeEngineError(w, r, err)
 		return
 	}
-	details, _ := json.Marshal(f)
-	row.Email, row.Details = *f.Email, string(details)
-	if err := s.DB.WithContext(r.Context()).Table(s.t.entities).Where("id = ?", row.ID).
-		Updates(map[string]any{"email": row.Email, "details": row.Details, "updated_at": time.Now()}).Error; err != nil {
-		s.writeEngineError(w, r, err)
-		return
-	}
-	row.UpdatedAt = time.Now()
 	writeJSON(w, http.StatusOK, s.entityResponse(r.Context(), row))
 }
 
@@ -244,14 +255,21 @@ func (s *Server) updateEntitySettings(w http.ResponseWriter, r *http.Request) {
 // it removes the entity from the engine, which removes its roles, users and
 // default role with it (policy.Engine.RemoveEntity), and deletes the
 // server's rows of the entity (details, users, role creators, payables), all
-// in one transaction. Its users' tokens are refused from then on (403): the
-// entity they name no longer exists.
+// in one transaction. That transaction first locks the entity's row
+// (lockEntity), which the writes that need the entity (a payable's
+// creation, the entity's update) lock too: none of them can come between
+// the deletion of the entity's rows and its commit, so none is left
+// behind. Its users' tokens are refused from then on (403): the entity
+// they name no longer exists.
 func (s *Server) deleteEntity(w http.ResponseWriter, r *http.Request) {
 	row, ok := s.partnerEntity(w, r)
 	if !ok {
 		return
 	}
 	err := s.store.InTransaction(r.Context(), func(ctx context.Context, tx *gorm.DB) error {
+		if _, err := s.lockEntity(tx, row.ID, model.PartnerID(row.PartnerID), lockUpdate); err != nil {
+			return err
+		}
 		if err := s.Engine.RemoveEntity(ctx, model.EntityID(row.ID)); err != nil {
 			return err
 		}
@@ -276,18 +294,45 @@ func (s *Server) deleteEntity(w http.ResponseWriter, r *http.Request) {
 // it; otherwise it answers 404 (another partner's entity looks missing).
 func (s *Server) partnerEntity(w http.ResponseWriter, r *http.Request) (entityRow, bool) {
 	p, _ := middleware.PrincipalFromContext(r.Context())
-	var row entityRow
-	err := s.DB.WithContext(r.Context()).Table(s.t.entities).
-		Where("id = ? AND partner_id = ?", r.PathValue("entity_id"), string(p.PartnerID)).Take(&row).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		writeError(w, http.StatusNotFound, "entity not found")
-		return row, false
-	}
+	row, err := s.lockEntity(s.DB.WithContext(r.Context()), r.PathValue("entity_id"), p.PartnerID, "")
 	if err != nil {
 		s.writeEngineError(w, r, err)
 		return row, false
 	}
 	return row, true
+}
+
+// Strengths of lockEntity's row lock.
+const (
+	lockUpdate = clause.LockingStrengthUpdate // a change of the entity itself
+	lockShare  = clause.LockingStrengthShare  // a write that needs the entity to exist
+)
+
+// lockEntity reads the row of entity id through db (only if partner owns
+// it, unless partner is empty) and, with a strength, locks it until db's
+// transaction ends: lockUpdate (FOR UPDATE) for a change of the entity
+// itself (its update, its deletion), lockShare (PostgreSQL FOR SHARE,
+// MySQL LOCK IN SHARE MODE) for a write that needs the entity to exist (a
+// payable's creation). Such a write and the entity's deletion take turns:
+// one that waited for the deletion finds no entity (a locking read sees
+// the latest commit, under MySQL's repeatable read too). SQLite has no row
+// locks; there every write transaction takes the database's write lock
+// when it begins (store.Open's immediate transactions), which serialises
+// them all the same. A missing entity wraps errNotFound (404).
+func (s *Server) lockEntity(db *gorm.DB, id string, partner model.PartnerID, strength string) (entityRow, error) {
+	q := db.Table(s.t.entities).Where("id = ?", id)
+	if partner != "" {
+		q = q.Where("partner_id = ?", string(partner))
+	}
+	if strength != "" {
+		q = q.Clauses(clause.Locking{Strength: strength})
+	}
+	var row entityRow
+	err := q.Take(&row).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return row, fmt.Errorf("entity %w", errNotFound)
+	}
+	return row, err
 }
 
 // entityResponse builds the answer for an entity.

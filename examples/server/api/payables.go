@@ -111,7 +111,8 @@ func (req *payableRequest) apply(p *payableRow) error {
 	return nil
 }
 
-// createPayable serves POST /payables; the caller becomes the creator.
+// createPayable serves POST /payables; the caller becomes the creator. An
+// entity deleted before the payable's creation commits answers 404.
 func (s *Server) createPayable(w http.ResponseWriter, r *http.Request) {
 	subject, entity := caller(r)
 	var req payableRequest
@@ -123,7 +124,15 @@ func (s *Server) createPayable(w http.ResponseWriter, r *http.Request) {
 		s.writeEngineError(w, r, err)
 		return
 	}
-	if err := s.DB.WithContext(r.Context()).Table(s.t.payables).Create(&row).Error; err != nil {
+	// Under the entity's row lock, which its deletion takes too: a payable
+	// is never created in an entity being deleted.
+	err := s.DB.WithContext(r.Context()).Transaction(func(tx *gorm.DB) error {
+		if _, err := s.lockEntity(tx, row.EntityID, "", lockShare); err != nil {
+			return err
+		}
+		return tx.Table(s.t.payables).Create(&row).Error
+	})
+	if err != nil {
 		s.writeEngineError(w, r, err)
 		return
 	}
