@@ -20,7 +20,9 @@
 //
 // The entity is named by the x-monite-entity-id header and errors are written
 // as Monite does ({"error": {"message": "..."}}; an expired or revoked token
-// gets 400). Every entity-scoped route is guarded by the middleware with the
+// gets 400). A string the server stores must be UTF-8 without a NUL
+// character and fit its column, or the request gets 422. Every
+// entity-scoped route is guarded by the middleware with the
 // object type and action of Monite's permission catalog; routes about one
 // object look up its creator, so that allowed_for_own works, and lists are
 // filtered with middleware.FilterScope. Creating, changing, deleting and

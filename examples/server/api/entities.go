@@ -80,8 +80,26 @@ func present(m json.RawMessage) bool {
 	return len(m) > 0 && !bytes.Equal(m, []byte("null"))
 }
 
+// maxDetails bounds an entity's details as JSON, in bytes: the size of
+// their column on MySQL (TEXT).
+const maxDetails = 65535
+
 // validate checks the fields of an entity of type typ.
 func (f *entityFields) validate(typ string) error {
+	if err := checkText(textField{name: "email", value: f.Email, max: 255, required: true},
+		textField{name: "phone", value: f.Phone}, textField{name: "registration_authority", value: f.RegistrationAuthority},
+		textField{name: "registration_number", value: f.RegistrationNumber}, textField{name: "tax_id", value: f.TaxID},
+		textField{name: "website", value: f.Website}); err != nil {
+		return err
+	}
+	for _, o := range []struct {
+		name string
+		raw  json.RawMessage
+	}{{"address", f.Address}, {"organization", f.Organization}, {"individual", f.Individual}} {
+		if err := checkJSONText(o.name, o.raw); err != nil {
+			return err
+		}
+	}
 	if f.Email == nil || !strings.Contains(*f.Email, "@") {
 		return invalidf("email must be an email address")
 	}
@@ -101,6 +119,15 @@ func (f *entityFields) validate(typ string) error {
 		return invalidf("type must be organization or individual")
 	}
 	return nil
+}
+
+// details returns the fields as stored: JSON, at most maxDetails bytes.
+func (f *entityFields) details() (string, error) {
+	b, err := json.Marshal(f)
+	if err == nil && len(b) > maxDetails {
+		err = invalidf("the entity's fields must take at most %d bytes as JSON", maxDetails)
+	}
+	return string(b), err
 }
 
 // merge applies the fields given in u.
@@ -131,9 +158,13 @@ func (s *Server) createEntity(w http.ResponseWriter, r *http.Request) {
 		s.writeEngineError(w, r, err)
 		return
 	}
-	details, _ := json.Marshal(req.entityFields)
-	row := entityRow{ID: newID(), PartnerID: string(p.PartnerID), Type: req.Type, Email: *req.Email, Details: string(details)}
-	err := s.store.InTransaction(r.Context(), func(ctx context.Context, tx *gorm.DB) error {
+	details, err := req.details()
+	if err != nil {
+		s.writeEngineError(w, r, err)
+		return
+	}
+	row := entityRow{ID: newID(), PartnerID: string(p.PartnerID), Type: req.Type, Email: *req.Email, Details: details}
+	err = s.store.InTransaction(r.Context(), func(ctx context.Context, tx *gorm.DB) error {
 		if _, err := s.Engine.CreateEntity(ctx, p.PartnerID, model.EntityID(row.ID)); err != nil {
 			return err
 		}
@@ -201,8 +232,10 @@ func (s *Server) updateEntity(w http.ResponseWriter, r *http.Request) {
 		if err := f.validate(row.Type); err != nil {
 			return err
 		}
-		details, _ := json.Marshal(f)
-		row.Email, row.Details, row.UpdatedAt = *f.Email, string(details), time.Now()
+		if row.Details, err = f.details(); err != nil {
+			return err
+		}
+		row.Email, row.UpdatedAt = *f.Email, time.Now()
 		return tx.Table(s.t.entities).Where("id = ?", row.ID).
 			Updates(map[string]any{"email": row.Email, "details": row.Details, "updated_at": row.UpdatedAt}).Error
 	})

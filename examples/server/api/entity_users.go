@@ -87,8 +87,8 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
 	if !s.decode(w, r, &req) {
 		return
 	}
-	if req.Login == "" || req.FirstName == "" || len(req.Login) > 255 || len(req.FirstName) > 255 {
-		s.writeEngineError(w, r, invalidf("login and first_name are required (at most 255 characters)"))
+	if err := checkUserText(&req.Login, &req.FirstName, req.LastName, req.Email, req.Phone, req.Title); err != nil {
+		s.writeEngineError(w, r, err)
 		return
 	}
 	var role model.RoleID
@@ -112,6 +112,16 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, toUserResponse(row, role))
+}
+
+// checkUserText checks the text fields of a user given in a request (nil:
+// not given): login and first_name must not be empty and fit their
+// columns (checkText).
+func checkUserText(login, firstName, lastName, email, phone, title *string) error {
+	return checkText(textField{name: "login", value: login, max: 255, required: true},
+		textField{name: "first_name", value: firstName, max: 255, required: true},
+		textField{name: "last_name", value: lastName}, textField{name: "email", value: email},
+		textField{name: "phone", value: phone}, textField{name: "title", value: title})
 }
 
 // listUsers serves GET /entity_users (only those the caller created with
@@ -172,6 +182,10 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) {
 	if !s.decode(w, r, &req) {
 		return
 	}
+	if err := checkUserText(req.Login, req.FirstName, req.LastName, req.Email, req.Phone, req.Title); err != nil {
+		s.writeEngineError(w, r, err)
+		return
+	}
 	changeRole := len(req.RoleID) > 0
 	var role model.RoleID
 	if present(req.RoleID) {
@@ -192,15 +206,8 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	for _, p := range []struct {
-		dst *string
-		src *string
-	}{{&row.Login, req.Login}, {&row.FirstName, req.FirstName}} {
+	for _, p := range []struct{ dst, src *string }{{&row.Login, req.Login}, {&row.FirstName, req.FirstName}} {
 		if p.src != nil {
-			if *p.src == "" || len(*p.src) > 255 {
-				s.writeEngineError(w, r, invalidf("login and first_name must be 1 to 255 characters"))
-				return
-			}
 			*p.dst = *p.src
 		}
 	}

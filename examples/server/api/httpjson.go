@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gatehouse-authz/gatehouse/auth"
 	"github.com/gatehouse-authz/gatehouse/middleware"
@@ -102,6 +103,79 @@ func (e *fieldError) Error() string { return e.msg }
 // invalidf returns a fieldError.
 func invalidf(format string, args ...any) error {
 	return &fieldError{msg: fmt.Sprintf(format, args...)}
+}
+
+// textField is a string the server stores, for checkText.
+type textField struct {
+	name     string  // the field's name in the API
+	value    *string // nil: not given
+	max      int     // the size of its column in characters; 0: none
+	required bool    // it must not be empty
+}
+
+// checkText checks strings the server stores: each must be UTF-8 without a
+// NUL character (PostgreSQL refuses both in text), fit its column (max
+// characters, as PostgreSQL's and MySQL's varchar count them) and, when
+// required, not be empty. The first that does not gives a fieldError
+// (422) that names it.
+func checkText(fields ...textField) error {
+	for _, f := range fields {
+		if f.value == nil {
+			continue
+		}
+		v := *f.value
+		switch {
+		case f.required && v == "":
+			return invalidf("%s must not be empty", f.name)
+		case !utf8.ValidString(v):
+			return invalidf("%s must be UTF-8 text", f.name)
+		case strings.IndexByte(v, 0) >= 0:
+			return invalidf("%s must not contain a NUL character", f.name)
+		case f.max > 0 && utf8.RuneCountInString(v) > f.max:
+			return invalidf("%s must be at most %d characters", f.name, f.max)
+		}
+	}
+	return nil
+}
+
+// checkJSONText checks a JSON value the server stores as given (an
+// entity's address, say): it must be UTF-8, and each of its strings and
+// member names must pass checkText.
+func checkJSONText(name string, raw json.RawMessage) error {
+	if len(raw) == 0 {
+		return nil // not given
+	}
+	whole := string(raw)
+	if err := checkText(textField{name: name, value: &whole}); err != nil {
+		return err
+	}
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return invalidf("%s must be JSON", name)
+	}
+	var walk func(v any) error
+	walk = func(v any) error {
+		var err error
+		switch v := v.(type) {
+		case string:
+			err = checkText(textField{name: name, value: &v})
+		case []any:
+			for i := 0; i < len(v) && err == nil; i++ {
+				err = walk(v[i])
+			}
+		case map[string]any:
+			for k, x := range v {
+				if err = checkText(textField{name: name, value: &k}); err == nil {
+					err = walk(x)
+				}
+				if err != nil {
+					break
+				}
+			}
+		}
+		return err
+	}
+	return walk(v)
 }
 
 // writeEngineError answers an error of the policy engine (or of a

@@ -90,16 +90,14 @@ func (req *payableRequest) apply(p *payableRow) error {
 		}
 		p.TotalAmount = a
 	}
+	if err := checkText(textField{name: "description", value: req.Description, max: 255},
+		textField{name: "document_id", value: req.DocumentID, max: 255}); err != nil {
+		return err
+	}
 	if d := req.Description; d != nil {
-		if len(*d) > 255 {
-			return invalidf("description must be at most 255 characters")
-		}
 		p.Description = d
 	}
 	if d := req.DocumentID; d != nil {
-		if len(*d) > 255 {
-			return invalidf("document_id must be at most 255 characters")
-		}
 		p.DocumentID = d
 	}
 	if d := req.DueDate; d != nil {
