@@ -85,6 +85,11 @@ type Decision struct {
 // errNoSubject is returned for a request whose subject has no kind.
 var errNoSubject = fmt.Errorf("%w: the request has no subject", ErrInvalid)
 
+// errBadOwner is returned for a request whose owner is neither a partner,
+// nor a user, nor none (the zero Subject): read as none, it would make an
+// allowed_for_own check a list's, which any owner passes.
+var errBadOwner = fmt.Errorf("%w: the request's owner has an id but no valid kind", ErrInvalid)
+
 // Decide answers one request from the compiled index: no locks, no
 // allocations for well-formed requests, a cost that does not depend on the
 // number of rules. It follows the decision rules of the package
@@ -94,6 +99,9 @@ func (e *Engine) Decide(r Request) Decision {
 	slot, ok := e.cat.SlotOf(r.Object, r.Action)
 	if !ok {
 		return Decision{Reason: ReasonInvalid, Err: fmt.Errorf("%w: %w", ErrInvalid, e.cat.Check(r.Object, r.Action))}
+	}
+	if r.Owner.Kind != model.KindUser && r.Owner.Kind != model.KindPartner && !r.Owner.IsZero() {
+		return Decision{Reason: ReasonInvalid, Err: errBadOwner}
 	}
 	en := e.ix.Load().Entity(r.Entity)
 	switch r.Subject.Kind {

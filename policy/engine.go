@@ -204,9 +204,10 @@ func (e *Engine) commit(ctx context.Context, c Committer, ch *Change) error {
 		e.log.ErrorContext(ctx, "gatehouse: storing a change failed", "op", ch.Op, "entity", string(ch.Entity), "err", err)
 		return fmt.Errorf("%w: %s: %w", ErrStorage, ch.Op, err)
 	}
-	if defer_, ok := ctx.Value(deferKey{}).(func(apply func())); ok {
+	if d := deferredOf(ctx); d != nil {
 		rev := ch.Revision
-		defer_(func() {
+		d.note(add)
+		d.apply(func() {
 			e.mu.Lock()
 			defer e.mu.Unlock()
 			e.ix.Load().Apply(rm, add)
@@ -221,21 +222,97 @@ func (e *Engine) commit(ctx context.Context, c Committer, ch *Change) error {
 
 type deferKey struct{}
 
+// deferred is the state of a [WithDeferredApply] context: how to publish,
+// and the ids that its committed but unpublished changes created, which
+// the index does not hold yet. The management calls made with the context
+// check them too, so that one transaction cannot create the same entity,
+// user or role id (or a role name in one entity) twice. It is read and
+// written under the engine's change lock.
+type deferred struct {
+	apply    func(apply func())
+	entities map[model.EntityID]bool
+	users    map[model.UserID]bool
+	roles    map[model.RoleID]bool
+	names    map[model.EntityID]map[string]model.RoleID // declared role names
+}
+
+func deferredOf(ctx context.Context) *deferred {
+	d, _ := ctx.Value(deferKey{}).(*deferred)
+	return d
+}
+
+// note records the ids that the facts add.
+func (d *deferred) note(add []rules.Fact) {
+	for _, f := range add {
+		switch f.Kind {
+		case rules.KindOwner:
+			d.entities[f.Entity] = true
+		case rules.KindMember:
+			d.users[f.User] = true
+		case rules.KindRole:
+			d.roles[f.Role] = true
+			if d.names[f.Entity] == nil {
+				d.names[f.Entity] = map[string]model.RoleID{}
+			}
+			d.names[f.Entity][f.Name] = f.Role
+		}
+	}
+}
+
+// pendingEntity, pendingUser, pendingRole and pendingName report whether an
+// earlier change made with ctx, not yet published, created the id or name.
+func pendingEntity(ctx context.Context, id model.EntityID) bool {
+	d := deferredOf(ctx)
+	return d != nil && d.entities[id]
+}
+
+func pendingUser(ctx context.Context, id model.UserID) bool {
+	d := deferredOf(ctx)
+	return d != nil && d.users[id]
+}
+
+func pendingRole(ctx context.Context, id model.RoleID) bool {
+	d := deferredOf(ctx)
+	return d != nil && d.roles[id]
+}
+
+func pendingName(ctx context.Context, entity model.EntityID, name string, except model.RoleID) bool {
+	d := deferredOf(ctx)
+	if d == nil {
+		return false
+	}
+	r, ok := d.names[entity][name]
+	return ok && r != except
+}
+
 // WithDeferredApply returns a context under which a change is committed to
 // the store but not yet published to the engine's index: instead, defer_ is
 // called with a function that publishes it. A store that runs changes inside
 // an application's own transaction uses it to publish them only once that
 // transaction commits (and to drop them when it rolls back). Until then,
-// decisions and later changes on this engine do not see the change.
+// decisions and later changes on this engine do not see the change, except
+// that the changes made with the returned context cannot create an entity,
+// user or role id (or a role name in an entity) that an earlier one of them
+// created: that is a conflict, as it would be once published. Use one such
+// context per transaction.
 func WithDeferredApply(ctx context.Context, defer_ func(apply func())) context.Context {
-	return context.WithValue(ctx, deferKey{}, defer_)
+	return context.WithValue(ctx, deferKey{}, &deferred{apply: defer_,
+		entities: map[model.EntityID]bool{}, users: map[model.UserID]bool{},
+		roles: map[model.RoleID]bool{}, names: map[model.EntityID]map[string]model.RoleID{}})
 }
 
+// bump records that a change of revision rev (0 when the store does not
+// number changes) was applied. The revision only moves forward.
 func (e *Engine) bump(rev int64) {
-	if rev > 0 {
-		e.revision.Store(rev)
-	} else {
+	if rev <= 0 {
 		e.revision.Add(1)
+		return
+	}
+	for {
+		cur := e.revision.Load()
+		if rev <= cur || e.revision.CompareAndSwap(cur, rev) {
+			return
+		}
 	}
 }
 

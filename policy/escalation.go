@@ -68,8 +68,10 @@ type grantorKey struct{}
 //   - [Engine.UpdateRole]: the role's permissions before and after (a
 //     grantor changes only roles it could have made);
 //   - [Engine.DeleteRole]: the role's permissions;
-//   - [Engine.AddUser], [Engine.SetDefaultRole]: the role that will apply
-//     to the user (its own, or the entity's default when it gets none);
+//   - [Engine.AddUser]: the role that will apply to the user (its own, or
+//     the entity's default when it gets none);
+//   - [Engine.SetDefaultRole]: the old default role and the new one (it
+//     moves every member without a role of its own);
 //   - [Engine.SetUserRole]: the role that applies to the user before and
 //     after (a grantor moves only users whose role it holds);
 //   - [Engine.RemoveUser]: the role that applies to the user.

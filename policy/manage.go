@@ -137,7 +137,7 @@ func (e *Engine) CreateEntity(ctx context.Context, partner model.PartnerID, id m
 		return Entity{}, err
 	}
 	defer done()
-	if e.ix.Load().Entity(id) != nil {
+	if e.ix.Load().Entity(id) != nil || pendingEntity(ctx, id) {
 		return Entity{}, fmt.Errorf("%w: entity %q exists", ErrConflict, id)
 	}
 	ch := &Change{Op: "entity.create", Entity: id, Add: []model.Rule{rules.Owner(partner, id)}}
@@ -205,6 +205,9 @@ func (e *Engine) SetDefaultRole(ctx context.Context, entity model.EntityID, role
 		if old == role {
 			return nil
 		}
+		if err := e.guardAssign(ctx, en, old); err != nil {
+			return err // a grantor moves only members whose role it holds
+		}
 		ch.Remove = append(ch.Remove, rules.DefaultRole(entity, old))
 	}
 	if role != "" {
@@ -246,10 +249,10 @@ func (e *Engine) CreateRole(ctx context.Context, entity model.EntityID, spec Rol
 	if err != nil {
 		return Role{}, err
 	}
-	if _, taken := e.ix.Load().RoleEntity(spec.ID); taken {
+	if _, taken := e.ix.Load().RoleEntity(spec.ID); taken || pendingRole(ctx, spec.ID) {
 		return Role{}, fmt.Errorf("%w: role id %q exists", ErrConflict, spec.ID)
 	}
-	if err := nameFree(en, spec.Name, ""); err != nil {
+	if err := nameFree(ctx, en, spec.Name, ""); err != nil {
 		return Role{}, err
 	}
 	if err := e.guardGrant(ctx, entity, spec.Permissions); err != nil {
@@ -267,11 +270,14 @@ func (e *Engine) CreateRole(ctx context.Context, entity model.EntityID, spec Rol
 		CreatedAt: time.UnixMilli(now).UTC(), UpdatedAt: time.UnixMilli(now).UTC()}, nil
 }
 
-func nameFree(en *index.Entity, name string, except model.RoleID) error {
+func nameFree(ctx context.Context, en *index.Entity, name string, except model.RoleID) error {
 	for _, r := range en.Roles {
 		if r != nil && r.Declared && r.Name == name && r.ID != except {
 			return fmt.Errorf("%w: entity %q has a role named %q", ErrConflict, en.ID, name)
 		}
+	}
+	if pendingName(ctx, en.ID, name, except) {
+		return fmt.Errorf("%w: entity %q has a role named %q", ErrConflict, en.ID, name)
 	}
 	return nil
 }
@@ -340,7 +346,7 @@ func (e *Engine) UpdateRole(ctx context.Context, entity model.EntityID, id model
 	}
 	name := r.Name
 	if u.Name != nil {
-		if err := nameFree(en, *u.Name, id); err != nil {
+		if err := nameFree(ctx, en, *u.Name, id); err != nil {
 			return Role{}, err
 		}
 		name = *u.Name
@@ -435,7 +441,7 @@ func (e *Engine) AddUser(ctx context.Context, entity model.EntityID, user model.
 	if err != nil {
 		return User{}, err
 	}
-	if _, taken := e.ix.Load().UserEntity(user); taken {
+	if _, taken := e.ix.Load().UserEntity(user); taken || pendingUser(ctx, user) {
 		return User{}, fmt.Errorf("%w: user %q exists", ErrConflict, user)
 	}
 	if role != "" {

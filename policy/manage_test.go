@@ -288,12 +288,17 @@ func TestDecideInvalid(t *testing.T) {
 		{"unknown object", policy.Request{Subject: model.Partner("p"), Entity: "e", Object: "nope", Action: "read"}, model.ErrUnknownObject},
 		{"unknown action", policy.Request{Subject: model.Partner("p"), Entity: "e", Object: "payable", Action: "fly"}, model.ErrUnknownAction},
 		{"no subject", policy.Request{Entity: "e", Object: "payable", Action: "read"}, policy.ErrInvalid},
+		{"owner without kind", policy.Request{Subject: model.User("u"), Entity: "e", Object: "payable", Action: "update", Owner: model.Subject{ID: "bob"}}, policy.ErrInvalid},
+		{"owner of no kind", policy.Request{Subject: model.User("u"), Entity: "e", Object: "payable", Action: "update", Owner: model.Subject{Kind: 7, ID: "bob"}}, policy.ErrInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := eng.Decide(tt.r)
 			if d.Allowed || !errors.Is(d.Err, tt.want) || !errors.Is(d.Err, policy.ErrInvalid) {
 				t.Fatalf("Decide = %+v, want a denial with %v", d, tt.want)
+			}
+			if !tt.r.Owner.IsZero() {
+				return // Scope has no owner
 			}
 			if s, err := eng.Scope(tt.r.Subject, tt.r.Entity, tt.r.Object, tt.r.Action); s != model.ScopeNone || err == nil {
 				t.Fatalf("Scope = %v, %v", s, err)
@@ -428,6 +433,15 @@ func TestWithGrantor(t *testing.T) {
 		{"set bigger default", model.User("m"), func(ctx context.Context, eng *policy.Engine) error {
 			return eng.SetDefaultRole(ctx, "e1", "big")
 		}, false, nil},
+		{"replace a bigger default", model.User("m"), func(ctx context.Context, eng *policy.Engine) error {
+			return eng.SetDefaultRole(ctx, "e1", "small")
+		}, false, func(eng *policy.Engine) error { return eng.SetDefaultRole(ctx, "e1", "big") }},
+		{"clear a bigger default", model.User("m"), func(ctx context.Context, eng *policy.Engine) error {
+			return eng.SetDefaultRole(ctx, "e1", "")
+		}, false, func(eng *policy.Engine) error { return eng.SetDefaultRole(ctx, "e1", "big") }},
+		{"replace a default it holds", model.User("m"), func(ctx context.Context, eng *policy.Engine) error {
+			return eng.SetDefaultRole(ctx, "e1", "mgr")
+		}, true, func(eng *policy.Engine) error { return eng.SetDefaultRole(ctx, "e1", "small") }},
 		{"take a role away onto a bigger default", model.User("m"), func(ctx context.Context, eng *policy.Engine) error {
 			_, err := eng.SetUserRole(ctx, "e1", "u", "")
 			return err
@@ -508,6 +522,139 @@ func TestDeferredApply(t *testing.T) {
 	held := must[policy.Role](t)(eng.GetRole(ctx, "e1", "r"))
 	if held.Name != got.Name || !maps.Equal(held.Permissions, got.Permissions) || !held.UpdatedAt.Equal(got.UpdatedAt) || !held.CreatedAt.Equal(got.CreatedAt) {
 		t.Fatalf("after apply the engine holds %+v; UpdateRole returned %+v", held, got)
+	}
+}
+
+// TestDeferredApplyConflicts: the changes made with one WithDeferredApply
+// context (one transaction) cannot create the same id twice, though none is
+// published yet; changes that create nothing new still go through.
+func TestDeferredApplyConflicts(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name   string
+		first  func(ctx context.Context, eng *policy.Engine) error
+		second func(ctx context.Context, eng *policy.Engine) error
+		want   error // of second
+	}{
+		{"entity twice, two partners",
+			func(ctx context.Context, eng *policy.Engine) error {
+				_, err := eng.CreateEntity(ctx, "p1", "ex")
+				return err
+			},
+			func(ctx context.Context, eng *policy.Engine) error {
+				_, err := eng.CreateEntity(ctx, "p2", "ex")
+				return err
+			}, policy.ErrConflict},
+		{"user in two entities",
+			func(ctx context.Context, eng *policy.Engine) error {
+				_, err := eng.AddUser(ctx, "e1", "u", "")
+				return err
+			},
+			func(ctx context.Context, eng *policy.Engine) error {
+				_, err := eng.AddUser(ctx, "e2", "u", "")
+				return err
+			}, policy.ErrConflict},
+		{"role id twice",
+			func(ctx context.Context, eng *policy.Engine) error {
+				_, err := eng.CreateRole(ctx, "e1", policy.RoleSpec{ID: "rx", Name: "X"})
+				return err
+			},
+			func(ctx context.Context, eng *policy.Engine) error {
+				_, err := eng.CreateRole(ctx, "e2", policy.RoleSpec{ID: "rx", Name: "Y"})
+				return err
+			}, policy.ErrConflict},
+		{"role name twice in an entity",
+			func(ctx context.Context, eng *policy.Engine) error {
+				_, err := eng.CreateRole(ctx, "e1", policy.RoleSpec{ID: "rx", Name: "X"})
+				return err
+			},
+			func(ctx context.Context, eng *policy.Engine) error {
+				_, err := eng.CreateRole(ctx, "e1", policy.RoleSpec{ID: "ry", Name: "X"})
+				return err
+			}, policy.ErrConflict},
+		{"a rename onto a pending name",
+			func(ctx context.Context, eng *policy.Engine) error {
+				_, err := eng.CreateRole(ctx, "e1", policy.RoleSpec{ID: "rx", Name: "X"})
+				return err
+			},
+			func(ctx context.Context, eng *policy.Engine) error {
+				name := "X"
+				_, err := eng.UpdateRole(ctx, "e1", "r", policy.RoleUpdate{Name: &name})
+				return err
+			}, policy.ErrConflict},
+		{"same name in two entities",
+			func(ctx context.Context, eng *policy.Engine) error {
+				_, err := eng.CreateRole(ctx, "e1", policy.RoleSpec{ID: "rx", Name: "X"})
+				return err
+			},
+			func(ctx context.Context, eng *policy.Engine) error {
+				_, err := eng.CreateRole(ctx, "e2", policy.RoleSpec{ID: "ry", Name: "X"})
+				return err
+			}, nil},
+		{"a role updated twice",
+			func(ctx context.Context, eng *policy.Engine) error {
+				_, err := eng.UpdateRole(ctx, "e1", "r", policy.RoleUpdate{Permissions: model.Permissions{kPay: model.Allowed}})
+				return err
+			},
+			func(ctx context.Context, eng *policy.Engine) error {
+				_, err := eng.UpdateRole(ctx, "e1", "r", policy.RoleUpdate{Permissions: model.Permissions{kRead: model.Allowed}})
+				return err
+			}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			eng := newEngine(t)
+			must[policy.Entity](t)(eng.CreateEntity(ctx, "p1", "e1"))
+			must[policy.Entity](t)(eng.CreateEntity(ctx, "p1", "e2"))
+			must[policy.Role](t)(eng.CreateRole(ctx, "e1", policy.RoleSpec{ID: "r", Name: "R"}))
+			var pending []func()
+			tx := policy.WithDeferredApply(ctx, func(apply func()) { pending = append(pending, apply) })
+			if err := tt.first(tx, eng); err != nil {
+				t.Fatalf("first change: %v", err)
+			}
+			err := tt.second(tx, eng)
+			if tt.want == nil && err != nil || tt.want != nil && !errors.Is(err, tt.want) {
+				t.Fatalf("second change: %v; want %v", err, tt.want)
+			}
+			for _, apply := range pending {
+				apply()
+			}
+			// What was published is consistent: every entity has one
+			// owner, every user one entity.
+			owners, users := map[string]int{}, map[string]int{}
+			for _, r := range eng.Rules() {
+				switch r.PType {
+				case "g2":
+					owners[r.Values[1]]++
+				case "g":
+					users[r.Values[0]]++
+				}
+			}
+			for k, n := range owners {
+				if n > 1 {
+					t.Errorf("%s has %d owners", k, n)
+				}
+			}
+			for k, n := range users {
+				if n > 1 {
+					t.Errorf("%s is in %d entities", k, n)
+				}
+			}
+		})
+	}
+}
+
+// TestRevisionMonotonic: the engine's revision only moves forward, whatever
+// order numbered changes arrive in.
+func TestRevisionMonotonic(t *testing.T) {
+	eng := newEngine(t)
+	for _, rev := range []int64{10, 5, 12, 11} {
+		if err := eng.ApplyCommitted(policy.Change{Revision: rev}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := eng.Revision(); got != 12 {
+		t.Fatalf("Revision = %d, want 12", got)
 	}
 }
 

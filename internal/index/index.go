@@ -9,11 +9,16 @@
 // lock and never see half a change to an entity. Writers must be serialised
 // by the caller.
 //
-// The index follows the Casbin model's semantics for any set of rules, not
-// only the ones the engine writes: roles are per entity (a role link and a
+// The index follows the Casbin model's semantics for the rules the engine
+// writes, and in part beyond them: roles are per entity (a role link and a
 // permission meet only inside one entity), and a role's permission on an
 // (object type, action) is the union of its "allowed" and "allowed_for_own"
-// rules.
+// rules. It keeps one link where the engine writes one: a member's role, an
+// entity's default role, an entity's owner. A store holding several (a user
+// linked to two roles in one entity, two default roles, two owners: rules
+// the engine never writes) gets the last one loaded, where Casbin would take
+// their union: the index may then deny what Casbin allows, never the
+// reverse.
 package index
 
 import (

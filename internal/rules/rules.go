@@ -87,8 +87,8 @@ type Fact struct {
 	Updated int64
 }
 
-// Decode decodes a rule written by the encoders above (with non-empty
-// identifiers). Any other rule is an error wrapping ErrMalformed. A rule that
+// Decode decodes a rule written by the encoders above (with valid
+// identifiers, see model.ValidateID). Any other rule is an error wrapping ErrMalformed. A rule that
 // decodes is exactly what the encoders write for its Fact.
 func Decode(r model.Rule) (Fact, error) {
 	v := r.Values
@@ -167,7 +167,10 @@ func millis(s string) (int64, bool) {
 	return n, err == nil && strconv.FormatInt(n, 10) == s
 }
 
+// cut returns the id after prefix, and whether s is prefix and a valid id
+// (model.ValidateID): ids read from a store meet the rules the management
+// calls enforce.
 func cut(s, prefix string) (string, bool) {
 	rest, ok := strings.CutPrefix(s, prefix)
-	return rest, ok && rest != ""
+	return rest, ok && model.ValidateID("id", rest) == nil
 }
