@@ -28,7 +28,8 @@
 // filtered with middleware.FilterScope. Creating, changing, deleting and
 // assigning roles also goes through the engine's escalation guard (policy
 // CheckGrant and CheckAssign): an entity user cannot grant more than it
-// holds, nor take away what it could not grant. The handlers check it
+// holds, nor take away what it could not grant, nor change a user whose
+// role grants more than it holds. The handlers check it
 // early, and the management calls run with the caller as the grantor
 // (policy.WithGrantor), so the engine checks it again, for what a change
 // grants and what it takes away, under the store's change lock inside the

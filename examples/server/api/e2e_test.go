@@ -125,6 +125,13 @@ func newEnv(t *testing.T, cfg api.Config) *env {
 	return &env{t: t, srv: srv, url: hs.URL, clock: clk, prefix: prefix}
 }
 
+// in returns e for the (sub)test t: its checks fail t.
+func (e *env) in(t *testing.T) *env {
+	c := *e
+	c.t = t
+	return &c
+}
+
 // partner creates an API client for partner and returns its credentials and
 // a partner token.
 func (e *env) partner(id string) (auth.ClientCredentials, string) {

@@ -166,11 +166,14 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, toUserResponse(row, user.Role))
 }
 
-// updateUser serves PATCH /entity_users/{entity_user_id}. Changing the role
-// obeys the escalation rule for the role that applies to the user now and
-// for the one that will apply (for a user without a role of its own, the
-// entity's default role): checked early, then by the engine under its
-// change lock (guardedWrite).
+// updateUser serves PATCH /entity_users/{entity_user_id}. Any change obeys
+// the escalation rule for the role that applies to the user now (for a
+// user without a role of its own, the entity's default role), as removing
+// the user does; changing the role, for the one that will apply too:
+// checked early, then, for a change of the role, by the engine under its
+// change lock (guardedWrite). A change of the user's details alone makes
+// no policy change for the engine to check again: the early check is the
+// one that counts there.
 func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) {
 	subject, entity := caller(r)
 	row, user, err := s.loadUser(r.Context(), entity, r.PathValue("entity_user_id"))
@@ -196,15 +199,17 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) {
 		}
 		role = model.RoleID(id)
 	}
-	if changeRole {
-		err := s.checkApplies(r.Context(), subject, entity, user.Role)
-		if err == nil && role != user.Role {
-			err = s.checkApplies(r.Context(), subject, entity, role)
-		}
-		if err != nil {
-			s.writeEngineError(w, r, err)
-			return
-		}
+	// Any change of a user, not only of its role, needs the role that
+	// applies to it now: an entity user may not change the login or the
+	// email of a user who holds more than it does (and take over its
+	// account). A change of the role also needs the new one.
+	err = s.checkApplies(r.Context(), subject, entity, user.Role)
+	if err == nil && changeRole && role != user.Role {
+		err = s.checkApplies(r.Context(), subject, entity, role)
+	}
+	if err != nil {
+		s.writeEngineError(w, r, err)
+		return
 	}
 	for _, p := range []struct{ dst, src *string }{{&row.Login, req.Login}, {&row.FirstName, req.FirstName}} {
 		if p.src != nil {

@@ -41,6 +41,7 @@ func TestUpdatePayableState(t *testing.T) {
 			{"approved, empty patch", true, ct, "", map[string]any{}, 409, payable{"waiting_to_be_paid", "EUR", 100}},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
+				e := e.in(t)
 				id := e.id("POST", "/payables", ct, "", map[string]any{"currency": "EUR", "total_amount": 100}, 200)
 				if tc.approve {
 					e.do("POST", "/payables/"+id+"/approve_payment_operation", bt, "", nil, 200, nil)
