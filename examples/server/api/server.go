@@ -280,11 +280,40 @@ func (s *Server) routes() http.Handler {
 	handle("DELETE /payables/{payable_id}", mw.RequireOwned("payable", "delete", payOwner), s.deletePayable)
 	handle("POST /payables/{payable_id}/approve_payment_operation", mw.RequireOwned("payable", "approve", payOwner), s.approvePayable)
 
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	return unrouted(mux)
+}
+
+// unrouted answers the requests that match no route of mux in Monite's
+// error format: 405 with an Allow header when the path has routes for
+// other methods (as the mux itself decides), else 404.
+func unrouted(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" { // a route, or the mux's redirect to a clean path
+			mux.ServeHTTP(w, r)
+			return
+		}
+		rec := &headerRecorder{header: http.Header{}}
+		h.ServeHTTP(rec, r)
+		if rec.status == http.StatusMethodNotAllowed {
+			w.Header().Set("Allow", rec.header.Get("Allow"))
+			writeError(w, http.StatusMethodNotAllowed, "method not allowed")
+			return
+		}
 		writeError(w, http.StatusNotFound, "not found")
 	})
-	return mux
 }
+
+// headerRecorder keeps the status and headers of an answer and drops its
+// body.
+type headerRecorder struct {
+	header http.Header
+	status int
+}
+
+func (h *headerRecorder) Header() http.Header         { return h.header }
+func (h *headerRecorder) Write(b []byte) (int, error) { return len(b), nil }
+func (h *headerRecorder) WriteHeader(status int)      { h.status = status }
 
 // ownerLookup returns the creator of the row named by the path value param
 // in the request's entity, from one of the server's tables.
