@@ -14,10 +14,17 @@
 //
 // The policy comes from a fixture file (YAML, see package policytest) or from
 // a database (a DSN as package store opens it; the database is only read).
+// A database is read with Monite's catalog of object types and actions unless
+// -catalog names a JSON file holding the service's own (as
+// model.ParseCatalogJSON reads it: {"payable": ["read", "approve"], ...}).
+// Stored rules outside the catalog cannot be loaded: they are reported on
+// standard error, and export, whose output would be incomplete, fails with
+// exit code 2; the other commands answer from the rules that were loaded.
 //
 // Exit codes: 0 success (check: allowed; test: every case passed; diff: no
 // change in access), 1 the answer is no (check: denied; test: a case failed;
-// diff: access would change), 2 bad usage or input.
+// diff: access would change), 2 bad usage or input (export: stored rules
+// were ignored).
 package main
 
 import (
@@ -26,6 +33,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 
@@ -43,11 +51,11 @@ const usage = `usage: gatehouse <command> [flags]
 
 commands:
   test     run a fixture's cases                 (-f)
-  check    decide one request                    (-f | -db) -subject -entity -object -action [-owner]
+  check    decide one request                    (-f | -db [-catalog]) -subject -entity -object -action [-owner]
   explain  decide one request and say why        (as check)
-  matrix   print an entity's access matrix       (-f | -db) -entity
-  diff     what a change would do to access      (-f | -db) -entity -op [-role] [-user] [-perms]
-  export   print the Casbin model and policy     (-f | -db) [-model FILE] [-policy FILE]
+  matrix   print an entity's access matrix       (-f | -db [-catalog]) -entity
+  diff     what a change would do to access      (-f | -db [-catalog]) -entity -op [-role] [-user] [-perms]
+  export   print the Casbin model and policy     (-f | -db [-catalog]) [-model FILE] [-policy FILE]
 
 Run 'gatehouse <command> -h' for a command's flags.
 `
@@ -66,6 +74,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	file := fs.String("f", "", "fixture file (YAML)")
 	dsn := fs.String("db", "", "database DSN (file path, file: URI, postgres://..., mysql://...)")
 	prefix := fs.String("table-prefix", "gatehouse_", "table prefix in the database")
+	catalog := fs.String("catalog", "", "with -db: the service's catalog, a JSON file of object types to actions (default: Monite's)")
 	var req struct{ subject, entity, object, action, owner string }
 	var op, role, user, perms, modelOut, policyOut string
 	switch cmd {
@@ -99,11 +108,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	code, err := func() (int, error) {
-		fix, eng, closeFn, err := open(ctx, *file, *dsn, *prefix, cmd == "test")
+		src := source{file: *file, dsn: *dsn, prefix: *prefix, catalog: *catalog, log: stderr}
+		fix, eng, closeFn, err := src.open(ctx, cmd == "test")
 		if err != nil {
 			return 2, err
 		}
 		defer closeFn()
+		if src.ignored > 0 {
+			const msg = "%d stored rules were ignored (outside the catalog, or malformed); give the service's catalog with -catalog"
+			if cmd == "export" {
+				return 2, fmt.Errorf(msg+": an export without them would be incomplete", src.ignored)
+			}
+			fmt.Fprintf(stderr, "gatehouse %s: warning: "+msg+"; the answer below ignores them\n", cmd, src.ignored)
+		}
 		switch cmd {
 		case "test":
 			return runTests(ctx, fix, eng, stdout), nil
@@ -131,14 +148,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return code
 }
 
+// source is where the policy comes from: a fixture file or a database.
+type source struct {
+	file, dsn, prefix, catalog string
+	log                        io.Writer // the engine's warnings
+	ignored                    int       // stored rules the engine could not load
+}
+
 // open loads the policy from a fixture or a database.
-func open(ctx context.Context, file, dsn, prefix string, needFixture bool) (*policytest.Fixture, *policy.Engine, func(), error) {
+func (s *source) open(ctx context.Context, needFixture bool) (*policytest.Fixture, *policy.Engine, func(), error) {
 	nop := func() {}
 	switch {
-	case file != "" && dsn != "":
+	case s.file != "" && s.dsn != "":
 		return nil, nil, nop, fmt.Errorf("%w: give -f or -db, not both", errUsage)
-	case file != "":
-		fix, err := policytest.Load(file)
+	case s.file != "" && s.catalog != "":
+		return nil, nil, nop, fmt.Errorf("%w: -catalog is for -db; a fixture has its own catalog", errUsage)
+	case s.file != "":
+		fix, err := policytest.Load(s.file)
 		if err != nil {
 			return nil, nil, nop, err
 		}
@@ -146,8 +172,23 @@ func open(ctx context.Context, file, dsn, prefix string, needFixture bool) (*pol
 		return fix, eng, nop, err
 	case needFixture:
 		return nil, nil, nop, fmt.Errorf("%w: -f is required", errUsage)
-	case dsn != "":
-		db, err := store.Open(ctx, dsn)
+	case s.dsn != "":
+		opts := []policy.Option{policy.WithLogger(slog.New(&counter{
+			Handler: slog.NewTextHandler(s.log, &slog.HandlerOptions{Level: slog.LevelWarn}),
+			n:       &s.ignored,
+		}))}
+		if s.catalog != "" {
+			b, err := os.ReadFile(s.catalog)
+			if err != nil {
+				return nil, nil, nop, err
+			}
+			cat, err := model.ParseCatalogJSON(b)
+			if err != nil {
+				return nil, nil, nop, fmt.Errorf("%s: %w", s.catalog, err)
+			}
+			opts = append(opts, policy.WithCatalog(cat))
+		}
+		db, err := store.Open(ctx, s.dsn)
 		if err != nil {
 			return nil, nil, nop, err
 		}
@@ -156,12 +197,12 @@ func open(ctx context.Context, file, dsn, prefix string, needFixture bool) (*pol
 				sqlDB.Close()
 			}
 		}
-		st, err := store.New(ctx, db, store.WithTablePrefix(prefix))
+		st, err := store.New(ctx, db, store.WithTablePrefix(s.prefix))
 		if err != nil {
 			closeFn()
 			return nil, nil, nop, err
 		}
-		eng, err := policy.New(ctx, policy.WithStore(readOnly{st}))
+		eng, err := policy.New(ctx, append(opts, policy.WithStore(readOnly{st}))...)
 		if err != nil {
 			closeFn()
 			return nil, nil, nop, err
@@ -169,6 +210,36 @@ func open(ctx context.Context, file, dsn, prefix string, needFixture bool) (*pol
 		return nil, eng, closeFn, nil
 	}
 	return nil, nil, nop, fmt.Errorf("%w: -f or -db is required", errUsage)
+}
+
+// counter is a log handler that counts the engine's warnings: each one, at
+// load, is about stored rules it ignored. The "rules" attribute, when
+// present, says how many.
+type counter struct {
+	slog.Handler
+	n *int
+}
+
+func (c *counter) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelWarn {
+		n := 1
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "rules" && a.Value.Kind() == slog.KindInt64 {
+				n = int(a.Value.Int64())
+			}
+			return true
+		})
+		*c.n += n
+	}
+	return c.Handler.Handle(ctx, r)
+}
+
+func (c *counter) WithAttrs(as []slog.Attr) slog.Handler {
+	return &counter{c.Handler.WithAttrs(as), c.n}
+}
+
+func (c *counter) WithGroup(name string) slog.Handler {
+	return &counter{c.Handler.WithGroup(name), c.n}
 }
 
 // readOnly loads from a store and refuses to write to it.

@@ -137,3 +137,61 @@ func TestDatabaseSource(t *testing.T) {
 		t.Fatalf("exit %d, %q %q", code, out, errOut)
 	}
 }
+
+// TestDatabaseCatalog: rules of a service with its own catalog load with
+// -catalog; without it they are reported, and export refuses to print a
+// partial policy.
+func TestDatabaseCatalog(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	dsn := filepath.Join(dir, "g.db")
+	fix, err := policytest.Parse([]byte(`
+catalog: {payable: [read], invoice: [read]}
+entities:
+  - id: e
+    partner: p
+    roles: [{id: r, permissions: {payable: {read: allowed}, invoice: {read: allowed}}}]
+    users: [{id: u, role: r}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := seedDB(ctx, dsn, fix); err != nil {
+		t.Fatal(err)
+	}
+	catFile := filepath.Join(dir, "catalog.json")
+	if err := os.WriteFile(catFile, []byte(`{"payable": ["read"], "invoice": ["read"]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	out, errOut, code := gh(t, "export", "-db", dsn)
+	if code != 2 || !strings.Contains(errOut, "1 stored rules were ignored") || !strings.Contains(errOut, "level=WARN") {
+		t.Errorf("export without -catalog: exit %d, stderr %q", code, errOut)
+	}
+	if strings.Contains(out, "# policy") {
+		t.Errorf("export without -catalog printed a partial policy:\n%s", out)
+	}
+	out, errOut, code = gh(t, "check", "-db", dsn, "-subject", "user:u", "-entity", "e", "-object", "payable", "-action", "read")
+	if code != 0 || out != "allowed (scope all)\n" || !strings.Contains(errOut, "warning: 1 stored rules were ignored") {
+		t.Errorf("check without -catalog: exit %d, %q %q", code, out, errOut)
+	}
+	out, errOut, code = gh(t, "export", "-db", dsn, "-catalog", catFile)
+	if code != 0 || errOut != "" || !strings.Contains(out, "invoice") {
+		t.Errorf("export with -catalog: exit %d, %q %q", code, out, errOut)
+	}
+	out, errOut, code = gh(t, "check", "-db", dsn, "-catalog", catFile, "-subject", "user:u", "-entity", "e", "-object", "invoice", "-action", "read")
+	if code != 0 || errOut != "" {
+		t.Errorf("check invoice with -catalog: exit %d, %q %q", code, out, errOut)
+	}
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte(`{"payable": "read"}`), 0o644)
+	for _, args := range [][]string{
+		{"export", "-db", dsn, "-catalog", bad},
+		{"export", "-db", dsn, "-catalog", filepath.Join(dir, "none.json")},
+		{"export", "-f", "testdata/acme.yaml", "-catalog", catFile},
+	} {
+		if _, errOut, code := gh(t, args...); code != 2 || errOut == "" {
+			t.Errorf("%q: exit %d, stderr %q", args, code, errOut)
+		}
+	}
+}

@@ -25,7 +25,11 @@ func seedDB(ctx context.Context, dsn string, fix *policytest.Fixture) error {
 	if err := st.Migrate(ctx); err != nil {
 		return err
 	}
-	eng, err := policy.New(ctx, policy.WithStore(st))
+	cat, err := fix.CatalogOrDefault()
+	if err != nil {
+		return err
+	}
+	eng, err := policy.New(ctx, policy.WithStore(st), policy.WithCatalog(cat))
 	if err != nil {
 		return err
 	}
