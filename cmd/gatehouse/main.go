@@ -188,6 +188,9 @@ func (s *source) open(ctx context.Context, needFixture bool) (*policytest.Fixtur
 			}
 			opts = append(opts, policy.WithCatalog(cat))
 		}
+		if err := sqliteExists(s.dsn); err != nil {
+			return nil, nil, nop, err
+		}
 		db, err := store.Open(ctx, s.dsn)
 		if err != nil {
 			return nil, nil, nop, err
@@ -210,6 +213,28 @@ func (s *source) open(ctx context.Context, needFixture bool) (*policytest.Fixtur
 		return nil, eng, closeFn, nil
 	}
 	return nil, nil, nop, fmt.Errorf("%w: -f or -db is required", errUsage)
+}
+
+// sqliteExists returns an error if dsn names a SQLite database file that does
+// not exist: the driver would create it (and a WAL file beside it), and the
+// command would then fail with "no such table". Other DSNs, and in-memory
+// databases, pass.
+func sqliteExists(dsn string) error {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") || strings.HasPrefix(dsn, "mysql://") || strings.Contains(dsn, "://") {
+		return nil // store.Open checks the scheme
+	}
+	path, query, _ := strings.Cut(dsn, "?")
+	path = strings.TrimPrefix(path, "file:")
+	if path == "" || path == ":memory:" || strings.Contains(query, "mode=memory") {
+		return nil
+	}
+	if _, err := os.Stat(path); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%w: no database file %s (the gatehouse command does not create databases)", errUsage, path)
+		}
+		return err
+	}
+	return nil
 }
 
 // counter is a log handler that counts the engine's warnings: each one, at

@@ -195,3 +195,21 @@ entities:
 		}
 	}
 }
+
+// TestMissingDatabase: a SQLite database that does not exist is an error,
+// and the command creates nothing.
+func TestMissingDatabase(t *testing.T) {
+	dir := t.TempDir()
+	for _, dsn := range []string{
+		filepath.Join(dir, "none.db"),
+		"file:" + filepath.Join(dir, "none.db") + "?_busy_timeout=100",
+	} {
+		_, errOut, code := gh(t, "matrix", "-db", dsn, "-entity", "e")
+		if code != 2 || !strings.Contains(errOut, "no database file") {
+			t.Errorf("%s: exit %d, stderr %q", dsn, code, errOut)
+		}
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("the command created %v", ents)
+	}
+}
