@@ -328,6 +328,11 @@ func diff(ctx context.Context, eng *policy.Engine, entity, op, role, user, perms
 		return 2, fmt.Errorf("%w: -entity and -op are required", errUsage)
 	}
 	step := policytest.Step{Op: op, Entity: model.EntityID(entity), Role: model.RoleID(role), User: model.UserID(user)}
+	if op == "update_role" && perms == "" {
+		// Without -perms the step would change nothing: the command has no
+		// other field of a role to update.
+		return 2, fmt.Errorf("%w: update_role needs -perms", errUsage)
+	}
 	if perms != "" {
 		ps, err := parsePerms(perms)
 		if err != nil {

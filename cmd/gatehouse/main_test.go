@@ -78,6 +78,7 @@ func TestUsageErrors(t *testing.T) {
 		{"failing case", []string{"test", "-f", failing}, 1, ""},
 		{"unknown object", []string{"check", "-f", failing, "-subject", "partner:p", "-entity", "e", "-object", "invoice", "-action", "read"}, 2, "unknown object type"},
 		{"bad subject", []string{"check", "-f", failing, "-subject", "root", "-entity", "e", "-object", "payable", "-action", "read"}, 2, "not partner:<id> or user:<id>"},
+		{"update_role without perms", []string{"diff", "-f", failing, "-entity", "e", "-op", "update_role", "-role", "r"}, 2, "update_role needs -perms"},
 		{"bad perms", []string{"diff", "-f", failing, "-entity", "e", "-op", "update_role", "-perms", "payable"}, 2, "not object.action=permission"},
 	}
 	for _, tt := range tests {

@@ -43,8 +43,14 @@ type Role struct {
 // Permissions is object type -> action -> permission, as written in YAML.
 type Permissions map[model.ObjectType]map[model.Action]model.Permission
 
-// Model returns the permissions in the engine's form.
+// Model returns the permissions in the engine's form. Absent permissions
+// (nil) give nil, which a [policy.RoleUpdate] reads as "leave unchanged";
+// written but empty ones ("permissions: {}") give an empty map, which
+// replaces all permissions with none.
 func (ps Permissions) Model() model.Permissions {
+	if ps == nil {
+		return nil
+	}
 	out := model.Permissions{}
 	for o, acts := range ps {
 		for a, p := range acts {
@@ -82,8 +88,8 @@ type Step struct {
 	Entity      model.EntityID `yaml:"entity"`
 	Role        model.RoleID   `yaml:"role,omitempty"`
 	User        model.UserID   `yaml:"user,omitempty"`
-	Permissions Permissions    `yaml:"permissions,omitempty"`
-	Error       string         `yaml:"error,omitempty"` // expected refusal: not_found, conflict, invalid
+	Permissions Permissions    `yaml:"permissions,omitempty"` // update_role: absent leaves them unchanged, {} removes them all
+	Error       string         `yaml:"error,omitempty"`       // expected refusal: not_found, conflict, invalid
 }
 
 // ErrFixture is wrapped by every error about a malformed fixture.

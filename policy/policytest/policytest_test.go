@@ -130,3 +130,41 @@ func TestParseErrors(t *testing.T) {
 		t.Fatalf("fixture with a missing role: %v", err)
 	}
 }
+
+// TestUpdateRoleSteps: an update_role step without permissions leaves the
+// role's permissions as they are; "permissions: {}" removes them all.
+func TestUpdateRoleSteps(t *testing.T) {
+	f, err := policytest.Parse([]byte(`
+entities:
+  - id: e
+    partner: p
+    roles: [{id: r, permissions: {payable: {read: allowed}}}]
+    users: [{id: u, role: r}]
+cases:
+  - name: absent permissions leave the role unchanged
+    do: [{op: update_role, entity: e, role: r}]
+    subject: user:u
+    entity: e
+    object: payable
+    action: read
+    expect: allow
+  - name: empty permissions remove them
+    do: [{op: update_role, entity: e, role: r, permissions: {}}]
+    subject: user:u
+    entity: e
+    object: payable
+    action: read
+    expect: deny
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Cases[0].Do[0].Permissions.Model() != nil {
+		t.Error("absent permissions are not nil")
+	}
+	eng, err := f.Engine(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Run(t, eng)
+}
