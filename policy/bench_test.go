@@ -28,8 +28,9 @@ func benchEngineOf(b *testing.B, ds *gen.Dataset) (*policy.Engine, []policy.Requ
 }
 
 // BenchmarkDecide measures one decision on generated data of N permission
-// rules, allowed and denied requests mixed. Target: at most 80 ns/op and 0
-// allocs/op at every size.
+// rules, allowed and denied requests mixed (a stream of 16,384 requests
+// over all entities). The project's target is at most 80 ns/op and 0
+// allocs/op at every size; the README reports what it measures.
 func BenchmarkDecide(b *testing.B) {
 	for _, n := range benchSizes {
 		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
@@ -91,7 +92,9 @@ func BenchmarkScope(b *testing.B) {
 	}
 }
 
-// BenchmarkUpdateRole measures a role change until decisions see it.
+// BenchmarkUpdateRole measures a role change (UpdateRole). A decision made
+// after the call returns sees the change: the call publishes the entity's
+// new snapshot before it returns (TestRoleLifecycle checks it).
 func BenchmarkUpdateRole(b *testing.B) {
 	eng, _ := benchEngine(b, 100_000)
 	ctx := context.Background()
@@ -118,15 +121,18 @@ func BenchmarkLoad(b *testing.B) {
 			var eng *policy.Engine
 			var before, after runtime.MemStats
 			b.ReportAllocs()
-			for b.Loop() {
+			for i := 0; i < b.N; i++ {
+				b.StopTimer() // the forced collection is not part of a load
 				eng = nil
 				runtime.GC()
 				runtime.ReadMemStats(&before)
+				b.StartTimer()
 				var err error
 				if eng, err = policy.New(context.Background(), policy.WithStore(ds)); err != nil {
 					b.Fatal(err)
 				}
 			}
+			b.StopTimer()
 			runtime.GC()
 			runtime.ReadMemStats(&after)
 			b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(ds.PRules), "heapB/rule")
