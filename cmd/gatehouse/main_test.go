@@ -62,6 +62,8 @@ func TestUsageErrors(t *testing.T) {
 	os.WriteFile(bad, []byte("entities:\n  - id: e\n    partner: p\n    colour: red\n"), 0o644)
 	failing := filepath.Join(dir, "failing.yaml")
 	os.WriteFile(failing, []byte("entities: [{id: e, partner: p}]\ncases: [{name: wrong, subject: partner:p, entity: e, object: payable, action: read, expect: deny}]\n"), 0o644)
+	badExpect := filepath.Join(dir, "badexpect.yaml")
+	os.WriteFile(badExpect, []byte("entities: [{id: e, partner: p}]\ncases: [{name: typo, subject: partner:p, entity: e, object: payable, action: read, expect: alow}]\n"), 0o644)
 	tests := []struct {
 		name string
 		args []string
@@ -76,6 +78,7 @@ func TestUsageErrors(t *testing.T) {
 		{"missing file", []string{"test", "-f", filepath.Join(dir, "none.yaml")}, 2, "no such file"},
 		{"bad file has line and column", []string{"test", "-f", bad}, 2, `[4:5] unknown field "colour"`},
 		{"failing case", []string{"test", "-f", failing}, 1, ""},
+		{"bad expect is an input error", []string{"test", "-f", badExpect}, 2, `[2:92] expect "alow" is not allow, deny or error`},
 		{"unknown object", []string{"check", "-f", failing, "-subject", "partner:p", "-entity", "e", "-object", "invoice", "-action", "read"}, 2, "unknown object type"},
 		{"bad subject", []string{"check", "-f", failing, "-subject", "root", "-entity", "e", "-object", "payable", "-action", "read"}, 2, "not partner:<id> or user:<id>"},
 		{"update_role without perms", []string{"diff", "-f", failing, "-entity", "e", "-op", "update_role", "-role", "r"}, 2, "update_role needs -perms"},

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/lexer"
+	"github.com/goccy/go-yaml/parser"
 	"github.com/goccy/go-yaml/token"
 
 	"github.com/gatehouse-authz/gatehouse/model"
@@ -22,6 +24,9 @@ type Fixture struct {
 	Catalog  map[model.ObjectType][]model.Action `yaml:"catalog,omitempty"`
 	Entities []Entity                            `yaml:"entities"`
 	Cases    []Case                              `yaml:"cases,omitempty"`
+
+	path string    // the file Load read, for errors
+	file *ast.File // the parsed YAML, for the positions of errors
 }
 
 // Entity is one entity of a fixture.
@@ -117,9 +122,128 @@ func Parse(data []byte) (f *Fixture, err error) {
 	}
 	f = new(Fixture)
 	if err := yaml.UnmarshalWithOptions(data, f, yaml.DisallowUnknownField()); err != nil {
+		file, perr := parser.ParseBytes(data, 0)
+		if perr == nil {
+			// The decoder reports a bad permission without its position.
+			if err := checkPermissions(file); err != nil {
+				return nil, err
+			}
+		}
 		return nil, fmt.Errorf("%w: %s", ErrFixture, yaml.FormatError(err, false, true))
 	}
+	// The decoder accepted the text, so the parser does too.
+	if f.file, err = parser.ParseBytes(data, 0); err != nil {
+		return nil, fmt.Errorf("%w: %s", ErrFixture, yaml.FormatError(err, false, true))
+	}
+	if err := f.checkCases(); err != nil {
+		return nil, err
+	}
 	return f, nil
+}
+
+// pos returns "[line:col] " for the node at path (a YAML path such as
+// "$.cases[0].expect"), or "" when the fixture was not parsed from YAML or
+// has no such node.
+func (f *Fixture) pos(path string) string {
+	if f.file == nil {
+		return ""
+	}
+	p, err := yaml.PathString(path)
+	if err != nil {
+		return ""
+	}
+	n, err := p.FilterFile(f.file)
+	if err != nil || n == nil || n.GetToken() == nil || n.GetToken().Position == nil {
+		return ""
+	}
+	return fmt.Sprintf("[%d:%d] ", n.GetToken().Position.Line, n.GetToken().Position.Column)
+}
+
+// checkCases validates the fields of the cases that the decoder reads as
+// plain strings, and that case names are unique.
+func (f *Fixture) checkCases() error {
+	expects := map[string]bool{"allow": true, "deny": true, "error": true}
+	scopes := map[string]bool{"": true, "all": true, "own": true, "none": true}
+	names := map[string]int{}
+	for i, c := range f.Cases {
+		at := fmt.Sprintf("$.cases[%d]", i)
+		switch {
+		case c.Expect == "":
+			return f.errorf(at, "case %d: expect is required (allow, deny or error)", i+1)
+		case !expects[c.Expect]:
+			return f.errorf(at+".expect", "expect %q is not allow, deny or error", c.Expect)
+		case !scopes[c.Scope]:
+			return f.errorf(at+".scope", "scope %q is not all, own or none", c.Scope)
+		}
+		if c.Name == "" {
+			continue
+		}
+		if j, ok := names[c.Name]; ok {
+			return f.errorf(at+".name", "case name %q is used by case %d too", c.Name, j+1)
+		}
+		names[c.Name] = i
+	}
+	return nil
+}
+
+// checkPermissions returns an error, with its position, for the first
+// permission value that is not a permission's name.
+func checkPermissions(file *ast.File) error {
+	var err error
+	visit := visitor(func(n ast.Node) bool {
+		kv, ok := n.(*ast.MappingValueNode)
+		if err != nil || !ok || kv.Key == nil || kv.Key.String() != "permissions" {
+			return err == nil
+		}
+		for _, obj := range pairs(kv.Value) {
+			for _, act := range pairs(obj.Value) {
+				v, ok := act.Value.(ast.ScalarNode)
+				if !ok {
+					continue // the decoder reports the type
+				}
+				s, ok := v.GetValue().(string)
+				if !ok {
+					continue
+				}
+				if _, perr := model.ParsePermission(s); perr != nil && err == nil {
+					pos := ""
+					if tk := act.Value.GetToken(); tk != nil && tk.Position != nil {
+						pos = fmt.Sprintf("[%d:%d] ", tk.Position.Line, tk.Position.Column)
+					}
+					err = fmt.Errorf("%w: %s%w", ErrFixture, pos, perr)
+				}
+			}
+		}
+		return false
+	})
+	for _, doc := range file.Docs {
+		if doc.Body != nil {
+			ast.Walk(visit, doc.Body)
+		}
+	}
+	return err
+}
+
+// visitor walks the nodes for which it returns true.
+type visitor func(ast.Node) bool
+
+func (v visitor) Visit(n ast.Node) ast.Visitor {
+	if v(n) {
+		return v
+	}
+	return nil
+}
+
+// pairs returns the key-value pairs of a mapping node (go-yaml gives a
+// mapping of one pair as the pair itself).
+func pairs(n ast.Node) []*ast.MappingValueNode {
+	switch n := n.(type) {
+	case *ast.MappingNode:
+		return n.Values
+	case *ast.MappingValueNode:
+		return []*ast.MappingValueNode{n}
+	}
+	return nil
 }
 
 // rejectTags returns an error for the first YAML tag in data. The fixture
@@ -157,6 +281,7 @@ func Load(path string) (*Fixture, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	f.path = path
 	return f, nil
 }
 
@@ -176,7 +301,7 @@ var FixtureTime = time.Date(2024, 5, 25, 0, 0, 0, 0, time.UTC)
 func (f *Fixture) Engine(ctx context.Context, opts ...policy.Option) (*policy.Engine, error) {
 	cat, err := f.CatalogOrDefault()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrFixture, err)
+		return nil, f.errorf("$.catalog", "%w", err)
 	}
 	// A fixed clock keeps role timestamps, and so exports, reproducible.
 	fixed := func() time.Time { return FixtureTime }
@@ -191,33 +316,46 @@ func (f *Fixture) Engine(ctx context.Context, opts ...policy.Option) (*policy.En
 }
 
 // Apply creates the fixture's entities, roles, users and default roles in
-// eng.
+// eng. Its errors wrap [ErrFixture] and name the file and position, when the
+// fixture was read by [Load] or [Parse].
 func (f *Fixture) Apply(ctx context.Context, eng *policy.Engine) error {
-	for _, en := range f.Entities {
+	for i, en := range f.Entities {
+		at := fmt.Sprintf("$.entities[%d]", i)
 		if _, err := eng.CreateEntity(ctx, en.Partner, en.ID); err != nil {
-			return fmt.Errorf("%w: entity %q: %w", ErrFixture, en.ID, err)
+			return f.errorf(at, "entity %q: %w", en.ID, err)
 		}
-		for _, r := range en.Roles {
+		for j, r := range en.Roles {
 			name := r.Name
 			if name == "" {
 				name = string(r.ID)
 			}
 			if _, err := eng.CreateRole(ctx, en.ID, policy.RoleSpec{ID: r.ID, Name: name, Permissions: r.Permissions.Model()}); err != nil {
-				return fmt.Errorf("%w: role %q: %w", ErrFixture, r.ID, err)
+				return f.errorf(fmt.Sprintf("%s.roles[%d]", at, j), "role %q: %w", r.ID, err)
 			}
 		}
-		for _, u := range en.Users {
+		for j, u := range en.Users {
 			if _, err := eng.AddUser(ctx, en.ID, u.ID, u.Role); err != nil {
-				return fmt.Errorf("%w: user %q: %w", ErrFixture, u.ID, err)
+				return f.errorf(fmt.Sprintf("%s.users[%d]", at, j), "user %q: %w", u.ID, err)
 			}
 		}
 		if en.DefaultRole != "" {
 			if err := eng.SetDefaultRole(ctx, en.ID, en.DefaultRole); err != nil {
-				return fmt.Errorf("%w: default role of %q: %w", ErrFixture, en.ID, err)
+				return f.errorf(at+".default_role", "default role of %q: %w", en.ID, err)
 			}
 		}
 	}
 	return nil
+}
+
+// errorf returns an error wrapping [ErrFixture] about the node at path (a
+// YAML path), prefixed with the fixture's file and the node's position when
+// they are known.
+func (f *Fixture) errorf(path, format string, args ...any) error {
+	err := fmt.Errorf("%w: %s%w", ErrFixture, f.pos(path), fmt.Errorf(format, args...))
+	if f.path != "" {
+		err = fmt.Errorf("%s: %w", f.path, err)
+	}
+	return err
 }
 
 // Request returns the case's request.

@@ -100,3 +100,40 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestParseValidates: case fields read as strings, duplicate case names and
+// bad permissions are input errors with their position.
+func TestParseValidates(t *testing.T) {
+	const ent = "entities: [{id: e, partner: p}]\n"
+	const c = "subject: partner:p, entity: e, object: payable, action: read"
+	for _, tt := range []struct{ name, yaml, want string }{
+		{"bad expect", ent + "cases:\n  - {" + c + ", expect: alow}\n", `[3:76] expect "alow" is not allow, deny or error`},
+		{"missing expect", ent + "cases:\n  - {" + c + "}\n", "[3:5] case 1: expect is required"},
+		{"bad scope", ent + "cases:\n  - {" + c + ", expect: allow, scope: mine}\n", `scope "mine" is not all, own or none`},
+		{"duplicate name", ent + "cases:\n  - {name: x, " + c + ", expect: allow}\n  - {name: x, " + c + ", expect: deny}\n", `[4:12] case name "x" is used by case 1 too`},
+		{"bad permission", "entities:\n  - id: e\n    partner: p\n    roles:\n      - id: r\n        permissions: {payable: {read: alow}}\n", `[6:39] invalid permission: "alow"`},
+		{"bad permission in a step", ent + "cases:\n  - do:\n      - op: update_role\n        entity: e\n        permissions:\n          payable:\n            read: yes please\n", `[8:19] invalid permission`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := policytest.Parse([]byte(tt.yaml))
+			if f != nil || !errors.Is(err, policytest.ErrFixture) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Parse = %v, %v; want an ErrFixture error with %q", f, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestApplyErrorsNameFileAndPosition: errors the engine returns while a
+// loaded fixture is applied give the file and the node's position.
+func TestApplyErrorsNameFileAndPosition(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f.yaml")
+	os.WriteFile(path, []byte("entities:\n  - id: e\n    partner: p\n    users:\n      - {id: u, role: nope}\n"), 0o644)
+	f, err := policytest.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.Engine(t.Context())
+	if !errors.Is(err, policytest.ErrFixture) || !strings.HasPrefix(err.Error(), path+": invalid fixture: [5:") || !strings.Contains(err.Error(), `user "u"`) {
+		t.Fatalf("Engine: %v", err)
+	}
+}
