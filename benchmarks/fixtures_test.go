@@ -31,8 +31,11 @@ const (
 	// casbinCallLimit: a size where one casbin.Enforce call (a denied
 	// request, which scans every rule) takes longer is skipped.
 	casbinCallLimit = time.Second
-	// casbinWarmBudget bounds the time spent warming CachedEnforcer's keys.
+	// casbinWarmBudget bounds the time spent warming CachedEnforcer's keys:
+	// every key is one uncached casbin.Enforce call before the timer.
 	casbinWarmBudget = 500 * time.Millisecond
+	// minWarmKeys is the fewest keys warmed, whatever they cost.
+	minWarmKeys = 8
 )
 
 // lazy is a value built once, on first use, and shared by every
@@ -133,9 +136,16 @@ func reportCPU(b *testing.B, start time.Duration) {
 
 // gateFixture is a Gatehouse engine over a generated dataset.
 type gateFixture struct {
-	ds          *gen.Dataset
-	eng         *policy.Engine
-	reqs        []policy.Request
+	ds      *gen.Dataset
+	eng     *policy.Engine
+	reqs    []policy.Request
+	allowed []bool // Decide(reqs[i]).Allowed
+	// balanced is the request stream reordered so that allowed and denied
+	// requests interleave at the stream's share: every prefix of it has
+	// (within one request) the allowed share of the whole stream. The
+	// benchmarks that time only a few requests (Casbin's) take them from
+	// it, in order.
+	balanced    []int
 	heapPerRule float64       // live heap of the engine per p rule
 	build       time.Duration // time to load the engine
 }
@@ -155,7 +165,48 @@ func buildGate(n int) (*gateFixture, error) {
 	}
 	fx.heapPerRule = float64(heap) / float64(fx.ds.PRules)
 	fx.build = d
+	fx.allowed = make([]bool, len(fx.reqs))
+	for i, r := range fx.reqs {
+		fx.allowed[i] = fx.eng.Decide(r).Allowed
+	}
+	fx.balanced = balance(fx.allowed)
 	return fx, nil
+}
+
+// balance returns the indexes of allowed, reordered so that after j of
+// them floor(j*a/n) are allowed (a of n allowed in all), each class keeping
+// its order.
+func balance(allowed []bool) []int {
+	var yes, no []int
+	for i, ok := range allowed {
+		if ok {
+			yes = append(yes, i)
+		} else {
+			no = append(no, i)
+		}
+	}
+	n, out := len(allowed), make([]int, 0, len(allowed))
+	y := 0
+	for j := 1; j <= n; j++ {
+		if y < len(yes) && y < j*len(yes)/n {
+			out = append(out, yes[y])
+			y++
+		} else {
+			out = append(out, no[len(out)-y])
+		}
+	}
+	return out
+}
+
+// share returns the share of allowed requests among idx.
+func share(allowed []bool, idx []int) float64 {
+	a := 0
+	for _, i := range idx {
+		if allowed[i] {
+			a++
+		}
+	}
+	return float64(a) / float64(max(1, len(idx)))
 }
 
 // gate returns the Gatehouse fixture of n rules, built on first use.
@@ -209,6 +260,7 @@ func (a *datasetAdapter) RemoveFilteredPolicy(string, string, int, ...string) er
 // embedded *casbin.Enforcer is the plain enforcer: ce.Enforcer.Enforce
 // never looks at the cache, so one loaded model serves both benchmarks.
 type casbinFixture struct {
+	g           *gateFixture
 	ce          *casbin.CachedEnforcer
 	args        [][]any // the requests as Enforce's arguments (sub, dom, obj, act, owner)
 	heapPerRule float64
@@ -217,7 +269,9 @@ type casbinFixture struct {
 	skip        string        // why the Casbin benchmarks of this size are skipped
 
 	warmOnce sync.Once
-	warm     int // keys warmed in the cache: args[:warm]
+	keys     []int // the requests warmed in the cache: g.balanced[:k]
+	distinct int   // distinct requests (cache keys) among them
+	warmErr  error
 }
 
 var casbinCache cache[casbinFixture]
@@ -233,7 +287,7 @@ func buildCasbin(n int) (*casbinFixture, error) {
 	if err != nil {
 		return nil, err
 	}
-	fx := &casbinFixture{args: make([][]any, len(g.reqs))}
+	fx := &casbinFixture{g: g, args: make([][]any, len(g.reqs))}
 	for i, r := range g.reqs {
 		fx.args[i] = casbinArgs(r)
 	}
@@ -257,8 +311,10 @@ func buildCasbin(n int) (*casbinFixture, error) {
 	fx.heapPerRule = float64(heap) / float64(g.ds.PRules)
 	fx.build = d
 
-	// The same data must give the same answers: check a few requests
-	// against the engine (the cost grows with n, so fewer at large sizes).
+	// The same data must give the same answers: check the first requests
+	// that the benchmarks time (those of g.balanced) against the engine
+	// (the cost grows with n, so fewer at large sizes). The benchmarks
+	// check every answer they time too.
 	check := 200
 	if n > 10_000 {
 		check = 4
@@ -266,18 +322,13 @@ func buildCasbin(n int) (*casbinFixture, error) {
 	if n > 100_000 {
 		check = 2
 	}
-	for i := range check {
-		want := g.eng.Decide(g.reqs[i]).Allowed
-		got, err := fx.ce.Enforcer.Enforce(fx.args[i]...)
-		if err != nil {
+	for _, i := range g.balanced[:check] {
+		if err := fx.agree(i, fx.ce.Enforcer.Enforce); err != nil {
 			return nil, err
-		}
-		if got != want {
-			return nil, fmt.Errorf("request %d %+v: casbin.Enforce says %v, Gatehouse %v", i, g.reqs[i], got, want)
 		}
 	}
 
-	// One denied request scans every rule: the slowest call. Its cost is
+	// A denied request scans every rule: the slowest call. Its cost is
 	// taken as the CPU time of the thread that runs it, which the machine's
 	// other load does not inflate as it does the wall clock.
 	for i, r := range g.reqs {
@@ -313,20 +364,43 @@ func casbinFx(b *testing.B, n int) *casbinFixture {
 	return fx
 }
 
-// warmKeys fills CachedEnforcer's cache with the first requests, as many as
-// casbinWarmBudget allows (8 to 1,024), and returns how many.
-func (fx *casbinFixture) warmKeys(b *testing.B) int {
+// agree checks that enforce answers request i as Gatehouse's Decide does.
+func (fx *casbinFixture) agree(i int, enforce func(...any) (bool, error)) error {
+	got, err := enforce(fx.args[i]...)
+	if err != nil {
+		return err
+	}
+	if want := fx.g.allowed[i]; got != want {
+		return fmt.Errorf("request %d %+v: casbin.Enforce says %v, Gatehouse %v", i, fx.g.reqs[i], got, want)
+	}
+	return nil
+}
+
+// warmKeys fills CachedEnforcer's cache with the first requests of the
+// balanced stream (g.balanced): all of them when casbinWarmBudget allows,
+// else as many as it allows at oneCall each (at least minWarmKeys). It
+// checks each answer against Decide's and returns the warmed requests'
+// indexes. BenchmarkCasbinCached and BenchmarkDecideCachedKeys both cycle
+// over exactly these requests.
+func (fx *casbinFixture) warmKeys(b *testing.B) []int {
+	b.Helper()
 	fx.warmOnce.Do(func() {
-		k := 1024
+		k := numRequests
 		if fx.oneCall > 0 {
-			k = min(1024, max(8, int(casbinWarmBudget/fx.oneCall)))
+			k = min(numRequests, max(minWarmKeys, int(casbinWarmBudget/fx.oneCall)))
 		}
-		for _, a := range fx.args[:k] {
-			if _, err := fx.ce.Enforce(a...); err != nil {
-				b.Fatal(err)
+		fx.keys = fx.g.balanced[:k]
+		seen := make(map[string]bool, k)
+		for _, i := range fx.keys {
+			if fx.warmErr = fx.agree(i, fx.ce.Enforce); fx.warmErr != nil {
+				return
 			}
+			seen[fmt.Sprintf("%q", fx.args[i])] = true
 		}
-		fx.warm = k
+		fx.distinct = len(seen)
 	})
-	return fx.warm
+	if fx.warmErr != nil {
+		b.Fatal(fx.warmErr)
+	}
+	return fx.keys
 }

@@ -183,7 +183,7 @@ func run() error {
 // The benchmarks of package benchmarks, in two groups run by separate
 // processes: those over generated data of each size, and the HTTP paths.
 const (
-	sizedBenchmarks = "^Benchmark(Decide|TwoMap|CasbinEnforce|CasbinCached|DecideParallel|Scope|PolicyChange)$"
+	sizedBenchmarks = "^Benchmark(Decide|TwoMap|CasbinEnforce|CasbinCached|DecideCachedKeys|DecideParallel|Scope|PolicyChange)$"
 	pathBenchmarks  = "^Benchmark(Middleware|HTTP)$"
 )
 
