@@ -64,17 +64,24 @@ Run 'gatehouse <command> -h' for a command's flags.
 var errUsage = errors.New("usage")
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "help" || args[0] == "--help" {
+	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
+	}
+	if args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stdout, usage)
+		return 0
 	}
 	cmd, args := args[0], args[1:]
 	fs := flag.NewFlagSet("gatehouse "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := fs.String("f", "", "fixture file (YAML)")
-	dsn := fs.String("db", "", "database DSN (file path, file: URI, postgres://..., mysql://...)")
-	prefix := fs.String("table-prefix", "gatehouse_", "table prefix in the database")
-	catalog := fs.String("catalog", "", "with -db: the service's catalog, a JSON file of object types to actions (default: Monite's)")
+	var dsn, prefix, catalog string
+	if cmd != "test" { // test needs a fixture's cases
+		fs.StringVar(&dsn, "db", "", "database DSN (file path, file: URI, postgres://..., mysql://...)")
+		fs.StringVar(&prefix, "table-prefix", "gatehouse_", "table prefix in the database")
+		fs.StringVar(&catalog, "catalog", "", "with -db: the service's catalog, a JSON file of object types to actions (default: Monite's)")
+	}
 	var req struct{ subject, entity, object, action, owner string }
 	var op, role, user, perms, modelOut, policyOut string
 	switch cmd {
@@ -101,6 +108,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	if fs.NArg() > 0 {
@@ -108,7 +118,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	code, err := func() (int, error) {
-		src := source{file: *file, dsn: *dsn, prefix: *prefix, catalog: *catalog, log: stderr}
+		src := source{file: *file, dsn: dsn, prefix: prefix, catalog: catalog, log: stderr}
 		fix, eng, closeFn, err := src.open(ctx, cmd == "test")
 		if err != nil {
 			return 2, err

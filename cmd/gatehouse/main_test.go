@@ -71,6 +71,10 @@ func TestUsageErrors(t *testing.T) {
 		want string
 	}{
 		{"no command", nil, 2, "usage: gatehouse"},
+		{"help", []string{"help"}, 0, "usage: gatehouse"},
+		{"-h", []string{"-h"}, 0, "usage: gatehouse"},
+		{"command -h", []string{"matrix", "-h"}, 0, "-entity"},
+		{"test has no -db", []string{"test", "-db", "x"}, 2, "flag provided but not defined: -db"},
 		{"unknown command", []string{"frobnicate"}, 2, `unknown command "frobnicate"`},
 		{"bad flag", []string{"check", "-nope"}, 2, "flag provided but not defined"},
 		{"no source", []string{"matrix", "-entity", "e"}, 2, "-f or -db is required"},
