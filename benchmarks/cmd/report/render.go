@@ -218,6 +218,8 @@ func Markdown(w io.Writer, o *Output, info Info) {
 			p("- **failed** %s: %s\n", n.Name, n.Message)
 		}
 	}
+	p("\ncasbin.Enforce is timed on the first b.N requests of the stream reordered so that allowed and denied interleave at the stream's share " +
+		"(at large sizes b.N is a handful); each answer it times is checked against Decide's on the same request, and a disagreement fails the benchmark.\n")
 	p("\nSizes are permission (p) rules of a dataset from internal/gen (seed 1); the requests (seed 2) mix allowed and denied. " +
 		"1,000,000 rules run only when asked (GATEHOUSE_BENCH_FULL=1 or GATEHOUSE_BENCH_SIZES, which the report's -sizes flag sets). See benchmarks/doc.go.\n")
 }
