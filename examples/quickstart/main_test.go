@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -33,5 +34,36 @@ func TestRun(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "UNEXPECTED") {
 		t.Errorf("transcript has unexpected answers:\n%s", out.String())
+	}
+}
+
+// cancelAfter cancels when the transcript has n step lines.
+type cancelAfter struct {
+	bytes.Buffer
+	n      int
+	cancel context.CancelFunc
+}
+
+func (w *cancelAfter) Write(p []byte) (int, error) {
+	if strings.Contains(string(p), "(ok)") {
+		if w.n--; w.n == 0 {
+			w.cancel()
+		}
+	}
+	return w.Buffer.Write(p)
+}
+
+// TestInterrupt: once the context is cancelled (Ctrl-C), the story sends no
+// more requests, reports no failures, and run says it was interrupted.
+func TestInterrupt(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out := &cancelAfter{n: 2, cancel: cancel}
+	err := run(ctx, out)
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "interrupted after 2 steps") {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	if s := out.String(); strings.Contains(s, " 3  ") || strings.Contains(s, "UNEXPECTED") {
+		t.Errorf("the story went on after the interrupt:\n%s", s)
 	}
 }

@@ -60,7 +60,11 @@ func run(ctx context.Context, out io.Writer) (err error) {
 
 	c := &caller{ctx: ctx, base: base, out: out, http: &http.Client{Timeout: 10 * time.Second}}
 	s := &story{caller: c}
-	if err := s.play(creds.ID, creds.Secret, clk); err != nil {
+	err = s.play(creds.ID, creds.Secret, clk)
+	if ctx.Err() != nil {
+		return fmt.Errorf("interrupted after %d steps: %w", c.n, ctx.Err())
+	}
+	if err != nil {
 		return err
 	}
 	if n := len(c.failures); n > 0 {
@@ -254,15 +258,26 @@ type caller struct {
 	failures []string
 }
 
-func (c *caller) section(title string) { fmt.Fprintf(c.out, "\n%s\n", title) }
+// stopped reports whether the story was interrupted (Ctrl-C): the caller
+// then sends no more requests and records no more failures, and run
+// returns the context's error.
+func (c *caller) stopped() bool { return c.ctx.Err() != nil }
+
+func (c *caller) section(title string) {
+	if !c.stopped() {
+		fmt.Fprintf(c.out, "\n%s\n", title)
+	}
+}
 
 func (c *caller) note(format string, args ...any) {
-	fmt.Fprintf(c.out, "        %s\n", fmt.Sprintf(format, args...))
+	if !c.stopped() {
+		fmt.Fprintf(c.out, "        %s\n", fmt.Sprintf(format, args...))
+	}
 }
 
 // check records a failure when ok is false.
 func (c *caller) check(ok bool, format string, args ...any) {
-	if !ok {
+	if !ok && !c.stopped() {
 		msg := fmt.Sprintf(format, args...)
 		c.failures = append(c.failures, msg)
 		fmt.Fprintf(c.out, "        UNEXPECTED: %s\n", msg)
@@ -274,8 +289,15 @@ var uuidRE = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}
 // call sends one request as who and prints one transcript line; when the
 // status is want and dst is not nil, the JSON answer is decoded into it.
 func (c *caller) call(who, method, path, token, entity string, body any, want int, dst any, why string) {
+	if c.stopped() {
+		return
+	}
 	c.n++
 	status, answer, err := c.send(method, path, token, entity, body)
+	if c.stopped() {
+		c.n-- // interrupted in flight: not a step
+		return
+	}
 	short := uuidRE.ReplaceAllStringFunc(path, func(id string) string { return id[:8] })
 	mark := "ok"
 	if err != nil || status != want {
