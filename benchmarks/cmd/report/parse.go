@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -190,7 +191,9 @@ func parseLine(line string) (Result, bool, error) {
 	r.Sub = strings.Join(sub, "/")
 	for i := 2; i+1 < len(f); i += 2 {
 		v, err := strconv.ParseFloat(f[i], 64)
-		if err != nil {
+		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+			// ParseFloat accepts "NaN" and "Inf", which no benchmark
+			// measures and which the chart's scale cannot hold.
 			return Result{}, false, fmt.Errorf("bad value %q for %s in %q", f[i], f[i+1], f[0])
 		}
 		if f[i+1] == "ns/op" {

@@ -223,3 +223,34 @@ BenchmarkCasbinCached/rules=10000-2        	  636375	       300.0 ns/op	        
 		}
 	}
 }
+
+func TestParseRejectsNaNInf(t *testing.T) {
+	for _, v := range []string{"NaN", "+Inf", "-Inf", "inf", "1e999"} {
+		in := "BenchmarkDecide/rules=1000-2  10  " + v + " ns/op\n"
+		if _, err := Parse(strings.NewReader(in)); err == nil {
+			t.Errorf("%q was accepted", in)
+		}
+	}
+}
+
+// FuzzParse checks that whatever Parse accepts, the report and the chart
+// are written without a panic and in finite time.
+func FuzzParse(f *testing.F) {
+	for _, path := range []string{"testdata/sample.txt", "testdata/skip.txt", "testdata/skip-verbose.txt"} {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(string(b))
+	}
+	f.Add("BenchmarkDecide/rules=1000-2  10  1e308 ns/op\nBenchmarkDecide/rules=1-2  10  1e-308 ns/op\n")
+	f.Add("BenchmarkCasbinCached/rules=5-2  1  3 ns/op  7 keys\nBenchmarkDecideCachedKeys/rules=5-2  1  0 ns/op\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		o, err := Parse(strings.NewReader(in))
+		if err != nil {
+			return
+		}
+		Markdown(io.Discard, o, Info{SVG: "x.svg"})
+		_ = SVG(io.Discard, o, "fuzz")
+	})
+}
