@@ -163,16 +163,22 @@ func splitProcs(name string) (string, int) {
 }
 
 // parseLine reads "BenchmarkX/rules=10-2  100  12.5 ns/op  0 B/op ...".
-// A line starting with "Benchmark" that is not a result (a benchmark name
-// printed alone, as with -v, or before a failure) gives ok false.
+// A benchmark name printed alone (as with -v, or before a failure) is not a
+// result and gives ok false; any other line starting with "Benchmark" must
+// be a result: the name, a positive iteration count and value/unit pairs,
+// or it is an error (a truncated or garbled line must not silently drop a
+// number from the report).
 func parseLine(line string) (Result, bool, error) {
 	f := strings.Fields(line)
-	if len(f) < 4 || len(f)%2 != 0 {
+	if len(f) == 1 {
 		return Result{}, false, nil
 	}
+	if len(f) < 4 || len(f)%2 != 0 {
+		return Result{}, false, fmt.Errorf("malformed benchmark line %q: want a name, an iteration count and value/unit pairs", line)
+	}
 	n, err := strconv.ParseInt(f[1], 10, 64)
-	if err != nil {
-		return Result{}, false, nil
+	if err != nil || n <= 0 {
+		return Result{}, false, fmt.Errorf("bad iteration count %q in %q", f[1], f[0])
 	}
 	r := Result{N: n, Metrics: map[string]float64{}}
 	r.Name, r.Procs = splitProcs(f[0])

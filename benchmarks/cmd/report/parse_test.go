@@ -254,3 +254,26 @@ func FuzzParse(f *testing.F) {
 		_ = SVG(io.Discard, o, "fuzz")
 	})
 }
+
+// TestParseMalformedLines checks that a benchmark line that cannot be read
+// is an error rather than a number silently missing from the report.
+func TestParseMalformedLines(t *testing.T) {
+	for _, line := range []string{
+		"BenchmarkDecide/rules=1000-2  100  12.5 ns/op  0",           // odd: a value without its unit
+		"BenchmarkDecide/rules=1000-2  100  12.5",                    // odd, no unit
+		"BenchmarkDecide/rules=1000-2  100",                          // no values
+		"BenchmarkDecide/rules=1000-2  many  12.5 ns/op",             // count not a number
+		"BenchmarkDecide/rules=1000-2  0  12.5 ns/op",                // no iterations
+		"BenchmarkDecide/rules=1000-2  100  12.5 ns/op  x allocs/op", // bad value
+	} {
+		if o, err := Parse(strings.NewReader("pkg: p\n" + line + "\n")); err == nil {
+			t.Errorf("%q was accepted: %+v", line, o.Results)
+		} else if !strings.Contains(err.Error(), "line 2") {
+			t.Errorf("%q: error %v does not name the line", line, err)
+		}
+	}
+	// A name alone (-v, or before a failure or skip) is not an error.
+	if o, err := Parse(strings.NewReader("BenchmarkDecide/rules=1000\nBenchmarkDecide/rules=1000-2\t  \n")); err != nil || len(o.Results) != 0 {
+		t.Errorf("%+v %v", o, err)
+	}
+}
