@@ -119,6 +119,7 @@ func TestReport(t *testing.T) {
 	s := md.String()
 	for _, want := range []string{
 		"| CPU | Test CPU |",
+		"the other system's time divided by Gatehouse's: above 1, Gatehouse is faster",
 		"| 1,000 | 274 ns | 0 | 18.3 ms | 4,175 | 66,922× |", // 18343419 / 274.1
 		"| 100,000 | — | | 412 ms | 390,000 | |",
 		"| 1,000,000 | — | | skipped | | |",

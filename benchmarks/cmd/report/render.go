@@ -116,7 +116,7 @@ func Markdown(w io.Writer, o *Output, info Info) {
 	sys := present(o)
 	sizes := o.Sizes()
 	p("## Decision latency, one goroutine (wall clock)\n\n")
-	p("Ratios are the other system's time divided by Gatehouse's, measured in the same run: how many times faster Gatehouse answered. ")
+	p("Ratios are measured in the same run: the other system's time divided by Gatehouse's: above 1, Gatehouse is faster; below 1 (as against the bare two-map yardstick), it is slower. ")
 	p("CachedEnforcer cycles over a sample of warm requests (keys: how many distinct ones); its ratio is to Gatehouse's Decide over exactly the same requests in the same run (\"same keys\"), not to Decide over the whole stream.\n\n")
 	latencyTable(p, o, sys, sizes, "", "latency")
 	p("\n## Decision cost in CPU time\n\n")
