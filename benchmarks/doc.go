@@ -56,9 +56,10 @@
 //     share within one request (at large sizes b.N is 2 to 4, and the
 //     stream's first requests would be mostly allowed, Casbin's cheap case).
 //     Every answer it times is checked against Decide's (the benchmark fails
-//     otherwise). A size where one call (a denied request, which scans every
-//     rule) takes over a second, or where loading takes over four minutes,
-//     is skipped with a message.
+//     otherwise). A size where one call of a denied request (which scans
+//     every rule) takes over a second of CPU, the median of three such
+//     calls, or where loading takes over four minutes, is skipped with a
+//     message that gives the time and the limit.
 //   - BenchmarkCasbinCached/rules=N: Casbin's CachedEnforcer on warm keys
 //     (requests answered once before the timer, asked again in turn): all
 //     16,384 requests of the stream when warming them (one uncached Enforce
