@@ -229,11 +229,9 @@ type deferKey struct{}
 // user or role id (or a role name in one entity) twice. It is read and
 // written under the engine's change lock.
 type deferred struct {
-	apply    func(apply func())
-	entities map[model.EntityID]bool
-	users    map[model.UserID]bool
-	roles    map[model.RoleID]bool
-	names    map[model.EntityID]map[string]model.RoleID // declared role names
+	apply func(apply func())
+	ids   map[string]bool                            // as rules write them: "entity:e", "user:u", "role:r"
+	names map[model.EntityID]map[string]model.RoleID // declared role names
 }
 
 func deferredOf(ctx context.Context) *deferred {
@@ -246,11 +244,11 @@ func (d *deferred) note(add []rules.Fact) {
 	for _, f := range add {
 		switch f.Kind {
 		case rules.KindOwner:
-			d.entities[f.Entity] = true
+			d.ids[rules.EntityPrefix+string(f.Entity)] = true
 		case rules.KindMember:
-			d.users[f.User] = true
+			d.ids[rules.UserPrefix+string(f.User)] = true
 		case rules.KindRole:
-			d.roles[f.Role] = true
+			d.ids[rules.RolePrefix+string(f.Role)] = true
 			if d.names[f.Entity] == nil {
 				d.names[f.Entity] = map[string]model.RoleID{}
 			}
@@ -259,23 +257,16 @@ func (d *deferred) note(add []rules.Fact) {
 	}
 }
 
-// pendingEntity, pendingUser, pendingRole and pendingName report whether an
-// earlier change made with ctx, not yet published, created the id or name.
-func pendingEntity(ctx context.Context, id model.EntityID) bool {
+// pending reports whether an earlier change made with ctx, not yet
+// published, created id (prefixed as rules write it: rules.EntityPrefix,
+// rules.UserPrefix, rules.RolePrefix).
+func pending(ctx context.Context, prefix, id string) bool {
 	d := deferredOf(ctx)
-	return d != nil && d.entities[id]
+	return d != nil && d.ids[prefix+id]
 }
 
-func pendingUser(ctx context.Context, id model.UserID) bool {
-	d := deferredOf(ctx)
-	return d != nil && d.users[id]
-}
-
-func pendingRole(ctx context.Context, id model.RoleID) bool {
-	d := deferredOf(ctx)
-	return d != nil && d.roles[id]
-}
-
+// pendingName reports whether an earlier unpublished change made with ctx
+// gave a role other than except the name in entity.
 func pendingName(ctx context.Context, entity model.EntityID, name string, except model.RoleID) bool {
 	d := deferredOf(ctx)
 	if d == nil {
@@ -297,8 +288,7 @@ func pendingName(ctx context.Context, entity model.EntityID, name string, except
 // context per transaction.
 func WithDeferredApply(ctx context.Context, defer_ func(apply func())) context.Context {
 	return context.WithValue(ctx, deferKey{}, &deferred{apply: defer_,
-		entities: map[model.EntityID]bool{}, users: map[model.UserID]bool{},
-		roles: map[model.RoleID]bool{}, names: map[model.EntityID]map[string]model.RoleID{}})
+		ids: map[string]bool{}, names: map[model.EntityID]map[string]model.RoleID{}})
 }
 
 // bump records that a change of revision rev (0 when the store does not

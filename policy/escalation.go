@@ -48,11 +48,16 @@ func (e *Engine) CheckAssign(subject model.Subject, entity model.EntityID, role 
 	if err != nil {
 		return err
 	}
+	return e.checkAssign(subject, en, role)
+}
+
+// checkAssign is CheckAssign on the snapshot en.
+func (e *Engine) checkAssign(subject model.Subject, en *index.Entity, role model.RoleID) error {
 	r, err := declaredRole(en, role)
 	if err != nil {
 		return err
 	}
-	return e.CheckGrant(subject, entity, e.toRole(en, r).Permissions)
+	return e.CheckGrant(subject, en.ID, e.toRole(en, r).Permissions)
 }
 
 type grantorKey struct{}
@@ -98,6 +103,16 @@ func (e *Engine) guardGrant(ctx context.Context, entity model.EntityID, perms mo
 	return nil
 }
 
+// guardRole applies the guard of [WithGrantor] to a change that takes
+// role r of en away (its permissions are read only when there is a
+// grantor).
+func (e *Engine) guardRole(ctx context.Context, en *index.Entity, r *index.Role) error {
+	if s, ok := GrantorFromContext(ctx); ok {
+		return e.CheckGrant(s, en.ID, e.toRole(en, r).Permissions)
+	}
+	return nil
+}
+
 // guardAssign applies the guard of [WithGrantor] to a change after which
 // role (or, when role is empty, en's default role) applies to a user.
 func (e *Engine) guardAssign(ctx context.Context, en *index.Entity, role model.RoleID) error {
@@ -111,5 +126,5 @@ func (e *Engine) guardAssign(ctx context.Context, en *index.Entity, role model.R
 		}
 		role = en.Roles[en.Default].ID
 	}
-	return e.CheckAssign(s, en.ID, role)
+	return e.checkAssign(s, en, role)
 }

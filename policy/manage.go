@@ -137,7 +137,7 @@ func (e *Engine) CreateEntity(ctx context.Context, partner model.PartnerID, id m
 		return Entity{}, err
 	}
 	defer done()
-	if e.ix.Load().Entity(id) != nil || pendingEntity(ctx, id) {
+	if e.ix.Load().Entity(id) != nil || pending(ctx, rules.EntityPrefix, string(id)) {
 		return Entity{}, fmt.Errorf("%w: entity %q exists", ErrConflict, id)
 	}
 	ch := &Change{Op: "entity.create", Entity: id, Add: []model.Rule{rules.Owner(partner, id)}}
@@ -249,7 +249,7 @@ func (e *Engine) CreateRole(ctx context.Context, entity model.EntityID, spec Rol
 	if err != nil {
 		return Role{}, err
 	}
-	if _, taken := e.ix.Load().RoleEntity(spec.ID); taken || pendingRole(ctx, spec.ID) {
+	if _, taken := e.ix.Load().RoleEntity(spec.ID); taken || pending(ctx, rules.RolePrefix, string(spec.ID)) {
 		return Role{}, fmt.Errorf("%w: role id %q exists", ErrConflict, spec.ID)
 	}
 	if err := nameFree(ctx, en, spec.Name, ""); err != nil {
@@ -341,7 +341,8 @@ func (e *Engine) UpdateRole(ctx context.Context, entity model.EntityID, id model
 	if err != nil {
 		return Role{}, err
 	}
-	if err := e.guardGrant(ctx, entity, e.toRole(en, r).Permissions); err != nil {
+	out := e.toRole(en, r) // as it is; made the result below
+	if err := e.guardGrant(ctx, entity, out.Permissions); err != nil {
 		return Role{}, err // a grantor changes only roles it could have made
 	}
 	name := r.Name
@@ -378,7 +379,6 @@ func (e *Engine) UpdateRole(ctx context.Context, entity model.EntityID, id model
 	}
 	// The result is made from the change, not read back from the index,
 	// which does not hold it yet under WithDeferredApply.
-	out := e.toRole(en, r)
 	out.Name, out.UpdatedAt = name, time.UnixMilli(now).UTC()
 	if u.Permissions != nil {
 		out.Permissions = model.Permissions{}
@@ -410,7 +410,7 @@ func (e *Engine) DeleteRole(ctx context.Context, entity model.EntityID, id model
 	if err != nil {
 		return err
 	}
-	if err := e.guardGrant(ctx, entity, e.toRole(en, r).Permissions); err != nil {
+	if err := e.guardRole(ctx, en, r); err != nil {
 		return err
 	}
 	i := en.RoleIdx[id]
@@ -441,7 +441,7 @@ func (e *Engine) AddUser(ctx context.Context, entity model.EntityID, user model.
 	if err != nil {
 		return User{}, err
 	}
-	if _, taken := e.ix.Load().UserEntity(user); taken || pendingUser(ctx, user) {
+	if _, taken := e.ix.Load().UserEntity(user); taken || pending(ctx, rules.UserPrefix, string(user)) {
 		return User{}, fmt.Errorf("%w: user %q exists", ErrConflict, user)
 	}
 	if role != "" {

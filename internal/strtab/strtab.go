@@ -244,13 +244,6 @@ func tag(h uint64, n int) uint32 {
 	return uint32(h>>32)&^0x1ff | 0x100 | uint32(n)
 }
 
-// Get returns the value of key and whether key is in the table. It does not
-// allocate.
-func (t *Table) Get(key string) (uint32, bool) {
-	_, v, ok := t.Find(key)
-	return v, ok
-}
-
 // Find returns the slot that holds key (0 <= slot < [Table.Slots]) and its
 // value, and whether key is in the table. A caller can keep data of its own
 // in an array indexed by slot: its address is known as soon as the key's

@@ -10,6 +10,13 @@ import (
 
 // TestAgainstMap builds tables of random keys and checks every lookup,
 // present and absent, against a Go map holding the same keys.
+// Get returns the value of key and whether key is in the table (Find
+// without the slot, for the tests).
+func (t *Table) Get(key string) (uint32, bool) {
+	_, v, ok := t.Find(key)
+	return v, ok
+}
+
 func TestAgainstMap(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, n := range []int{0, 1, 7, 8, 9, 100, 1000, 5000} {
