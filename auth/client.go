@@ -214,7 +214,7 @@ func (s *Service) recheckClient(ctx context.Context, c ClientRecord) (ClientReco
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return ClientRecord{}, fmt.Errorf("auth: read client: %w", err)
 	}
-	if err != nil || cur.PartnerID != c.PartnerID || s.revoked.hasClient(c.ID) {
+	if err != nil || cur.PartnerID != c.PartnerID || s.revoked.has(&Principal{ClientID: c.ID}) {
 		s.log.InfoContext(ctx, "client deleted while a token was being issued", slog.String("client_id", c.ID))
 		return ClientRecord{}, ErrInvalidClient
 	}

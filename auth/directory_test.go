@@ -26,12 +26,6 @@ func (c *errorCounter) Handle(_ context.Context, r slog.Record) error {
 func (c *errorCounter) WithAttrs([]slog.Attr) slog.Handler { return c }
 func (c *errorCounter) WithGroup(string) slog.Handler      { return c }
 
-func TestUnknownUserSentinelIsModels(t *testing.T) {
-	if ErrUnknownUser != model.ErrUnknownUser {
-		t.Fatal("auth.ErrUnknownUser is not model.ErrUnknownUser")
-	}
-}
-
 // The policy engine as the Directory: an unknown user and a user of another
 // partner's entity get the same 400 invalid_grant answer (no existence oracle,
 // no 500, nothing logged at Error level); a user of the client's partner gets

@@ -132,7 +132,8 @@ func decodeKey(r KeyRecord, kek []byte) (*verifyKey, error) {
 
 // buildKeyset decodes the records into a keyset: keys past their verify-until
 // time are left out; the newest key not retired signs.
-func buildKeyset(recs []KeyRecord, kek []byte, o *options, now time.Time) (*keyset, error) {
+func buildKeyset(recs []KeyRecord, o *options) (*keyset, error) {
+	kek, now := o.kek, o.now()
 	ks := &keyset{byKID: make(map[string]*verifyKey, len(recs)), now: o.now}
 	algs := map[string]bool{}
 	for _, r := range recs {

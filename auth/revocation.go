@@ -32,15 +32,6 @@ func (r *revokedSet) has(p *Principal) bool {
 	return t || c
 }
 
-// hasClient reports whether every token of the client is revoked (the
-// client was deleted).
-func (r *revokedSet) hasClient(id string) bool {
-	r.mu.RLock()
-	_, c := r.clients[id]
-	r.mu.RUnlock()
-	return c
-}
-
 func (r *revokedSet) add(revs ...Revocation) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -149,7 +149,7 @@ func (s *Service) loadKeys(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("auth: load signing keys: %w", err)
 	}
-	ks, err := buildKeyset(recs, s.o.kek, &s.o, s.o.now())
+	ks, err := buildKeyset(recs, &s.o)
 	if err != nil {
 		return fmt.Errorf("auth: load signing keys: %w", err)
 	}
@@ -165,7 +165,7 @@ func (s *Service) loadKeys(ctx context.Context) error {
 			s.log.WarnContext(ctx, "every signing key in the store is retired: created a new one", slog.String("kid", k.ID))
 		}
 		s.log.InfoContext(ctx, "created signing key", slog.String("kid", k.ID), slog.String("alg", string(k.Algorithm)))
-		if ks, err = buildKeyset(append(recs, k), s.o.kek, &s.o, s.o.now()); err != nil {
+		if ks, err = buildKeyset(append(recs, k), &s.o); err != nil {
 			return err
 		}
 	}

@@ -206,24 +206,34 @@ func (m *Middleware) Authenticate() func(http.Handler) http.Handler {
 // principal returns the request's state, authenticating the request if no
 // principal is in its context yet. On failure it has written the answer.
 func (m *Middleware) principal(w http.ResponseWriter, r *http.Request) (*state, *http.Request, bool) {
+	var p auth.Principal
+	ok := true
 	if st := stateFrom(r.Context()); st != nil {
 		if !st.shared {
 			return st, r, true // this request's own
 		}
 		// Set by NewContext, perhaps for many requests: checked, and
-		// copied for this one.
-		if !wellFormed(&st.p) {
-			m.log.ErrorContext(r.Context(), "gatehouse: the context holds an incomplete principal", slog.String("kind", st.p.Kind.String()))
-			m.refuseToken(w, r, CodeInvalidToken)
-			return nil, r, false
-		}
-		own := &state{Context: r.Context(), p: st.p}
-		return own, r.WithContext(own), true
+		// copied for this one below.
+		p = st.p
+	} else if p, ok = m.authenticate(w, r); !ok {
+		return nil, r, false
 	}
+	if !wellFormed(&p) {
+		m.log.ErrorContext(r.Context(), "gatehouse: incomplete principal", slog.String("kind", p.Kind.String()))
+		m.refuseToken(w, r, CodeInvalidToken)
+		return nil, r, false
+	}
+	st := &state{Context: r.Context(), p: p}
+	return st, r.WithContext(st), true
+}
+
+// authenticate verifies the request's bearer token. On failure it has
+// written the answer.
+func (m *Middleware) authenticate(w http.ResponseWriter, r *http.Request) (auth.Principal, bool) {
 	token, code := bearerToken(r.Header)
 	if code != "" {
 		m.refuseToken(w, r, code)
-		return nil, r, false
+		return auth.Principal{}, false
 	}
 	p, err := m.authn.Authenticate(r.Context(), token)
 	if err != nil {
@@ -239,15 +249,9 @@ func (m *Middleware) principal(w http.ResponseWriter, r *http.Request) (*state, 
 			w.Header().Set("Retry-After", "1")
 			m.fail(w, r, http.StatusServiceUnavailable, CodeUnavailable, "Authentication is unavailable; retry later.")
 		}
-		return nil, r, false
+		return auth.Principal{}, false
 	}
-	if !wellFormed(&p) {
-		m.log.ErrorContext(r.Context(), "gatehouse: the authenticator returned an incomplete principal", slog.String("kind", p.Kind.String()))
-		m.refuseToken(w, r, CodeInvalidToken)
-		return nil, r, false
-	}
-	st := &state{Context: r.Context(), p: p}
-	return st, r.WithContext(st), true
+	return p, true
 }
 
 // wellFormed reports whether p names a partner, or an entity user with its
