@@ -295,12 +295,12 @@ func (s *Server) updateEntitySettings(w http.ResponseWriter, r *http.Request) {
 // behind. Its users' tokens are refused from then on (403): the entity
 // they name no longer exists.
 func (s *Server) deleteEntity(w http.ResponseWriter, r *http.Request) {
-	row, ok := s.partnerEntity(w, r)
-	if !ok {
-		return
-	}
+	p, _ := middleware.PrincipalFromContext(r.Context())
 	err := s.store.InTransaction(r.Context(), func(ctx context.Context, tx *gorm.DB) error {
-		if _, err := s.lockEntity(tx, row.ID, model.PartnerID(row.PartnerID), lockUpdate); err != nil {
+		// The only read of the row: locked, and limited to the calling
+		// partner's entities (another partner's entity looks missing: 404).
+		row, err := s.lockEntity(tx, r.PathValue("entity_id"), p.PartnerID, lockUpdate)
+		if err != nil {
 			return err
 		}
 		if err := s.Engine.RemoveEntity(ctx, model.EntityID(row.ID)); err != nil {

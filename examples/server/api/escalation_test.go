@@ -92,30 +92,23 @@ func TestEscalationUnderLock(t *testing.T) {
 
 		for _, tc := range []struct {
 			name          string
-			demote        func() // runs in the window
-			restore       func()
+			demote        func() // runs in the window; nil: setRole(alice, demoted)
+			restore       func() // nil: setRole(alice, accountant)
 			method, path  string
 			body          any
-			ok            int // the status without demote
-			afterRefusal  func()
+			ok            int    // the status without demote
+			afterRefusal  func() // optional; the role and user counts are always checked
 			afterAccepted func()
 		}{
 			{
 				name: "create role", method: "POST", path: "/roles",
-				body:   role("Sneaky", "payable.approve=allowed"),
-				demote: func() { setRole(alice, demoted) }, restore: func() { setRole(alice, accountant) },
-				ok: 200,
-				afterRefusal: func() {
-					if n := count("/roles"); n != roles {
-						t.Errorf("%d roles after a refused create, want %d", n, roles)
-					}
-				},
+				body: role("Sneaky", "payable.approve=allowed"),
+				ok:   200,
 			},
 			{
 				name: "update role", method: "PATCH", path: "/roles/" + approver,
-				body:   map[string]any{"name": "Approver+", "permissions": perms("payable.read=allowed", "payable.approve=allowed", "payable.create=allowed")},
-				demote: func() { setRole(alice, demoted) }, restore: func() { setRole(alice, accountant) },
-				ok: 200,
+				body: map[string]any{"name": "Approver+", "permissions": perms("payable.read=allowed", "payable.approve=allowed", "payable.create=allowed")},
+				ok:   200,
 				afterRefusal: func() {
 					e.do("GET", "/roles/"+approver, pt, ent, nil, 200, &rl)
 					if rl.Name != "Approver" || actions() != 2 {
@@ -132,9 +125,8 @@ func TestEscalationUnderLock(t *testing.T) {
 				// The role grants no more than the demoted alice holds:
 				// only what the update grants exceeds.
 				name: "widen a role", method: "PATCH", path: "/roles/" + reader,
-				body:   map[string]any{"permissions": perms("payable.read=allowed")},
-				demote: func() { setRole(alice, demoted) }, restore: func() { setRole(alice, accountant) },
-				ok: 200,
+				body: map[string]any{"permissions": perms("payable.read=allowed")},
+				ok:   200,
 				afterRefusal: func() {
 					e.do("GET", "/roles/"+reader, pt, ent, nil, 200, &rl)
 					if actions() != 1 || rl.Permissions.Objects[0].Actions[0].Permission != "allowed_for_own" {
@@ -149,26 +141,18 @@ func TestEscalationUnderLock(t *testing.T) {
 			},
 			{
 				name: "delete role", method: "DELETE", path: "/roles/" + spare,
-				demote: func() { setRole(alice, demoted) }, restore: func() { setRole(alice, accountant) },
 				ok:           204,
 				afterRefusal: func() { e.do("GET", "/roles/"+spare, pt, ent, nil, 200, nil) },
 			},
 			{
 				name: "create user", method: "POST", path: "/entity_users",
-				body:   map[string]any{"login": "eve", "first_name": "Eve", "role_id": approver},
-				demote: func() { setRole(alice, demoted) }, restore: func() { setRole(alice, accountant) },
-				ok: 200,
-				afterRefusal: func() {
-					if n := count("/entity_users"); n != users {
-						t.Errorf("%d users after a refused create, want %d", n, users)
-					}
-				},
+				body: map[string]any{"login": "eve", "first_name": "Eve", "role_id": approver},
+				ok:   200,
 			},
 			{
 				name: "assign role", method: "PATCH", path: "/entity_users/" + bob,
-				body:   map[string]any{"role_id": approver},
-				demote: func() { setRole(alice, demoted) }, restore: func() { setRole(alice, accountant) },
-				ok: 200,
+				body: map[string]any{"role_id": approver},
+				ok:   200,
 				afterRefusal: func() {
 					if r := roleOf(bob); r != "" {
 						t.Errorf("bob's role %q after a refused assignment, want none", r)
@@ -190,7 +174,6 @@ func TestEscalationUnderLock(t *testing.T) {
 			},
 			{
 				name: "delete user", method: "DELETE", path: "/entity_users/" + carol,
-				demote: func() { setRole(alice, demoted) }, restore: func() { setRole(alice, accountant) },
 				ok:           204,
 				afterRefusal: func() { e.do("GET", "/entity_users/"+carol, pt, ent, nil, 200, nil) },
 			},
@@ -201,11 +184,6 @@ func TestEscalationUnderLock(t *testing.T) {
 				body:   map[string]any{"login": "gina", "first_name": "Gina"},
 				demote: func() { setDefault(admin) }, restore: func() { setDefault("") },
 				ok: 200,
-				afterRefusal: func() {
-					if n := count("/entity_users"); n != users {
-						t.Errorf("%d users after a refused create, want %d", n, users)
-					}
-				},
 			},
 			{
 				// Taking a user's role away leaves it the default role.
@@ -221,6 +199,12 @@ func TestEscalationUnderLock(t *testing.T) {
 			},
 		} {
 			t.Logf("case %s", tc.name)
+			if tc.demote == nil {
+				tc.demote = func() { setRole(alice, demoted) }
+			}
+			if tc.restore == nil {
+				tc.restore = func() { setRole(alice, accountant) }
+			}
 			roles, users = count("/roles"), count("/entity_users")
 			api.SetBeforeGuardedWrite(e.srv, tc.demote)
 			late := message(e.do(tc.method, tc.path, at, "", tc.body, 403, nil))
@@ -234,7 +218,15 @@ func TestEscalationUnderLock(t *testing.T) {
 			if early := message(e.do(tc.method, tc.path, at, "", tc.body, 403, nil)); strings.HasPrefix(early, policy.ErrEscalation.Error()) && early != late {
 				t.Errorf("refusal under the lock %q, early refusal %q", late, early)
 			}
-			tc.afterRefusal()
+			if n := count("/roles"); n != roles {
+				t.Errorf("%d roles after a refused %s, want %d", n, tc.name, roles)
+			}
+			if n := count("/entity_users"); n != users {
+				t.Errorf("%d users after a refused %s, want %d", n, tc.name, users)
+			}
+			if tc.afterRefusal != nil {
+				tc.afterRefusal()
+			}
 			tc.restore()
 
 			rl.Name, rl.Permissions.Objects = "", nil

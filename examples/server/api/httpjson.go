@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -149,33 +150,27 @@ func checkJSONText(name string, raw json.RawMessage) error {
 	if err := checkText(textField{name: name, value: &whole}); err != nil {
 		return err
 	}
-	var v any
-	if err := json.Unmarshal(raw, &v); err != nil {
+	if !json.Valid(raw) { // one JSON value, as json.Unmarshal requires
 		return invalidf("%s must be JSON", name)
 	}
-	var walk func(v any) error
-	walk = func(v any) error {
-		var err error
-		switch v := v.(type) {
-		case string:
-			err = checkText(textField{name: name, value: &v})
-		case []any:
-			for i := 0; i < len(v) && err == nil; i++ {
-				err = walk(v[i])
-			}
-		case map[string]any:
-			for k, x := range v {
-				if err = checkText(textField{name: name, value: &k}); err == nil {
-					err = walk(x)
-				}
-				if err != nil {
-					break
-				}
+	// Every string token, member names included: a \u0000 escape is a NUL
+	// only once decoded.
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return invalidf("%s must be JSON", name)
+		}
+		if str, ok := tok.(string); ok {
+			if err := checkText(textField{name: name, value: &str}); err != nil {
+				return err
 			}
 		}
-		return err
 	}
-	return walk(v)
+	return nil
 }
 
 // writeEngineError answers an error of the policy engine (or of a
