@@ -230,8 +230,8 @@ func (s *source) open(ctx context.Context, needFixture bool) (*policytest.Fixtur
 // command would then fail with "no such table". Other DSNs, and in-memory
 // databases, pass.
 func sqliteExists(dsn string) error {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") || strings.HasPrefix(dsn, "mysql://") || strings.Contains(dsn, "://") {
-		return nil // store.Open checks the scheme
+	if strings.Contains(dsn, "://") || strings.Contains(strings.SplitN(dsn, "?", 2)[0], "=") {
+		return nil // a URL or a key=value DSN: store.Open classifies it (and masks its secrets)
 	}
 	path, query, _ := strings.Cut(dsn, "?")
 	path = strings.TrimPrefix(path, "file:")

@@ -221,3 +221,12 @@ func TestMissingDatabase(t *testing.T) {
 		t.Errorf("the command created %v", ents)
 	}
 }
+
+// TestKeyValueDSNSecret: a key=value DSN is left to store.Open, which
+// refuses it with its password masked; the command never prints it.
+func TestKeyValueDSNSecret(t *testing.T) {
+	_, errOut, code := gh(t, "matrix", "-db", "host=127.0.0.1 password=s3cret", "-entity", "e")
+	if code != 2 || strings.Contains(errOut, "s3cret") || !strings.Contains(errOut, "postgres://") {
+		t.Errorf("exit %d, stderr %q", code, errOut)
+	}
+}

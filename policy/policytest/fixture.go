@@ -161,9 +161,13 @@ func (f *Fixture) pos(path string) string {
 
 // checkCases validates the fields of the cases that the decoder reads as
 // plain strings, and that case names are unique.
+func validScope(s string) bool {
+	_, err := model.ParseScope(s)
+	return err == nil
+}
+
 func (f *Fixture) checkCases() error {
 	expects := map[string]bool{"allow": true, "deny": true, "error": true}
-	scopes := map[string]bool{"": true, "all": true, "own": true, "none": true}
 	names := map[string]int{}
 	for i, c := range f.Cases {
 		at := fmt.Sprintf("$.cases[%d]", i)
@@ -172,7 +176,7 @@ func (f *Fixture) checkCases() error {
 			return f.errorf(at, "case %d: expect is required (allow, deny or error)", i+1)
 		case !expects[c.Expect]:
 			return f.errorf(at+".expect", "expect %q is not allow, deny or error", c.Expect)
-		case !scopes[c.Scope]:
+		case c.Scope != "" && !validScope(c.Scope):
 			return f.errorf(at+".scope", "scope %q is not all, own or none", c.Scope)
 		}
 		if c.Name == "" {

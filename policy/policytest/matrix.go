@@ -170,11 +170,7 @@ const UpdateEnv = "GATEHOUSE_UPDATE_GOLDEN"
 //	var _ = flag.Bool("update", false, "rewrite golden files")
 func Updating() bool {
 	if f := flag.Lookup("update"); f != nil {
-		if g, ok := f.Value.(flag.Getter); ok {
-			if b, ok := g.Get().(bool); ok && b {
-				return true
-			}
-		} else if b, err := strconv.ParseBool(f.Value.String()); err == nil && b {
+		if b, err := strconv.ParseBool(f.Value.String()); err == nil && b {
 			return true
 		}
 	}

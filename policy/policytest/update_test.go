@@ -17,13 +17,6 @@ const updateUsage = "rewrite golden files (policytest_test's own flag)"
 
 var update = flag.Bool("update", false, updateUsage)
 
-func TestOwnUpdateFlag(t *testing.T) {
-	f := flag.Lookup("update")
-	if f == nil || f.Usage != updateUsage {
-		t.Fatalf("flag -update = %+v, want the test package's own", f)
-	}
-}
-
 func TestGoldenUpdate(t *testing.T) {
 	t.Setenv(policytest.UpdateEnv, "")
 	if *update {
