@@ -107,10 +107,10 @@ func BenchmarkCasbinEnforce(b *testing.B) {
 
 // BenchmarkCasbinCached measures Casbin's CachedEnforcer on warm keys: the
 // requests of the balanced stream, already answered once before the timer,
-// asked again in turn. All 16,384 requests are warmed when that takes at
-// most casbinWarmBudget of Enforce calls, else the first k (at least
-// minWarmKeys) of the balanced stream, so that their allowed share is the
-// stream's. It reports the number of distinct keys (keys) and the allowed
+// asked again in turn: the first requests of the balanced stream (so that
+// their allowed share is the stream's), as many as casbinWarmBudget of
+// uncached Enforce calls warms (at least minWarmKeys; at most the 16,384 of
+// the stream). It reports the number of distinct keys (keys) and the allowed
 // share of the warmed requests (sample-allowed). It is Casbin's best case,
 // and a cache that policy changes do not invalidate.
 //

@@ -61,11 +61,10 @@
 //     calls, or where loading takes over four minutes, is skipped with a
 //     message that gives the time and the limit.
 //   - BenchmarkCasbinCached/rules=N: Casbin's CachedEnforcer on warm keys
-//     (requests answered once before the timer, asked again in turn): all
-//     16,384 requests of the stream when warming them (one uncached Enforce
-//     each) takes at most half a second of CPU, else as many as fit in that
-//     budget (at least 8), taken from the stream reordered so that their
-//     allowed share is the stream's. keys is the number of distinct
+//     (requests answered once before the timer, asked again in turn): as
+//     many as half a second of warming (one uncached Enforce each) reaches,
+//     at least 8 and at most the stream's 16,384, taken from the stream
+//     reordered so that their allowed share is the stream's. keys is the number of distinct
 //     requests warmed, sample-allowed their allowed share.
 //   - BenchmarkDecideCachedKeys/rules=N: Decide over exactly the requests
 //     CachedEnforcer warmed, in the same order and run. A handful of keys

@@ -33,8 +33,8 @@ const (
 	// request (which scans every rule) takes longer, in CPU time, the median
 	// of three such calls, is skipped.
 	casbinCallLimit = time.Second
-	// casbinWarmBudget bounds the time spent warming CachedEnforcer's keys:
-	// every key is one uncached casbin.Enforce call before the timer.
+	// casbinWarmBudget bounds the wall time spent warming CachedEnforcer's
+	// keys: every key is one uncached casbin.Enforce call before the timer.
 	casbinWarmBudget = 500 * time.Millisecond
 	// minWarmKeys is the fewest keys warmed, whatever they cost.
 	minWarmKeys = 8
@@ -389,25 +389,25 @@ func (fx *casbinFixture) agree(i int, enforce func(...any) (bool, error)) error 
 }
 
 // warmKeys fills CachedEnforcer's cache with the first requests of the
-// balanced stream (g.balanced): all of them when casbinWarmBudget allows,
-// else as many as it allows at oneCall each (at least minWarmKeys). It
-// checks each answer against Decide's and returns the warmed requests'
-// indexes. BenchmarkCasbinCached and BenchmarkDecideCachedKeys both cycle
-// over exactly these requests.
+// balanced stream (g.balanced), until casbinWarmBudget has passed (and at
+// least minWarmKeys are warm) or the stream ends. It checks each answer
+// against Decide's and returns the warmed requests' indexes.
+// BenchmarkCasbinCached and BenchmarkDecideCachedKeys both cycle over
+// exactly these requests.
 func (fx *casbinFixture) warmKeys(b *testing.B) []int {
 	b.Helper()
 	fx.warmOnce.Do(func() {
-		k := numRequests
-		if fx.oneCall > 0 {
-			k = min(numRequests, max(minWarmKeys, int(casbinWarmBudget/fx.oneCall)))
-		}
-		fx.keys = fx.g.balanced[:k]
-		seen := make(map[string]bool, k)
-		for _, i := range fx.keys {
+		seen := map[policy.Request]bool{}
+		start := time.Now()
+		for n, i := range fx.g.balanced {
+			if n >= minWarmKeys && time.Since(start) >= casbinWarmBudget {
+				break
+			}
 			if fx.warmErr = fx.agree(i, fx.ce.Enforce); fx.warmErr != nil {
 				return
 			}
-			seen[fmt.Sprintf("%q", fx.args[i])] = true
+			fx.keys = append(fx.keys, i)
+			seen[fx.g.reqs[i]] = true
 		}
 		fx.distinct = len(seen)
 	})
