@@ -141,12 +141,31 @@ func twoReplicas(t testing.TB, b backend) (stA, stB *Store, engA, engB *policy.E
 // ends.
 func syncWatcher(t testing.TB, st *Store, eng *policy.Engine) *Watcher {
 	t.Helper()
-	w, err := NewWatcher(context.Background(), st, eng, WithPollInterval(time.Hour), WithListen(false))
+	return newWatcher(t, st, eng, WithPollInterval(time.Hour), WithListen(false))
+}
+
+// newWatcher starts a watcher with opts, failing the test if it cannot. It
+// is closed when the test ends.
+func newWatcher(t testing.TB, st *Store, eng *policy.Engine, opts ...WatcherOption) *Watcher {
+	t.Helper()
+	w, err := NewWatcher(context.Background(), st, eng, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { w.Close() })
 	return w
+}
+
+// waitFor polls cond until it holds, or fails the test after d.
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // sortedRules returns rules as sorted CSV lines.

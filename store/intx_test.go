@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -47,16 +48,12 @@ func testInTransactionPublishAfterReload(t *testing.T, b backend) {
 	// A's watcher does nothing until told (its Syncs fail meanwhile).
 	var frozen atomic.Bool
 	errFrozen := errors.New("frozen (injected)")
-	wA, err := NewWatcher(ctx, stA, engA, WithPollInterval(time.Hour), WithListen(false), withSyncHook(func(context.Context) error {
+	wA := newWatcher(t, stA, engA, WithPollInterval(time.Hour), WithListen(false), withSyncHook(func(context.Context) error {
 		if frozen.Load() {
 			return errFrozen
 		}
 		return nil
 	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer wA.Close()
 	wB := syncWatcher(t, stB, engB)
 	frozen.Store(true)
 	for _, e := range []model.EntityID{"e1", "e2"} { // revisions 1 and 2
@@ -111,18 +108,11 @@ func testInTransactionPublishAfterReload(t *testing.T, b backend) {
 // waitRevision waits until st's database is at revision rev.
 func waitRevision(t *testing.T, st *Store, rev int64) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	waitFor(t, 10*time.Second, fmt.Sprintf("database revision below %d", rev), func() bool {
 		got, err := st.Revision(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got >= rev {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("database revision %d, want %d", got, rev)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return got >= rev
+	})
 }

@@ -19,16 +19,12 @@ func testBehind(t *testing.T, b backend) {
 	errFeed := errors.New("feed unreachable (injected)")
 	// B polls once an hour: it learns of A's changes from notifications
 	// (PostgreSQL), from Sync and from its own store's commits.
-	wB, err := NewWatcher(ctx, stB, engB, WithPollInterval(time.Hour), withSyncHook(func(context.Context) error {
+	wB := newWatcher(t, stB, engB, WithPollInterval(time.Hour), withSyncHook(func(context.Context) error {
 		if failing.Load() {
 			return errFeed
 		}
 		return nil
 	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer wB.Close()
 	if err := wB.Behind(); err != nil {
 		t.Fatalf("fresh replica: %v", err)
 	}
@@ -61,7 +57,7 @@ func testBehind(t *testing.T, b backend) {
 			t.Fatalf("Sync with the feed failing = %v, want ErrBehind and the cause", err)
 		}
 	}
-	err = wB.Behind()
+	err := wB.Behind()
 	if !errors.Is(err, ErrBehind) {
 		t.Fatalf("Behind = %v, want ErrBehind", err)
 	}

@@ -210,10 +210,14 @@ func (r *redactor) mysql(dsn string) string {
 	return prefix + rest
 }
 
+// secretKeySuffixes end the names of DSN parameters that hold a secret
+// (lower case).
+var secretKeySuffixes = []string{"password", "passwd", "pass", "pwd", "secret", "token"}
+
 // kvSecretRE matches a password-like key=value pair of a key=value DSN:
 // the value is quoted ('...' or "...", with backslash escapes) or runs to
 // the next unescaped blank.
-var kvSecretRE = regexp.MustCompile(`(?i)(^|[\s;])([a-z0-9_.-]*(?:password|passwd|pass|pwd|secret|token))(\s*=\s*)('(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?|(?:[^\s\\]|\\.)*)`)
+var kvSecretRE = regexp.MustCompile(`(?i)(^|[\s;])([a-z0-9_.-]*(?:` + strings.Join(secretKeySuffixes, "|") + `))(\s*=\s*)('(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?|(?:[^\s\\]|\\.)*)`)
 
 // plain redacts a DSN that is not a URL: a key=value DSN or a file name
 // with parameters.
@@ -282,7 +286,7 @@ func (r *redactor) params(q string) string {
 // sslpassword, _auth_pass, pwd, ... (case-insensitively).
 func sensitiveKey(k string) bool {
 	k = strings.ToLower(k)
-	for _, s := range []string{"password", "passwd", "pass", "pwd", "secret", "token"} {
+	for _, s := range secretKeySuffixes {
 		if strings.HasSuffix(k, s) {
 			return true
 		}

@@ -10,30 +10,17 @@ import (
 	"github.com/gatehouse-authz/gatehouse/policy"
 )
 
-// waitFor polls cond until it holds, or fails the test after d.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // TestBehindWhenStuck: a watcher whose catch-up hangs reports no error
 // and learns of no change; once it has not read the database's revision
 // for longer than WithStaleAfter, Behind says the replica is behind (it
 // cannot tell what is committed), and stops once the watcher reads again.
 func TestBehindWhenStuck(t *testing.T) {
-	ctx := context.Background()
 	b := sqliteBackend(t)
 	st := newStore(t, b, b.open(t), newPrefix())
 	eng := newEngine(t, st)
 	hang := make(chan struct{})
 	var stuck atomic.Bool
-	w, err := NewWatcher(ctx, st, eng, WithPollInterval(20*time.Millisecond), WithStaleAfter(200*time.Millisecond),
+	w := newWatcher(t, st, eng, WithPollInterval(20*time.Millisecond), WithStaleAfter(200*time.Millisecond),
 		withSyncHook(func(ctx context.Context) error {
 			if stuck.Load() {
 				select { // a read that never answers
@@ -43,10 +30,6 @@ func TestBehindWhenStuck(t *testing.T) {
 			}
 			return nil
 		}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
 	if err := w.Behind(); err != nil {
 		t.Fatalf("fresh watcher: %v", err)
 	}
@@ -76,12 +59,8 @@ func TestWatcherReadTimeoutMySQL(t *testing.T)    { testWatcherReadTimeout(t, my
 func testWatcherReadTimeout(t *testing.T, b backend) {
 	ctx := context.Background()
 	proxy, stA, stB, engA, engB := proxiedReplicas(t, b)
-	wA, err := NewWatcher(ctx, stA, engA, WithPollInterval(100*time.Millisecond),
+	wA := newWatcher(t, stA, engA, WithPollInterval(100*time.Millisecond),
 		WithReadTimeout(300*time.Millisecond), WithStaleAfter(time.Minute))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer wA.Close()
 	wB := syncWatcher(t, stB, engB)
 	if _, err := engB.CreateEntity(ctx, "p1", "e1"); err != nil {
 		t.Fatal(err)

@@ -290,7 +290,13 @@ func (w *Watcher) setCursor(rev int64) {
 	if rev <= w.cursor.Load() {
 		return
 	}
-	w.cursor.Store(rev) // only the syncMu holder writes it
+	w.moveCursor(rev)
+}
+
+// moveCursor sets the cursor to rev (only the syncMu holder calls it),
+// records it in the store and wakes the waiters of Wait.
+func (w *Watcher) moveCursor(rev int64) {
+	w.cursor.Store(rev)
 	w.st.advance(rev)
 	w.st.settledUpTo(rev)
 	w.advMu.Lock()
@@ -561,16 +567,8 @@ func (w *Watcher) catchUpIn(ctx context.Context, tx *gorm.DB, latest int64) erro
 // reloadNow reloads the whole policy (Store.Lock asks for it when the feed
 // cannot be followed incrementally).
 func (w *Watcher) reloadNow(ctx context.Context, why string) error {
-	w.syncMu.Lock()
-	defer w.syncMu.Unlock()
-	start := w.cursor.Load()
-	if err := w.reload(ctx, why); err != nil {
-		return err
-	}
-	if cur := w.cursor.Load(); cur != start {
-		w.callback(cur)
-	}
-	return nil
+	defer w.following()()
+	return w.reload(ctx, why)
 }
 
 func (w *Watcher) reload(ctx context.Context, why string) error {
@@ -581,14 +579,7 @@ func (w *Watcher) reload(ctx context.Context, why string) error {
 	// The index is the database's state at the loaded revision: the feed
 	// continues from there (even below the cursor, if the database was
 	// reset).
-	rev := w.st.LoadedRevision()
-	w.cursor.Store(rev)
-	w.st.advance(rev)
-	w.st.settledUpTo(rev)
-	w.advMu.Lock()
-	close(w.advanced)
-	w.advanced = make(chan struct{})
-	w.advMu.Unlock()
+	w.moveCursor(w.st.LoadedRevision())
 	return nil
 }
 
