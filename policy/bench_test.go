@@ -52,6 +52,25 @@ func BenchmarkDecideUUID(b *testing.B) {
 	}
 }
 
+// activeEntities is the number of entities BenchmarkDecideActive's
+// requests are drawn from.
+const activeEntities = 256
+
+// BenchmarkDecideActive is BenchmarkDecide with requests drawn from 256
+// active entities of the N-rule data (all of them at 1,000 and 10,000
+// rules) rather than from every entity: the cost of a decision when the
+// tenants of the moment are a small share of all those the index holds.
+// BenchmarkAnchorTwoMapActive is its yardstick.
+func BenchmarkDecideActive(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
+			ds := gen.New(1, n, model.DefaultCatalog())
+			eng, _ := benchEngineOf(b, ds)
+			benchDecide(b, eng, ds.ActiveRequests(2, 1<<14, activeEntities))
+		})
+	}
+}
+
 func benchDecide(b *testing.B, eng *policy.Engine, reqs []policy.Request) {
 	allowed := 0
 	b.ReportAllocs()
@@ -163,8 +182,21 @@ func BenchmarkAnchorTwoMapUUID(b *testing.B) {
 	}
 }
 
+// BenchmarkAnchorTwoMapActive is the yardstick for BenchmarkDecideActive.
+func BenchmarkAnchorTwoMapActive(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
+			ds := gen.New(1, n, model.DefaultCatalog())
+			benchTwoMapReqs(b, ds, ds.ActiveRequests(2, 1<<14, activeEntities))
+		})
+	}
+}
+
 func benchTwoMap(b *testing.B, ds *gen.Dataset) {
-	reqs := ds.Requests(2, 1<<14)
+	benchTwoMapReqs(b, ds, ds.Requests(2, 1<<14))
+}
+
+func benchTwoMapReqs(b *testing.B, ds *gen.Dataset, reqs []policy.Request) {
 	m := map[model.EntityID]map[model.UserID]int32{}
 	for ei, e := range ds.Entities {
 		mm := map[model.UserID]int32{}

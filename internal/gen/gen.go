@@ -180,11 +180,28 @@ func (d *Dataset) Commit(context.Context, *policy.Change) error { return nil }
 // Requests returns n random requests over the dataset: mostly entity users
 // in their own entity (allowed and denied mixed), some partners in their own
 // and other entities, some users in foreign entities, owners of all kinds.
+// Every entity is as likely as any other.
 func (d *Dataset) Requests(seed uint64, n int) []policy.Request {
 	rng := rand.New(rand.NewPCG(seed, 99))
+	return d.requests(rng, n, func() int { return rng.IntN(len(d.Entities)) })
+}
+
+// ActiveRequests is Requests over a set of active entities, drawn at random
+// once: callers and objects of the other entities never appear. With the
+// whole dataset at most active entities, it is every entity. It models a
+// platform where the tenants of the moment are a small share of all the
+// tenants it holds.
+func (d *Dataset) ActiveRequests(seed uint64, n, active int) []policy.Request {
+	rng := rand.New(rand.NewPCG(seed, 98))
+	set := rng.Perm(len(d.Entities))[:min(active, len(d.Entities))]
+	return d.requests(rng, n, func() int { return set[rng.IntN(len(set))] })
+}
+
+// requests draws n requests, each entity index from pick.
+func (d *Dataset) requests(rng *rand.Rand, n int, pick func() int) []policy.Request {
 	out := make([]policy.Request, n)
 	for i := range out {
-		ei := rng.IntN(len(d.Entities))
+		ei := pick()
 		e := d.Entities[ei]
 		k := d.Catalog.Key(rng.IntN(d.Catalog.Len()))
 		r := policy.Request{Entity: e.ID, Object: k.Object, Action: k.Action}
@@ -192,9 +209,9 @@ func (d *Dataset) Requests(seed uint64, n int) []policy.Request {
 		case x == 0:
 			r.Subject = model.Partner(e.Partner)
 		case x == 1:
-			r.Subject = model.Partner(d.Entities[rng.IntN(len(d.Entities))].Partner)
+			r.Subject = model.Partner(d.Entities[pick()].Partner)
 		case x == 2:
-			o := rng.IntN(len(d.Entities))
+			o := pick()
 			r.Subject = model.User(d.UserID(o, rng.IntN(d.Entities[o].Users)))
 		default:
 			r.Subject = model.User(d.UserID(ei, rng.IntN(e.Users)))
