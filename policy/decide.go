@@ -119,7 +119,7 @@ func (e *Engine) Decide(r Request) Decision {
 		if en == nil {
 			return Decision{Reason: ReasonUnknownEntity}
 		}
-		if en.Partner == "" || string(en.Partner) != r.Subject.ID {
+		if !en.OwnedBy(model.PartnerID(r.Subject.ID)) {
 			return Decision{Reason: ReasonPartnerForeign}
 		}
 		return Decision{Allowed: true, Scope: model.ScopeAll, Reason: ReasonPartnerOwner}
@@ -130,10 +130,15 @@ func (e *Engine) Decide(r Request) Decision {
 	default:
 		return Decision{Reason: ReasonInvalid, Err: errNoSubject}
 	}
-	// An entity user: its own role's permission, or the default role's.
+	// An entity user: its own role's permission, or the default role's
+	// (or the best of several roles', for a member that reaches several).
 	var perm model.Permission
 	var role model.RoleID
-	if ri != index.NoRole {
+	switch ri {
+	case index.NoRole:
+	case index.Multi:
+		perm, role, viaDefault = en.UnionPerm(model.UserID(r.Subject.ID), slot)
+	default:
 		perm, role = en.RolePerm(ri, slot)
 	}
 	d := Decision{Role: role, ViaDefault: viaDefault}

@@ -35,6 +35,14 @@
 //     denies.
 //  5. Any error while deciding denies.
 //
+// The engine writes one owner, at most one default role and one role link
+// per member. A store may hold more, written by other tools: a member
+// linked to several roles (or to a role and also without one), several
+// default roles, several owners. Casbin takes their union, and so does the
+// engine: a member gets the best permission among the roles it reaches,
+// and every owner acts as the entity's partner. SetUserRole, RemoveUser,
+// SetDefaultRole and RemoveEntity replace or remove every such link.
+//
 // Ids of different kinds never meet: a user id equal to a role or partner
 // id grants nothing through it. [Engine.Scope] agrees with Decide for every
 // owner.

@@ -370,8 +370,8 @@ func (e *Engine) Rules() []model.Rule {
 // entityRules returns the rules that make up one entity's snapshot.
 func entityRules(cat *model.Catalog, en *index.Entity) []model.Rule {
 	var out []model.Rule
-	if en.Partner != "" {
-		out = append(out, rules.Owner(en.Partner, en.ID))
+	for _, p := range en.Owners {
+		out = append(out, rules.Owner(p, en.ID))
 	}
 	for _, r := range en.Roles {
 		if r == nil {
@@ -379,17 +379,23 @@ func entityRules(cat *model.Catalog, en *index.Entity) []model.Rule {
 		}
 		out = append(out, roleRules(cat, en.ID, r)...)
 	}
-	if en.Default != index.NoRole {
-		out = append(out, rules.DefaultRole(en.ID, en.Roles[en.Default].ID))
+	for _, i := range en.Defaults {
+		out = append(out, rules.DefaultRole(en.ID, en.Roles[i].ID))
 	}
-	for u, i := range en.Users {
-		var role model.RoleID
-		if i != index.DefaultMarker {
-			role = en.Roles[i].ID
+	for u := range en.Users {
+		for _, l := range en.Links(u) {
+			out = append(out, rules.Member(en.ID, u, linkRole(en, l)))
 		}
-		out = append(out, rules.Member(en.ID, u, role))
 	}
 	return out
+}
+
+// linkRole returns the role id of member link l ("" for DefaultMarker).
+func linkRole(en *index.Entity, l int32) model.RoleID {
+	if l == index.DefaultMarker {
+		return ""
+	}
+	return en.Roles[l].ID
 }
 
 // roleRules returns a role's declaration and permission rules.

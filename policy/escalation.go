@@ -120,11 +120,13 @@ func (e *Engine) guardAssign(ctx context.Context, en *index.Entity, role model.R
 	if !ok {
 		return nil
 	}
-	if role == "" {
-		if en.Default == index.NoRole {
-			return nil // no role applies: nothing is granted
-		}
-		role = en.Roles[en.Default].ID
+	if role != "" {
+		return e.checkAssign(s, en, role)
 	}
-	return e.checkAssign(s, en, role)
+	for _, i := range en.Defaults { // none: no role applies, nothing is granted
+		if err := e.checkAssign(s, en, en.Roles[i].ID); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -14,6 +14,11 @@ import (
 )
 
 // Entity is a tenant: owned by one partner, with an optional default role.
+//
+// The engine writes one owner and at most one default role per entity.
+// Rules written by other tools may give an entity several: decisions then
+// take all of them into account (as Casbin does), and Partner and
+// DefaultRole are the first of them by id and by link order.
 type Entity struct {
 	ID          model.EntityID
 	Partner     model.PartnerID
@@ -32,6 +37,12 @@ type Role struct {
 
 // User is an entity user: a member of one entity, with a role or without
 // one (then the entity's default role applies).
+//
+// The engine links a member to one role or to none. Rules written by other
+// tools may link it several times: decisions then take the best of the
+// roles it reaches (as Casbin does), Role is its first link's, and
+// [Engine.SetUserRole] and [Engine.RemoveUser] replace or remove every
+// link.
 type User struct {
 	ID     model.UserID
 	Entity model.EntityID
@@ -79,7 +90,7 @@ func (e *Engine) entity(id model.EntityID) (*index.Entity, error) {
 		return nil, invalid(err)
 	}
 	en := e.ix.Load().Entity(id)
-	if en == nil || en.Partner == "" {
+	if en == nil || len(en.Owners) == 0 {
 		return nil, fmt.Errorf("%w: entity %q", ErrNotFound, id)
 	}
 	return en, nil
@@ -109,19 +120,15 @@ func (e *Engine) toRole(en *index.Entity, r *index.Role) Role {
 }
 
 func toEntity(en *index.Entity) Entity {
-	out := Entity{ID: en.ID, Partner: en.Partner}
-	if en.Default != index.NoRole {
-		out.DefaultRole = en.Roles[en.Default].ID
+	out := Entity{ID: en.ID, Partner: en.Partner()}
+	if i := en.Default(); i != index.NoRole {
+		out.DefaultRole = en.Roles[i].ID
 	}
 	return out
 }
 
 func toUser(en *index.Entity, u model.UserID, i int32) User {
-	out := User{ID: u, Entity: en.ID}
-	if i != index.DefaultMarker {
-		out.Role = en.Roles[i].ID
-	}
-	return out
+	return User{ID: u, Entity: en.ID, Role: linkRole(en, i)}
 }
 
 // CreateEntity creates entity id, owned by partner.
@@ -163,7 +170,7 @@ func (e *Engine) ListEntities(ctx context.Context, partner model.PartnerID) ([]E
 	}
 	var out []Entity
 	e.ix.Load().Entities(func(en *index.Entity) bool {
-		if en.Partner == partner {
+		if en.OwnedBy(partner) {
 			out = append(out, toEntity(en))
 		}
 		return ctx.Err() == nil
@@ -200,17 +207,22 @@ func (e *Engine) SetDefaultRole(ctx context.Context, entity model.EntityID, role
 		return err
 	}
 	ch := &Change{Op: "entity.default_role", Entity: entity}
-	if en.Default != index.NoRole {
-		old := en.Roles[en.Default].ID
+	if len(en.Defaults) == 1 && en.Roles[en.Defaults[0]].ID == role {
+		return nil
+	}
+	kept := false // role is a default already, among others (rules made elsewhere)
+	for _, i := range en.Defaults {
+		old := en.Roles[i].ID
 		if old == role {
-			return nil
+			kept = true
+			continue
 		}
 		if err := e.guardAssign(ctx, en, old); err != nil {
 			return err // a grantor moves only members whose role it holds
 		}
 		ch.Remove = append(ch.Remove, rules.DefaultRole(entity, old))
 	}
-	if role != "" {
+	if role != "" && !kept {
 		if _, err := declaredRole(en, role); err != nil {
 			return err
 		}
@@ -414,13 +426,11 @@ func (e *Engine) DeleteRole(ctx context.Context, entity model.EntityID, id model
 		return err
 	}
 	i := en.RoleIdx[id]
-	if en.Default == i {
+	if en.IsDefault(i) {
 		return fmt.Errorf("%w: role %q is the default role of entity %q", ErrConflict, id, entity)
 	}
-	for u, ui := range en.Users {
-		if ui == i {
-			return fmt.Errorf("%w: role %q is held by user %q", ErrConflict, id, u)
-		}
+	if u, held := en.HolderOf(i); held {
+		return fmt.Errorf("%w: role %q is held by user %q", ErrConflict, id, u)
 	}
 	return e.commit(ctx, c, &Change{Op: "role.delete", Entity: entity, Remove: roleRules(e.cat, entity, r)})
 }
@@ -497,19 +507,29 @@ func (e *Engine) SetUserRole(ctx context.Context, entity model.EntityID, user mo
 			return User{}, err
 		}
 	}
-	cur := toUser(en, user, i)
-	if cur.Role == role {
+	links := en.Links(user)
+	if cur := toUser(en, user, i); len(links) == 1 && cur.Role == role {
 		return cur, nil
 	}
-	if err := e.guardAssign(ctx, en, cur.Role); err != nil {
-		return User{}, err // a grantor moves only users whose role it holds
+	ch := &Change{Op: "user.role", Entity: entity}
+	kept := false // role is one of several links (rules made elsewhere)
+	for _, l := range links {
+		old := linkRole(en, l)
+		if old == role {
+			kept = true
+			continue
+		}
+		if err := e.guardAssign(ctx, en, old); err != nil {
+			return User{}, err // a grantor moves only users whose role it holds
+		}
+		ch.Remove = append(ch.Remove, rules.Member(entity, user, old))
 	}
-	if err := e.guardAssign(ctx, en, role); err != nil {
-		return User{}, err
+	if !kept {
+		if err := e.guardAssign(ctx, en, role); err != nil {
+			return User{}, err
+		}
+		ch.Add = []model.Rule{rules.Member(entity, user, role)}
 	}
-	ch := &Change{Op: "user.role", Entity: entity,
-		Remove: []model.Rule{rules.Member(entity, user, cur.Role)},
-		Add:    []model.Rule{rules.Member(entity, user, role)}}
 	if err := e.commit(ctx, c, ch); err != nil {
 		return User{}, err
 	}
@@ -523,15 +543,18 @@ func (e *Engine) RemoveUser(ctx context.Context, entity model.EntityID, user mod
 		return err
 	}
 	defer done()
-	en, i, err := e.memberOf(entity, user)
+	en, _, err := e.memberOf(entity, user)
 	if err != nil {
 		return err
 	}
-	cur := toUser(en, user, i)
-	if err := e.guardAssign(ctx, en, cur.Role); err != nil {
-		return err
+	ch := &Change{Op: "user.remove", Entity: entity}
+	for _, l := range en.Links(user) {
+		if err := e.guardAssign(ctx, en, linkRole(en, l)); err != nil {
+			return err
+		}
+		ch.Remove = append(ch.Remove, rules.Member(entity, user, linkRole(en, l)))
 	}
-	return e.commit(ctx, c, &Change{Op: "user.remove", Entity: entity, Remove: []model.Rule{rules.Member(entity, user, cur.Role)}})
+	return e.commit(ctx, c, ch)
 }
 
 // GetUser returns user of entity.
@@ -572,13 +595,13 @@ func (e *Engine) LookupEntityUser(ctx context.Context, user model.UserID) (model
 	if ok {
 		en = ix.Entity(ent)
 	}
-	if en == nil || en.Partner == "" {
+	if en == nil || len(en.Owners) == 0 {
 		return "", "", fmt.Errorf("%w: %w %q", ErrNotFound, model.ErrUnknownUser, user)
 	}
 	if _, ok := en.Users[user]; !ok {
 		return "", "", fmt.Errorf("%w: %w %q", ErrNotFound, model.ErrUnknownUser, user)
 	}
-	return ent, en.Partner, nil
+	return ent, en.Partner(), nil
 }
 
 // EffectiveRole returns the role that decides for user in entity: its own

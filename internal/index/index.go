@@ -9,19 +9,21 @@
 // lock and never see half a change to an entity. Writers must be serialised
 // by the caller.
 //
-// The index follows the Casbin model's semantics for the rules the engine
-// writes, and in part beyond them: roles are per entity (a role link and a
+// The index follows the Casbin model's semantics for every rule that
+// decodes (package rules): roles are per entity (a role link and a
 // permission meet only inside one entity), and a role's permission on an
 // (object type, action) is the union of its "allowed" and "allowed_for_own"
-// rules. It keeps one link where the engine writes one: a member's role, an
-// entity's default role, an entity's owner. A store holding several (a user
-// linked to two roles in one entity, two default roles, two owners: rules
-// the engine never writes) gets the last one loaded, where Casbin would take
-// their union: the index may then deny what Casbin allows, never the
-// reverse.
+// rules. Links are sets, as in Casbin: the engine writes one role link per
+// member, one default role and one owner per entity, but a store may hold
+// several (rules written by other tools). A member then reaches the union
+// of its roles (and of the default roles, through a link without a role),
+// and every owner may act as the entity's partner. The hot path keeps its
+// two reads for a member that reaches at most one role; a member that
+// reaches several is decided by [Entity.UnionPerm].
 package index
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -35,6 +37,10 @@ const DefaultMarker int32 = -1
 
 // NoRole is the role index of an entity without a default role.
 const NoRole int32 = -1
+
+// Multi is the role index [Entity.Member] gives a member that reaches
+// several roles: [Entity.UnionPerm] decides for it.
+const Multi int32 = 1<<30 - 1
 
 // Permission bits of a role's slot: which rules exist.
 const (
@@ -102,14 +108,81 @@ type Entity struct {
 	nroles uint32
 	stride uint32 // catalog slots per role
 
-	ID      model.EntityID
-	Partner model.PartnerID // "" when no partner owns it
-	Default int32           // index in Roles of the default role, or NoRole
-	Roles   []*Role         // by role index; nil where a role was removed
-	RoleIdx map[model.RoleID]int32
-	Users   map[model.UserID]int32 // role index, or DefaultMarker
+	ID model.EntityID
+	// Owners are the partners that own the entity, sorted; the engine
+	// writes one. Never changed in place.
+	Owners []model.PartnerID
+	// Defaults are the indexes in Roles of the entity's default roles, in
+	// the order they were linked; the engine writes at most one. Never
+	// changed in place.
+	Defaults []int32
+	Roles    []*Role // by role index; nil where a role was removed
+	RoleIdx  map[model.RoleID]int32
+	// Users holds a member's first link: a role index, or DefaultMarker
+	// for a link without a role (the default roles apply).
+	Users map[model.UserID]int32
+	// Extra holds a member's other links, for the rare member with several
+	// (the engine writes one); nil when no member has any. Its slices are
+	// never changed in place.
+	Extra map[model.UserID][]int32
 
-	_ [48]byte // to a size of 192 bytes
+	_ [16]byte // to a size of 192 bytes
+}
+
+// Partner returns the entity's owner (the first of them, when rules made
+// elsewhere give it several), or "" when no partner owns it.
+func (en *Entity) Partner() model.PartnerID {
+	if len(en.Owners) == 0 {
+		return ""
+	}
+	return en.Owners[0]
+}
+
+// OwnedBy reports whether partner p owns the entity.
+func (en *Entity) OwnedBy(p model.PartnerID) bool {
+	for _, o := range en.Owners {
+		if o == p {
+			return true
+		}
+	}
+	return false
+}
+
+// Default returns the index of the entity's default role (the first of
+// them, when rules made elsewhere give it several), or NoRole.
+func (en *Entity) Default() int32 {
+	if len(en.Defaults) == 0 {
+		return NoRole
+	}
+	return en.Defaults[0]
+}
+
+// IsDefault reports whether role i is a default role of the entity.
+func (en *Entity) IsDefault(i int32) bool { return slices.Contains(en.Defaults, i) }
+
+// Links returns user u's links: role indexes, and DefaultMarker for a link
+// without a role; the first is Users[u]. It is nil for a non-member.
+func (en *Entity) Links(u model.UserID) []int32 {
+	first, ok := en.Users[u]
+	if !ok {
+		return nil
+	}
+	return append([]int32{first}, en.Extra[u]...)
+}
+
+// HolderOf returns a member linked to role i, if there is one.
+func (en *Entity) HolderOf(i int32) (model.UserID, bool) {
+	for u, j := range en.Users {
+		if j == i {
+			return u, true
+		}
+	}
+	for u, more := range en.Extra {
+		if slices.Contains(more, i) {
+			return u, true
+		}
+	}
+	return "", false
 }
 
 // rowWords is the number of packed permission words in a role's row: 32
@@ -147,7 +220,8 @@ func memberVal(i int32, viaDefault bool) uint32 {
 // Member returns the index of the role that applies to user u (its own, or
 // the entity's default role: viaDefault), and whether u is a member at all.
 // The role is NoRole for a non-member, and for a member without a role in
-// an entity without a default role. It does not allocate.
+// an entity without a default role; it is Multi for a member that reaches
+// several roles (see [Entity.UnionPerm]). It does not allocate.
 func (en *Entity) Member(u model.UserID) (role int32, viaDefault, member bool) {
 	_, v, ok := en.users.Find(string(u))
 	return int32(v&^viaBit) - 1, v >= viaBit, ok
@@ -165,16 +239,97 @@ func (en *Entity) RolePerm(i int32, s int) (model.Permission, model.RoleID) {
 	return model.Permission(r.w[uint(s)%rowSlots/32] >> (2 * (uint(s) % 32)) & 3), r.id
 }
 
+// reach is a role a member reaches: its index, and whether only through a
+// link without a role (that is, as a default role).
+type reach struct {
+	i   int32
+	via bool
+}
+
+// reached returns the roles member u reaches through its links, each
+// once: those it is linked to first (by role id), then the default roles
+// it reaches only through a link without a role (by role id). It is
+// empty for a non-member.
+func (en *Entity) reached(u model.UserID) []reach {
+	var own, dflt []reach
+	for _, l := range en.Links(u) {
+		if l == DefaultMarker {
+			for _, d := range en.Defaults {
+				dflt = append(dflt, reach{d, true})
+			}
+		} else {
+			own = append(own, reach{l, false})
+		}
+	}
+	byID := func(a, b reach) int { return cmpRoleID(en.Roles[a.i].ID, en.Roles[b.i].ID) }
+	slices.SortFunc(own, byID)
+	slices.SortFunc(dflt, byID)
+	out := slices.CompactFunc(own, func(a, b reach) bool { return a.i == b.i })
+	for _, d := range slices.CompactFunc(dflt, func(a, b reach) bool { return a.i == b.i }) {
+		if !slices.ContainsFunc(out, func(r reach) bool { return r.i == d.i }) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func cmpRoleID(a, b model.RoleID) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// UnionPerm decides for a member u that reaches several roles (Member gave
+// Multi), as Casbin does: the best permission at catalog slot s among
+// them. It returns that permission, the role that gives it and whether
+// that role is reached only as a default role; when several give it, the
+// first in the order of roles u is linked to, then default roles, each by
+// role id. A slot out of range yields NotAllowed.
+func (en *Entity) UnionPerm(u model.UserID, s int) (perm model.Permission, role model.RoleID, viaDefault bool) {
+	best := -1
+	for _, r := range en.reached(u) {
+		p, id := en.RolePerm(r.i, s)
+		if int(p) > best {
+			best, perm, role, viaDefault = int(p), p, id, r.via
+		}
+	}
+	return perm, role, viaDefault
+}
+
+// memberValue is the users table's value for member u, whose first link
+// is first.
+func (en *Entity) memberValue(u model.UserID, first int32) uint32 {
+	if _, more := en.Extra[u]; !more {
+		switch {
+		case first != DefaultMarker:
+			return memberVal(first, false)
+		case len(en.Defaults) <= 1:
+			return memberVal(en.Default(), true)
+		}
+		return memberVal(Multi, false)
+	}
+	switch rs := en.reached(u); len(rs) {
+	case 0: // links without a role only, and no default role
+		return memberVal(NoRole, true)
+	case 1:
+		return memberVal(rs[0].i, rs[0].via)
+	}
+	return memberVal(Multi, false)
+}
+
 // compile rebuilds the hot path's view from the roles, users and default
-// role.
+// roles.
 func (en *Entity) compile(stride int) {
 	span := max(1, (stride+rowSlots-1)/rowSlots)
 	en.stride, en.span, en.nroles = uint32(stride), uint32(span), uint32(len(en.Roles))
 	en.rows = make([]roleRow, len(en.Roles)*span)
 	ub := strtab.New(len(en.Users))
-	for u, i := range en.Users {
-		i, via := en.resolve(i)
-		ub.Set(string(u), memberVal(i, via))
+	for u, first := range en.Users {
+		ub.Set(string(u), en.memberValue(u, first))
 	}
 	en.users = *ub.Table()
 	for i, r := range en.Roles {
@@ -203,29 +358,68 @@ func (en *Entity) Role(r model.RoleID) *Role {
 // UserRole returns the role user u reaches (its own or the default), whether
 // it came from the default role, and whether u is a member at all. The role
 // is nil when u is a member without a role in an entity without a default.
+// For a member that reaches several roles (through rules the engine does
+// not write), it is the first in the order of [Entity.UnionPerm].
 func (en *Entity) UserRole(u model.UserID) (role *Role, viaDefault, member bool) {
-	i, ok := en.Users[u]
-	if !ok {
+	first, ok := en.Users[u]
+	switch {
+	case !ok:
 		return nil, false, false
+	case en.Extra[u] == nil && first != DefaultMarker:
+		return en.Roles[first], false, true
 	}
-	i, viaDefault = en.resolve(i)
-	if i == NoRole {
-		return nil, viaDefault, true
+	rs := en.reached(u)
+	if len(rs) == 0 {
+		return nil, true, true
 	}
-	return en.Roles[i], viaDefault, true
-}
-
-// resolve turns a member's stored role index into the index of the role
-// that applies (NoRole when none does) and whether it is the default role.
-func (en *Entity) resolve(i int32) (role int32, viaDefault bool) {
-	if i == DefaultMarker {
-		return en.Default, true
-	}
-	return i, false
+	return en.Roles[rs[0].i], rs[0].via, true
 }
 
 func (en *Entity) empty() bool {
-	return en.Partner == "" && en.Default == NoRole && len(en.RoleIdx) == 0 && len(en.Users) == 0
+	return len(en.Owners) == 0 && len(en.Defaults) == 0 && len(en.RoleIdx) == 0 && len(en.Users) == 0
+}
+
+// link adds link l (a role index or DefaultMarker) to member u.
+func (en *Entity) link(u model.UserID, l int32) {
+	first, ok := en.Users[u]
+	switch {
+	case !ok:
+		en.Users[u] = l
+	case first == l || slices.Contains(en.Extra[u], l):
+	default:
+		if en.Extra == nil {
+			en.Extra = map[model.UserID][]int32{}
+		}
+		more := en.Extra[u]
+		en.Extra[u] = append(more[:len(more):len(more)], l)
+	}
+}
+
+// unlink removes link l from member u; u stays a member while it has
+// another link.
+func (en *Entity) unlink(u model.UserID, l int32) {
+	first, ok := en.Users[u]
+	more := en.Extra[u]
+	switch {
+	case !ok:
+		return
+	case first == l && len(more) == 0:
+		delete(en.Users, u)
+		return
+	case first == l:
+		en.Users[u], more = more[0], more[1:]
+	default:
+		j := slices.Index(more, l)
+		if j < 0 {
+			return
+		}
+		more = slices.Concat(more[:j], more[j+1:])
+	}
+	if len(more) == 0 {
+		delete(en.Extra, u)
+	} else {
+		en.Extra[u] = more
+	}
 }
 
 type cell struct{ snap atomic.Pointer[Entity] }
@@ -345,7 +539,7 @@ func (b *Batch) entity(e model.EntityID) *Entity {
 	}
 	var en *Entity
 	if old := b.ix.Entity(e); old != nil {
-		en = &Entity{ID: e, Partner: old.Partner, Default: old.Default,
+		en = &Entity{ID: e, Owners: old.Owners, Defaults: old.Defaults,
 			Roles:   append([]*Role(nil), old.Roles...),
 			RoleIdx: make(map[model.RoleID]int32, len(old.RoleIdx)),
 			Users:   make(map[model.UserID]int32, len(old.Users))}
@@ -355,8 +549,14 @@ func (b *Batch) entity(e model.EntityID) *Entity {
 		for k, v := range old.Users {
 			en.Users[k] = v
 		}
+		if old.Extra != nil {
+			en.Extra = make(map[model.UserID][]int32, len(old.Extra))
+			for k, v := range old.Extra {
+				en.Extra[k] = v
+			}
+		}
 	} else {
-		en = &Entity{ID: e, Default: NoRole, RoleIdx: map[model.RoleID]int32{}, Users: map[model.UserID]int32{}}
+		en = &Entity{ID: e, RoleIdx: map[model.RoleID]int32{}, Users: map[model.UserID]int32{}}
 	}
 	b.work[e] = en
 	return en
@@ -402,14 +602,20 @@ func (b *Batch) Add(f rules.Fact) bool {
 		r.Declared, r.Name, r.Created, r.Updated = true, f.Name, f.Created, f.Updated
 	case rules.KindMember:
 		if f.Role == "" {
-			en.Users[f.User] = DefaultMarker
+			en.link(f.User, DefaultMarker)
 		} else {
-			en.Users[f.User] = b.role(en, f.Role, true)
+			en.link(f.User, b.role(en, f.Role, true))
 		}
 	case rules.KindDefaultRole:
-		en.Default = b.role(en, f.Role, true)
+		if i := b.role(en, f.Role, true); !en.IsDefault(i) {
+			en.Defaults = append(en.Defaults[:len(en.Defaults):len(en.Defaults)], i)
+		}
 	case rules.KindOwner:
-		en.Partner = f.Partner
+		if !en.OwnedBy(f.Partner) {
+			owners := append(en.Owners[:len(en.Owners):len(en.Owners)], f.Partner)
+			slices.Sort(owners)
+			en.Owners = owners
+		}
 	}
 	return true
 }
@@ -443,16 +649,14 @@ func (b *Batch) Remove(f rules.Fact) bool {
 			}
 			want = i
 		}
-		if cur, ok := en.Users[f.User]; ok && cur == want {
-			delete(en.Users, f.User)
-		}
+		en.unlink(f.User, want)
 	case rules.KindDefaultRole:
-		if i, ok := en.RoleIdx[f.Role]; ok && en.Default == i {
-			en.Default = NoRole
+		if i, ok := en.RoleIdx[f.Role]; ok && en.IsDefault(i) {
+			en.Defaults = slices.DeleteFunc(slices.Clone(en.Defaults), func(j int32) bool { return j == i })
 		}
 	case rules.KindOwner:
-		if en.Partner == f.Partner {
-			en.Partner = ""
+		if en.OwnedBy(f.Partner) {
+			en.Owners = slices.DeleteFunc(slices.Clone(en.Owners), func(p model.PartnerID) bool { return p == f.Partner })
 		}
 	}
 	return true
@@ -517,13 +721,18 @@ func (b *Batch) gc(en *Entity) {
 	var held map[int32]bool
 	for r, i := range en.RoleIdx {
 		role := en.Roles[i]
-		if role.Declared || role.nbits > 0 || en.Default == i {
+		if role.Declared || role.nbits > 0 || en.IsDefault(i) {
 			continue
 		}
 		if held == nil {
 			held = make(map[int32]bool, len(en.Users))
 			for _, ui := range en.Users {
 				held[ui] = true
+			}
+			for _, more := range en.Extra {
+				for _, ui := range more {
+					held[ui] = true
+				}
 			}
 		}
 		if !held[i] {

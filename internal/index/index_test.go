@@ -162,3 +162,99 @@ func TestEntityLayout(t *testing.T) {
 }
 
 var heldEntities []*Entity
+
+// TestLinkSets checks links of one kind held several times, which Casbin
+// unions (the engine writes one of each; other tools may write more): a
+// member's roles, its link without a role, default roles and owners. It
+// checks which role decides, removal of one link of several, and that a
+// role held only by a member's second link survives.
+func TestLinkSets(t *testing.T) {
+	cat := model.DefaultCatalog()
+	a, b := cat.Key(0), cat.Key(1)
+	sa, _ := cat.Slot(a)
+	sb, _ := cat.Slot(b)
+	e := model.EntityID("e1")
+	member := func(u model.UserID, r model.RoleID) rules.Fact {
+		return rules.Fact{Kind: rules.KindMember, Entity: e, User: u, Role: r}
+	}
+	dflt := func(r model.RoleID) rules.Fact { return rules.Fact{Kind: rules.KindDefaultRole, Entity: e, Role: r} }
+	owner := func(p model.PartnerID) rules.Fact { return rules.Fact{Kind: rules.KindOwner, Entity: e, Partner: p} }
+	ix := New(cat)
+	ix.Apply(nil, []rules.Fact{
+		owner("p2"), owner("p1"),
+		{Kind: rules.KindPermission, Entity: e, Role: "r-own", Key: a, Perm: model.AllowedForOwn},
+		{Kind: rules.KindPermission, Entity: e, Role: "r-all", Key: a, Perm: model.Allowed},
+		{Kind: rules.KindPermission, Entity: e, Role: "r-b", Key: b, Perm: model.Allowed},
+		{Kind: rules.KindPermission, Entity: e, Role: "r-b2", Key: b, Perm: model.Allowed},
+		member("two", "r-own"), member("two", "r-all"),
+		member("mixed", "r-own"), member("mixed", ""),
+		member("plain", ""),
+		member("same", "r-b"), member("same", ""),
+		member("one", "r-b2"), member("one", ""),
+		dflt("r-b"), dflt("r-b2"),
+	})
+	en := ix.Entity(e)
+	if en.Partner() != "p1" || !en.OwnedBy("p2") || !en.OwnedBy("p1") || en.OwnedBy("p3") {
+		t.Errorf("owners %v, Partner() %q", en.Owners, en.Partner())
+	}
+	tests := []struct {
+		user     model.UserID
+		slot     int
+		wantPerm model.Permission
+		wantRole model.RoleID
+		wantVia  bool
+	}{
+		{"two", sa, model.Allowed, "r-all", false},         // the better of two own roles
+		{"two", sb, model.NotAllowed, "r-all", false},      // none: the first by id
+		{"mixed", sa, model.AllowedForOwn, "r-own", false}, // its role, before the defaults
+		{"mixed", sb, model.Allowed, "r-b", true},          // a default role (the first by id of the two)
+		{"plain", sb, model.Allowed, "r-b", true},          // two default roles
+		{"same", sb, model.Allowed, "r-b", false},          // its role is also a default: its own
+	}
+	for _, tc := range tests {
+		i, via, ok := en.Member(tc.user)
+		if !ok {
+			t.Fatalf("%s is not a member", tc.user)
+		}
+		var p model.Permission
+		var role model.RoleID
+		if i == Multi {
+			p, role, via = en.UnionPerm(tc.user, tc.slot)
+		} else {
+			p, role = en.RolePerm(i, tc.slot)
+		}
+		if p != tc.wantPerm || role != tc.wantRole || via != tc.wantVia {
+			t.Errorf("%s at slot %d: %v by %q (default %v); want %v by %q (default %v)", tc.user, tc.slot, p, role, via, tc.wantPerm, tc.wantRole, tc.wantVia)
+		}
+	}
+
+	// Removing one link of several keeps the others; the role held only by
+	// a second link stays.
+	ix.Apply([]rules.Fact{member("two", "r-own"), owner("p1"), dflt("r-b")}, nil)
+	en = ix.Entity(e)
+	if got := en.Links("two"); len(got) != 1 || en.Roles[got[0]].ID != "r-all" {
+		t.Errorf("links of two after removing r-own: %v", got)
+	}
+	if en.Partner() != "p2" || en.OwnedBy("p1") {
+		t.Errorf("owners after removing p1: %v", en.Owners)
+	}
+	if i, via, _ := en.Member("plain"); i == Multi || !via || en.Roles[i].ID != "r-b2" {
+		t.Errorf("plain after r-b stopped being a default: role %d, via %v", i, via)
+	}
+	if i, via, _ := en.Member("one"); i == Multi || via || en.Roles[i].ID != "r-b2" {
+		t.Errorf("one, reaching r-b2 directly and as the default: role %d, via %v; want r-b2 on the fast path, its own", i, via)
+	}
+	ix.Apply([]rules.Fact{member("mixed", "r-own")}, nil)
+	if en = ix.Entity(e); en.Role("r-own") == nil {
+		t.Errorf("r-own, with permissions, was dropped")
+	}
+	ix.Apply([]rules.Fact{{Kind: rules.KindPermission, Entity: e, Role: "r-all", Key: a, Perm: model.Allowed}}, []rules.Fact{member("mixed", "r-all")})
+	ix.Apply([]rules.Fact{member("two", "r-all")}, nil)
+	en = ix.Entity(e)
+	if _, ok := en.Users["two"]; ok {
+		t.Errorf("two is still a member after its last link went")
+	}
+	if u, ok := en.HolderOf(en.RoleIdx["r-all"]); !ok || u != "mixed" {
+		t.Errorf("r-all, held by mixed's second link, has holder %q, %v", u, ok)
+	}
+}
