@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-authz/gatehouse/model"
 	"github.com/gatehouse-authz/gatehouse/policy"
 )
 
@@ -98,4 +99,65 @@ func testWatcherReadTimeout(t *testing.T, b backend) {
 		t.Fatal(err)
 	}
 	assertSameRules(t, "A and B", sortedRules(engB.Rules()), sortedRules(engA.Rules()))
+}
+
+// hangingStore is a Store whose Load hangs, while hang is set, until its
+// context ends: a reload whose reads never answer.
+type hangingStore struct {
+	*Store
+	hang *atomic.Bool
+}
+
+func (h hangingStore) Load(ctx context.Context, fn func(model.Rule) error) error {
+	if h.hang.Load() {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return h.Store.Load(ctx, fn)
+}
+
+// TestWatcherReloadTimeout: a whole reload whose reads hang fails after
+// WithReloadTimeout (it used to wait forever, holding the engine's mutex),
+// leaves the engine as it was, makes Behind report the error, and the next
+// catch-up reloads.
+func TestWatcherReloadTimeout(t *testing.T) {
+	ctx := context.Background()
+	b := sqliteBackend(t)
+	st := newStore(t, b, b.open(t), newPrefix())
+	var hang atomic.Bool
+	eng, err := policy.New(ctx, policy.WithStore(hangingStore{st, &hang}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.CreateEntity(ctx, "p1", "e1"); err != nil {
+		t.Fatal(err)
+	}
+	const bound = 300 * time.Millisecond
+	w := newWatcher(t, st, eng, WithPollInterval(time.Hour), WithListen(false), WithReloadTimeout(bound))
+	hang.Store(true)
+	w.cursor.Store(w.cursor.Load() + 100) // the database's revision is now behind: a reload
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- w.Sync(ctx) }()
+	select {
+	case err = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a hanging reload was not bounded")
+	}
+	if took := time.Since(start); !errors.Is(err, ErrBehind) || !errors.Is(err, context.DeadlineExceeded) || took < bound {
+		t.Fatalf("Sync = %v after %v; want ErrBehind and a deadline, after %v", err, took, bound)
+	}
+	if _, err := eng.GetEntity(ctx, "e1"); err != nil {
+		t.Fatalf("the failed reload changed the engine: %v", err)
+	}
+	if err := w.Behind(); !errors.Is(err, ErrBehind) {
+		t.Fatalf("Behind = %v after a failed reload", err)
+	}
+	hang.Store(false)
+	if err := w.Sync(ctx); err != nil {
+		t.Fatalf("Sync once the store answers: %v", err)
+	}
+	if err := w.Behind(); err != nil {
+		t.Fatalf("Behind = %v after the reload", err)
+	}
 }

@@ -44,6 +44,7 @@ type Watcher struct {
 	eng         *policy.Engine
 	poll        time.Duration
 	readTimeout time.Duration // bounds each read of the database
+	reloadTime  time.Duration // bounds each reload of the whole policy
 	staleAfter  time.Duration // Behind fails once checked is older
 	listen      bool
 
@@ -72,6 +73,7 @@ type Watcher struct {
 type watcherOptions struct {
 	poll        time.Duration
 	readTimeout time.Duration
+	reloadTime  time.Duration
 	staleAfter  time.Duration
 	listen      bool
 	hook        func(ctx context.Context) error // tests: runs in Sync, after the revision is read
@@ -101,9 +103,24 @@ const DefaultReadTimeout = 5 * time.Second
 // made after a poll interval without notifications. A read that takes
 // longer fails (and [Watcher.Behind] says so): the watcher retries on
 // another connection rather than wait for one that silently stopped
-// answering. A whole reload ([policy.Engine.Reload]) is not bounded.
+// answering. A whole reload has a bound of its own ([WithReloadTimeout]).
 func WithReadTimeout(d time.Duration) WatcherOption {
 	return func(o *watcherOptions) { o.readTimeout = d }
+}
+
+// DefaultReloadTimeout bounds a watcher's reload of the whole policy.
+const DefaultReloadTimeout = 2 * time.Minute
+
+// WithReloadTimeout bounds each reload of the whole policy by the watcher
+// ([policy.Engine.Reload]; default [DefaultReloadTimeout]), which it makes
+// when the change feed cannot be followed change by change (pruned, a gap,
+// the database reset). A reload that takes longer fails and leaves the
+// engine as it was; [Watcher.Behind] reports the error, and the watcher
+// tries again. The engine's management calls wait for a reload, so the
+// bound also bounds their wait. Leave room for the size of the policy: a
+// million rules load in seconds.
+func WithReloadTimeout(d time.Duration) WatcherOption {
+	return func(o *watcherOptions) { o.reloadTime = d }
 }
 
 // WithStaleAfter sets how long the watcher may go without reading the
@@ -142,11 +159,14 @@ func NewWatcher(ctx context.Context, st *Store, eng *policy.Engine, opts ...Watc
 	if o.readTimeout <= 0 {
 		o.readTimeout = DefaultReadTimeout
 	}
+	if o.reloadTime <= 0 {
+		o.reloadTime = DefaultReloadTimeout
+	}
 	if o.staleAfter <= 0 {
 		o.staleAfter = 3*o.poll + o.readTimeout
 	}
 	w := &Watcher{
-		st: st, eng: eng, poll: o.poll, readTimeout: o.readTimeout, staleAfter: o.staleAfter,
+		st: st, eng: eng, poll: o.poll, readTimeout: o.readTimeout, reloadTime: o.reloadTime, staleAfter: o.staleAfter,
 		listen:   o.listen && st.dialect == dialectPostgres,
 		wakeCh:   make(chan struct{}, 1),
 		advanced: make(chan struct{}),
@@ -573,7 +593,9 @@ func (w *Watcher) reloadNow(ctx context.Context, why string) error {
 
 func (w *Watcher) reload(ctx context.Context, why string) error {
 	w.st.log.InfoContext(ctx, "gatehouse: reloading the whole policy", "why", why, "revision", w.cursor.Load())
-	if err := w.eng.Reload(ctx); err != nil {
+	rctx, cancel := context.WithTimeout(ctx, w.reloadTime)
+	defer cancel()
+	if err := w.eng.Reload(rctx); err != nil {
 		return err
 	}
 	// The index is the database's state at the loaded revision: the feed
