@@ -30,6 +30,9 @@ type Engine struct {
 
 	mu       sync.Mutex // serialises changes
 	revision atomic.Int64
+	// loadedRev is the revision of the snapshot the index was last loaded
+	// from, for a SnapshotStore (0 otherwise). Guarded by mu.
+	loadedRev int64
 }
 
 type options struct {
@@ -151,6 +154,10 @@ func (e *Engine) load(ctx context.Context) error {
 	}
 	e.log.DebugContext(ctx, "gatehouse: policies loaded", "rules", n, "ignored", bad+skipped)
 	e.ix.Store(ix)
+	e.loadedRev = 0
+	if s, ok := e.store.(SnapshotStore); ok {
+		e.loadedRev = s.LoadedRevision()
+	}
 	return nil
 }
 
@@ -330,6 +337,11 @@ func decodeAll(ch *Change) (rm, add []rules.Fact, err error) {
 // ApplyCommitted publishes a change that another engine already committed
 // to the shared store (a replica's watcher calls it). It does not write to
 // the store. Changes must be applied in commit order.
+//
+// With a [SnapshotStore], a change whose revision the last load or
+// [Engine.Reload] already included is ignored: a watcher that read it from
+// the feed before a reload would otherwise apply it a second time, over the
+// later changes the reload brought (re-adding a rule one of them removed).
 func (e *Engine) ApplyCommitted(ch Change) error {
 	rm, add, err := decodeAll(&ch)
 	if err != nil {
@@ -337,6 +349,9 @@ func (e *Engine) ApplyCommitted(ch Change) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if ch.Revision > 0 && ch.Revision <= e.loadedRev {
+		return nil
+	}
 	e.ix.Load().Apply(rm, add)
 	e.bump(ch.Revision)
 	return nil

@@ -30,6 +30,16 @@ type Store interface {
 	Commit(ctx context.Context, ch *Change) error
 }
 
+// A SnapshotStore is a [Store] whose Load reads one consistent snapshot and
+// that numbers its changes (Change.Revision): LoadedRevision returns the
+// revision of the last change the snapshot of the last Load includes. The
+// engine uses it to ignore changes handed to [Engine.ApplyCommitted] that a
+// load already included. Package store's Store is one.
+type SnapshotStore interface {
+	Store
+	LoadedRevision() int64
+}
+
 // A Committer commits changes; every [Store] is one.
 type Committer interface {
 	// Commit stores ch atomically: all of it, or nothing and an error. It

@@ -11,7 +11,10 @@ import (
 	"github.com/gatehouse-authz/gatehouse/policy"
 )
 
-var _ policy.LockingStore = (*Store)(nil)
+var (
+	_ policy.LockingStore  = (*Store)(nil)
+	_ policy.SnapshotStore = (*Store)(nil)
+)
 
 // errNeedReload: catching up under the change lock met a change feed that
 // only a whole reload can follow (pruned, a gap, a reload row, a change the
