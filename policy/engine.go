@@ -30,6 +30,7 @@ type Engine struct {
 
 	mu       sync.Mutex // serialises changes
 	revision atomic.Int64
+	ignored  atomic.Int64 // stored rules the last load ignored
 	// loadedRev is the revision of the snapshot the index was last loaded
 	// from, for a SnapshotStore (0 otherwise). Guarded by mu.
 	loadedRev int64
@@ -154,12 +155,20 @@ func (e *Engine) load(ctx context.Context) error {
 	}
 	e.log.DebugContext(ctx, "gatehouse: policies loaded", "rules", n, "ignored", bad+skipped)
 	e.ix.Store(ix)
+	e.ignored.Store(int64(bad + skipped))
 	e.loadedRev = 0
 	if s, ok := e.store.(SnapshotStore); ok {
 		e.loadedRev = s.LoadedRevision()
 	}
 	return nil
 }
+
+// Ignored returns the number of stored rules the last load ([New] or
+// [Engine.Reload]) ignored: rules that do not decode (made by other tools,
+// or damaged) and permissions on an (object type, action) outside the
+// engine's catalog. The engine logs them as warnings. A tool that exports
+// or checks the policy should refuse to go on when it is not 0.
+func (e *Engine) Ignored() int { return int(e.ignored.Load()) }
 
 // Catalog returns the engine's catalog.
 func (e *Engine) Catalog() *model.Catalog { return e.cat }

@@ -71,3 +71,33 @@ func TestApplyCommittedAfterReload(t *testing.T) {
 		t.Fatalf("after change 5, which the reload did not include: u1 denied (%v)", d.Reason)
 	}
 }
+
+// TestIgnored: Ignored counts the stored rules the last load could not use
+// (malformed, or outside the catalog), and a reload of a clean store
+// resets it.
+func TestIgnored(t *testing.T) {
+	ctx := context.Background()
+	good := []model.Rule{rules.Owner("p1", "e1"), rules.RoleDecl("e1", "r1", "Reader", 1, 1)}
+	st := &snapshotStore{rules: append(append([]model.Rule(nil), good...),
+		rules.Permission("e1", "r1", model.Key{Object: "spaceship", Action: "launch"}, model.Allowed), // outside the catalog
+		model.Rule{PType: "g", Values: []string{"user:u1", "team:t1", "entity:e1"}},                   // no such link
+		model.Rule{PType: "p", Values: []string{"role:r1", "entity:e1", "payable", "read", "maybe"}},  // no such permission
+	)}
+	eng, err := policy.New(ctx, policy.WithStore(st))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := eng.Ignored(); got != 3 {
+		t.Fatalf("Ignored() = %d, want 3", got)
+	}
+	if _, err := eng.GetEntity(ctx, "e1"); err != nil {
+		t.Fatalf("the usable rules were not loaded: %v", err)
+	}
+	st.rules = good
+	if err := eng.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := eng.Ignored(); got != 0 {
+		t.Fatalf("Ignored() = %d after reloading a clean store, want 0", got)
+	}
+}

@@ -183,10 +183,7 @@ func (s *source) open(ctx context.Context, needFixture bool) (*policytest.Fixtur
 	case needFixture:
 		return nil, nil, nop, fmt.Errorf("%w: -f is required", errUsage)
 	case s.dsn != "":
-		opts := []policy.Option{policy.WithLogger(slog.New(&counter{
-			Handler: slog.NewTextHandler(s.log, &slog.HandlerOptions{Level: slog.LevelWarn}),
-			n:       &s.ignored,
-		}))}
+		opts := []policy.Option{policy.WithLogger(slog.New(slog.NewTextHandler(s.log, &slog.HandlerOptions{Level: slog.LevelWarn})))}
 		if s.catalog != "" {
 			b, err := os.ReadFile(s.catalog)
 			if err != nil {
@@ -220,6 +217,7 @@ func (s *source) open(ctx context.Context, needFixture bool) (*policytest.Fixtur
 			closeFn()
 			return nil, nil, nop, err
 		}
+		s.ignored = eng.Ignored()
 		return nil, eng, closeFn, nil
 	}
 	return nil, nil, nop, fmt.Errorf("%w: -f or -db is required", errUsage)
@@ -245,36 +243,6 @@ func sqliteExists(dsn string) error {
 		return err
 	}
 	return nil
-}
-
-// counter is a log handler that counts the engine's warnings: each one, at
-// load, is about stored rules it ignored. The "rules" attribute, when
-// present, says how many.
-type counter struct {
-	slog.Handler
-	n *int
-}
-
-func (c *counter) Handle(ctx context.Context, r slog.Record) error {
-	if r.Level >= slog.LevelWarn {
-		n := 1
-		r.Attrs(func(a slog.Attr) bool {
-			if a.Key == "rules" && a.Value.Kind() == slog.KindInt64 {
-				n = int(a.Value.Int64())
-			}
-			return true
-		})
-		*c.n += n
-	}
-	return c.Handler.Handle(ctx, r)
-}
-
-func (c *counter) WithAttrs(as []slog.Attr) slog.Handler {
-	return &counter{c.Handler.WithAttrs(as), c.n}
-}
-
-func (c *counter) WithGroup(name string) slog.Handler {
-	return &counter{c.Handler.WithGroup(name), c.n}
 }
 
 // readOnly loads from a store and refuses to write to it.
