@@ -150,6 +150,7 @@ func (e *Engine) load(ctx context.Context) error {
 		return fmt.Errorf("%w: loading policies: %w", ErrStorage, err)
 	}
 	b.Publish()
+	ix.Pack()
 	if skipped > 0 {
 		e.log.WarnContext(ctx, "gatehouse: stored permissions outside the catalog are ignored", "rules", skipped)
 	}

@@ -258,3 +258,67 @@ func TestLinkSets(t *testing.T) {
 		t.Errorf("r-all, held by mixed's second link, has holder %q, %v", u, ok)
 	}
 }
+
+// TestPack checks that packing the entities' hot data into two slabs
+// changes no answer, and that the packed role rows lie back to back
+// (strtab's TestRelocate checks the users tables' side).
+func TestPack(t *testing.T) {
+	cat := model.DefaultCatalog()
+	ix := New(cat)
+	var facts []rules.Fact
+	for e := range 20 {
+		ent := model.EntityID(fmt.Sprintf("e%d", e))
+		facts = append(facts, rules.Fact{Kind: rules.KindOwner, Entity: ent, Partner: "p"})
+		for r := range 1 + e%4 {
+			role := model.RoleID(fmt.Sprintf("r%d-%d", e, r))
+			facts = append(facts, rules.Fact{Kind: rules.KindPermission, Entity: ent, Role: role, Key: cat.Key((e + r) % cat.Len()), Perm: model.Permission(1 + r%2)})
+			for u := range 3 + e {
+				if u%4 == r {
+					facts = append(facts, rules.Fact{Kind: rules.KindMember, Entity: ent, User: model.UserID(fmt.Sprintf("u%d-%d", e, u)), Role: role})
+				}
+			}
+		}
+	}
+	ix.Apply(nil, facts)
+	type answer struct {
+		role        int32
+		via, member bool
+		perm        model.Permission
+		roleID      model.RoleID
+	}
+	answers := func() map[string]answer {
+		out := map[string]answer{}
+		for e := range 20 {
+			en := ix.Entity(model.EntityID(fmt.Sprintf("e%d", e)))
+			for u := range 3 + e + 2 { // two non-members too
+				uid := model.UserID(fmt.Sprintf("u%d-%d", e, u))
+				i, via, ok := en.Member(uid)
+				for s := range cat.Len() {
+					p, id := en.RolePerm(i, s)
+					out[fmt.Sprint(e, uid, s)] = answer{i, via, ok, p, id}
+				}
+			}
+		}
+		return out
+	}
+	before := answers()
+	ix.Pack()
+	if after := answers(); len(after) != len(before) {
+		t.Fatalf("%d answers after Pack, %d before", len(after), len(before))
+	} else {
+		for k, a := range before {
+			if after[k] != a {
+				t.Fatalf("%s: %+v after Pack, %+v before", k, after[k], a)
+			}
+		}
+	}
+	var prev uintptr
+	ix.Entities(func(en *Entity) bool {
+		rows := uintptr(unsafe.Pointer(unsafe.SliceData(en.rows)))
+		if prev != 0 && rows != prev {
+			t.Errorf("entity %s: role rows not right after the previous entity's", en.ID)
+		}
+		prev = rows + uintptr(len(en.rows))*unsafe.Sizeof(roleRow{})
+		return true
+	})
+}

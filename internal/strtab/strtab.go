@@ -342,6 +342,27 @@ func (t *Table) findLong(key string) (slot int, val uint32, ok bool) {
 	}
 }
 
+// Size returns the number of words of the table's records.
+func (t *Table) Size() int {
+	if t.x == nil {
+		return 0
+	}
+	return len(t.x.recs)
+}
+
+// Relocate returns a copy of t whose records are dst (of t.Size() words),
+// into which it copies them; t is left as it was. Tables built one by one
+// can so be packed into one allocation, their records sharing pages. With
+// dst of another length, it returns t.
+func (t *Table) Relocate(dst []uint64) Table {
+	if t.x == nil || len(dst) != len(t.x.recs) || len(dst) == 0 {
+		return *t
+	}
+	copy(dst, t.x.recs)
+	x := &extra{recs: dst, n: t.x.n, long: t.x.long}
+	return Table{recs: unsafe.Pointer(unsafe.SliceData(dst)), mask: t.mask, w: t.w, x: x}
+}
+
 // Slots returns the number of slots (0 for an empty table).
 func (t *Table) Slots() int {
 	if t.x == nil || t.x.n == 0 {

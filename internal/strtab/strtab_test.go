@@ -4,12 +4,11 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"unsafe"
 )
 
-// TestAgainstMap builds tables of random keys and checks every lookup,
-// present and absent, against a Go map holding the same keys.
 // Get returns the value of key and whether key is in the table (Find
 // without the slot, for the tests).
 func (t *Table) Get(key string) (uint32, bool) {
@@ -17,6 +16,8 @@ func (t *Table) Get(key string) (uint32, bool) {
 	return v, ok
 }
 
+// TestAgainstMap builds tables of random keys and checks every lookup,
+// present and absent, against a Go map holding the same keys.
 func TestAgainstMap(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, n := range []int{0, 1, 7, 8, 9, 100, 1000, 5000} {
@@ -263,5 +264,64 @@ func TestNoWordBlindsTheHash(t *testing.T) {
 		if len(seen) < 990 {
 			t.Errorf("first word %#x: 1000 keys gave %d hashes", first, len(seen))
 		}
+	}
+}
+
+// TestRelocate packs two tables into one slab and checks that the copies
+// find every key in the same slot with the same value, and no other key,
+// once the originals' records are wiped; a slab of the wrong size gives
+// the table back unchanged.
+func TestRelocate(t *testing.T) {
+	var tabs []*Table
+	var keys [][]string
+	for ti, n := range []int{5, 300} {
+		b := New(n)
+		var ks []string
+		for i := range n {
+			k := fmt.Sprintf("t%d-%s-%d", ti, strings.Repeat("x", i%70), i) // inline and long keys
+			ks = append(ks, k)
+			b.Set(k, uint32(i))
+		}
+		tabs, keys = append(tabs, b.Table()), append(keys, ks)
+	}
+	slab := make([]uint64, tabs[0].Size()+tabs[1].Size())
+	n0 := tabs[0].Size()
+	moved := []Table{tabs[0].Relocate(slab[:n0:n0]), tabs[1].Relocate(slab[n0:])}
+	type hit struct {
+		slot int
+		val  uint32
+	}
+	want := make([]map[string]hit, 2)
+	for i, tab := range tabs {
+		want[i] = map[string]hit{}
+		for _, k := range keys[i] {
+			s, v, ok := tab.Find(k)
+			if !ok {
+				t.Fatalf("table %d lost %q before relocation", i, k)
+			}
+			want[i][k] = hit{s, v}
+		}
+		clear(tab.x.recs) // the copies must not read the originals
+	}
+	for i := range moved {
+		if moved[i].Len() != len(keys[i]) || moved[i].Slots() == 0 {
+			t.Fatalf("relocated table %d: Len %d, Slots %d", i, moved[i].Len(), moved[i].Slots())
+		}
+		for _, k := range keys[i] {
+			if s, v, ok := moved[i].Find(k); !ok || (hit{s, v}) != want[i][k] {
+				t.Errorf("relocated table %d: Find(%q) = %d, %d, %v; want %+v", i, k, s, v, ok, want[i][k])
+			}
+		}
+		for _, k := range keys[1-i] {
+			if _, _, ok := moved[i].Find(k); ok {
+				t.Errorf("relocated table %d finds %q, a key of the other table", i, k)
+			}
+		}
+	}
+	b := New(1)
+	b.Set("k", 1)
+	tab := b.Table()
+	if got := tab.Relocate(make([]uint64, tab.Size()+1)); got.recs != tab.recs {
+		t.Errorf("Relocate into a slab of the wrong size moved the table")
 	}
 }
