@@ -161,9 +161,17 @@ func TestDifferentialLinkSets(t *testing.T) {
 		for range 30 {
 			w.step()
 		}
-		for range 4 {
-			extra += w.addLinks(t, a, 1+w.rng.IntN(6))
-			if err := w.eng.Reload(w.ctx); err != nil {
+		for round := range 4 {
+			// Half the rounds reload the store, half hand the rules over
+			// as another replica's committed change (the index's
+			// incremental path).
+			added := w.addLinks(t, a, 1+w.rng.IntN(6))
+			extra += len(added)
+			if round%2 == 0 {
+				if err := w.eng.Reload(w.ctx); err != nil {
+					t.Fatal(err)
+				}
+			} else if err := w.eng.ApplyCommitted(policy.Change{Add: added}); err != nil {
 				t.Fatal(err)
 			}
 			decisions += checkStore(t, w, a, 150)
@@ -189,11 +197,17 @@ func checkStore(t *testing.T, w *world, a *memAdapter, n int) int {
 	return checkDecisions(t, w, a.rules(), n)
 }
 
-// addLinks writes n random links straight into the store, as another tool
-// would: role links, links without a role, default roles and owners, on
-// random entities, users, roles (of any entity, or deleted) and partners.
-func (w *world) addLinks(t *testing.T, a *memAdapter, n int) int {
+// addLinks writes up to n random links straight into the store, as another
+// tool would, and returns those it wrote that the store did not hold: role
+// links, links without a role, default roles and owners, on random
+// entities, users, roles (of any entity, or deleted) and partners.
+func (w *world) addLinks(t *testing.T, a *memAdapter, n int) []model.Rule {
 	t.Helper()
+	held := map[string]bool{}
+	for _, r := range a.rules() {
+		held[r.String()] = true
+	}
+	var added []model.Rule
 	for range n {
 		ent := pick(w.rng, w.entities)
 		var r model.Rule
@@ -210,9 +224,14 @@ func (w *world) addLinks(t *testing.T, a *memAdapter, n int) int {
 		if ent == "" || slices.Contains(r.Values, "user:") || slices.Contains(r.Values, "role:") {
 			continue // nothing to link yet
 		}
+		if held[r.String()] {
+			continue
+		}
+		held[r.String()] = true
 		if err := a.AddPolicy(r.Section(), r.PType, r.Values); err != nil {
 			t.Fatal(fmt.Errorf("adding %s: %w", r, err))
 		}
+		added = append(added, r)
 	}
-	return n
+	return added
 }

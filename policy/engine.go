@@ -32,8 +32,8 @@ type Engine struct {
 	revision atomic.Int64
 	ignored  atomic.Int64 // stored rules the last load ignored
 	// loadedRev is the revision of the snapshot the index was last loaded
-	// from, for a SnapshotStore (0 otherwise). Guarded by mu.
-	loadedRev int64
+	// from, for a SnapshotStore (0 otherwise). Written under mu.
+	loadedRev atomic.Int64
 }
 
 type options struct {
@@ -131,7 +131,8 @@ func (e *Engine) load(ctx context.Context) error {
 	ix := index.New(e.cat)
 	b := ix.Begin()
 	var n, skipped, bad int
-	err := e.store.Load(ctx, func(r model.Rule) error {
+	var rev int64
+	add := func(r model.Rule) error {
 		f, err := rules.Decode(r)
 		if err != nil {
 			bad++
@@ -145,7 +146,13 @@ func (e *Engine) load(ctx context.Context) error {
 			b.Publish()
 		}
 		return nil
-	})
+	}
+	var err error
+	if s, ok := e.store.(SnapshotStore); ok {
+		rev, err = s.LoadSnapshot(ctx, add)
+	} else {
+		err = e.store.Load(ctx, add)
+	}
 	if err != nil {
 		return fmt.Errorf("%w: loading policies: %w", ErrStorage, err)
 	}
@@ -157,12 +164,17 @@ func (e *Engine) load(ctx context.Context) error {
 	e.log.DebugContext(ctx, "gatehouse: policies loaded", "rules", n, "ignored", bad+skipped)
 	e.ix.Store(ix)
 	e.ignored.Store(int64(bad + skipped))
-	e.loadedRev = 0
-	if s, ok := e.store.(SnapshotStore); ok {
-		e.loadedRev = s.LoadedRevision()
+	e.loadedRev.Store(rev)
+	if rev > 0 {
+		e.bump(rev)
 	}
 	return nil
 }
+
+// LoadedRevision returns the revision of the snapshot the engine last
+// loaded ([New] or [Engine.Reload]) from a [SnapshotStore], and 0 for
+// other stores.
+func (e *Engine) LoadedRevision() int64 { return e.loadedRev.Load() }
 
 // Ignored returns the number of stored rules the last load ([New] or
 // [Engine.Reload]) ignored: rules that do not decode (made by other tools,
@@ -227,6 +239,9 @@ func (e *Engine) commit(ctx context.Context, c Committer, ch *Change) error {
 		d.apply(func() {
 			e.mu.Lock()
 			defer e.mu.Unlock()
+			if rev > 0 && rev <= e.loadedRev.Load() {
+				return // a load since the commit included it, and perhaps later changes
+			}
 			e.ix.Load().Apply(rm, add)
 			e.bump(rev)
 		})
@@ -359,7 +374,7 @@ func (e *Engine) ApplyCommitted(ch Change) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if ch.Revision > 0 && ch.Revision <= e.loadedRev {
+	if ch.Revision > 0 && ch.Revision <= e.loadedRev.Load() {
 		return nil
 	}
 	e.ix.Load().Apply(rm, add)

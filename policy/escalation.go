@@ -113,8 +113,28 @@ func (e *Engine) guardRole(ctx context.Context, en *index.Entity, r *index.Role)
 	return nil
 }
 
+// guardTakeAway applies the guard of [WithGrantor] to a change after which
+// role (or, when role is empty, en's default roles) no longer applies to a
+// user: a grantor moves only users whose role it holds. A role without a
+// declaration (a link made elsewhere to a role of no rule of the entity)
+// grants what its rules grant, perhaps nothing.
+func (e *Engine) guardTakeAway(ctx context.Context, en *index.Entity, role model.RoleID) error {
+	if role != "" {
+		if r := en.Role(role); r != nil {
+			return e.guardRole(ctx, en, r)
+		}
+		return nil
+	}
+	for _, i := range en.Defaults {
+		if err := e.guardRole(ctx, en, en.Roles[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // guardAssign applies the guard of [WithGrantor] to a change after which
-// role (or, when role is empty, en's default role) applies to a user.
+// role (or, when role is empty, en's default roles) applies to a user.
 func (e *Engine) guardAssign(ctx context.Context, en *index.Entity, role model.RoleID) error {
 	s, ok := GrantorFromContext(ctx)
 	if !ok {

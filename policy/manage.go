@@ -217,7 +217,7 @@ func (e *Engine) SetDefaultRole(ctx context.Context, entity model.EntityID, role
 			kept = true
 			continue
 		}
-		if err := e.guardAssign(ctx, en, old); err != nil {
+		if err := e.guardTakeAway(ctx, en, old); err != nil {
 			return err // a grantor moves only members whose role it holds
 		}
 		ch.Remove = append(ch.Remove, rules.DefaultRole(entity, old))
@@ -519,7 +519,7 @@ func (e *Engine) SetUserRole(ctx context.Context, entity model.EntityID, user mo
 			kept = true
 			continue
 		}
-		if err := e.guardAssign(ctx, en, old); err != nil {
+		if err := e.guardTakeAway(ctx, en, old); err != nil {
 			return User{}, err // a grantor moves only users whose role it holds
 		}
 		ch.Remove = append(ch.Remove, rules.Member(entity, user, old))
@@ -549,7 +549,7 @@ func (e *Engine) RemoveUser(ctx context.Context, entity model.EntityID, user mod
 	}
 	ch := &Change{Op: "user.remove", Entity: entity}
 	for _, l := range en.Links(user) {
-		if err := e.guardAssign(ctx, en, linkRole(en, l)); err != nil {
+		if err := e.guardTakeAway(ctx, en, linkRole(en, l)); err != nil {
 			return err
 		}
 		ch.Remove = append(ch.Remove, rules.Member(entity, user, linkRole(en, l)))

@@ -13,21 +13,23 @@ import (
 type snapshotStore struct {
 	rules []model.Rule
 	rev   int64 // the revision the rules are at
-	seen  int64 // the revision of the last Load
 }
 
-func (s *snapshotStore) Load(_ context.Context, fn func(model.Rule) error) error {
+func (s *snapshotStore) Load(ctx context.Context, fn func(model.Rule) error) error {
+	_, err := s.LoadSnapshot(ctx, fn)
+	return err
+}
+
+func (s *snapshotStore) LoadSnapshot(_ context.Context, fn func(model.Rule) error) (int64, error) {
 	for _, r := range s.rules {
 		if err := fn(r); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	s.seen = s.rev
-	return nil
+	return s.rev, nil
 }
 
 func (s *snapshotStore) Commit(context.Context, *policy.Change) error { return nil }
-func (s *snapshotStore) LoadedRevision() int64                        { return s.seen }
 
 // TestApplyCommittedAfterReload: a watcher reads changes 3 (adds a member)
 // and 4 (removes it) from the feed; before it applies them, the
@@ -53,6 +55,9 @@ func TestApplyCommittedAfterReload(t *testing.T) {
 	st.rev = 4 // the store now holds changes 3 and 4: no u1
 	if err := eng.Reload(ctx); err != nil {
 		t.Fatal(err)
+	}
+	if eng.LoadedRevision() != 4 || eng.Revision() != 4 {
+		t.Fatalf("after a reload at revision 4: LoadedRevision %d, Revision %d", eng.LoadedRevision(), eng.Revision())
 	}
 	req := policy.Request{Subject: model.User("u1"), Entity: "e1", Object: perm.Object, Action: perm.Action}
 	for _, ch := range []policy.Change{add, remove, add} {
@@ -99,5 +104,80 @@ func TestIgnored(t *testing.T) {
 	}
 	if got := eng.Ignored(); got != 0 {
 		t.Fatalf("Ignored() = %d after reloading a clean store, want 0", got)
+	}
+}
+
+// numberingStore is a snapshotStore that numbers the changes committed to it.
+type numberingStore struct{ snapshotStore }
+
+func (s *numberingStore) Commit(_ context.Context, ch *policy.Change) error {
+	s.rev++
+	ch.Revision = s.rev
+	return nil
+}
+
+// TestDeferredApplyAfterReload: a change committed under WithDeferredApply
+// (revision 3) is published only after a reload that includes it and a
+// later change of another replica that undid it (revision 4). The late
+// publication must not apply it again: the watcher, handing over
+// revision 4 afterwards, is ignored as included in the reload, so the
+// replay would stay.
+func TestDeferredApplyAfterReload(t *testing.T) {
+	ctx := context.Background()
+	perm := model.Key{Object: "payable", Action: "read"}
+	st := &numberingStore{snapshotStore{rules: []model.Rule{rules.Owner("p1", "e1"),
+		rules.RoleDecl("e1", "r1", "Reader", 1, 1), rules.Permission("e1", "r1", perm, model.Allowed)}, rev: 2}}
+	eng, err := policy.New(ctx, policy.WithStore(st))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var publish func()
+	dctx := policy.WithDeferredApply(ctx, func(apply func()) { publish = apply })
+	if _, err := eng.AddUser(dctx, "e1", "u1", "r1"); err != nil { // revision 3
+		t.Fatal(err)
+	}
+	st.rev = 4 // another replica removed u1; the store's rules never had it
+	if err := eng.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	publish()
+	if err := eng.ApplyCommitted(policy.Change{Revision: 4, Remove: []model.Rule{rules.Member("e1", "u1", "r1")}}); err != nil {
+		t.Fatal(err)
+	}
+	if d := eng.Decide(policy.Request{Subject: model.User("u1"), Entity: "e1", Object: perm.Object, Action: perm.Action}); d.Allowed {
+		t.Fatalf("u1, removed at revision 4, is allowed (%v)", d.Reason)
+	}
+}
+
+// TestGrantorRemovesExtraLink: a member linked (by rules made elsewhere)
+// to its role and to a role of no rule of the entity can be removed by a
+// grantor that holds its role: the second link takes nothing away.
+func TestGrantorRemovesExtraLink(t *testing.T) {
+	ctx := context.Background()
+	eng, err := policy.New(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.CreateEntity(ctx, "p1", "e1"); err != nil {
+		t.Fatal(err)
+	}
+	clerk, err := eng.CreateRole(ctx, "e1", policy.RoleSpec{Name: "Clerk", Permissions: model.Permissions{
+		{Object: "payable", Action: "read"}: model.Allowed, {Object: "entity_user", Action: "delete"}: model.Allowed}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []model.UserID{"g1", "u1"} {
+		if _, err := eng.AddUser(ctx, "e1", u, clerk.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := eng.ApplyCommitted(policy.Change{Add: []model.Rule{rules.Member("e1", "u1", "ghost")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.RemoveUser(policy.WithGrantor(ctx, model.User("g1")), "e1", "u1"); err != nil {
+		t.Fatalf("RemoveUser by a grantor holding u1's role: %v", err)
+	}
+	if _, err := eng.GetUser(ctx, "e1", "u1"); err == nil {
+		t.Fatal("u1 is still a member")
 	}
 }

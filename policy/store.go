@@ -30,14 +30,15 @@ type Store interface {
 	Commit(ctx context.Context, ch *Change) error
 }
 
-// A SnapshotStore is a [Store] whose Load reads one consistent snapshot and
-// that numbers its changes (Change.Revision): LoadedRevision returns the
-// revision of the last change the snapshot of the last Load includes. The
-// engine uses it to ignore changes handed to [Engine.ApplyCommitted] that a
-// load already included. Package store's Store is one.
+// A SnapshotStore is a [Store] that numbers its changes (Change.Revision)
+// and can load one consistent snapshot: LoadSnapshot is Load, and also
+// returns the revision of the last change the snapshot includes. The engine
+// loads through it, so that it knows which changes handed to
+// [Engine.ApplyCommitted] or published after a commit its index already
+// holds. Package store's Store is one.
 type SnapshotStore interface {
 	Store
-	LoadedRevision() int64
+	LoadSnapshot(ctx context.Context, fn func(model.Rule) error) (rev int64, err error)
 }
 
 // A Committer commits changes; every [Store] is one.

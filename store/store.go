@@ -225,20 +225,29 @@ func (s *Store) readSnapshot(ctx context.Context, fn func(tx *gorm.DB) error) er
 	})
 }
 
-// Load calls fn for every stored rule. It reads them in batches of
-// [WithLoadBatchSize] rows inside one snapshot transaction, together with
-// the revision they reflect (a [Watcher] continues from it). It only
-// reads: on SQLite it does not wait for a writer (see readSnapshot).
+// Load calls fn for every stored rule: it is [Store.LoadSnapshot] without
+// the revision.
 func (s *Store) Load(ctx context.Context, fn func(model.Rule) error) error {
+	_, err := s.LoadSnapshot(ctx, fn)
+	return err
+}
+
+// LoadSnapshot calls fn for every stored rule and returns the revision
+// they reflect (an engine, and its [Watcher], continue from it). It reads
+// them in batches of [WithLoadBatchSize] rows inside one snapshot
+// transaction. It only reads: on SQLite it does not wait for a writer (see
+// readSnapshot).
+func (s *Store) LoadSnapshot(ctx context.Context, fn func(model.Rule) error) (int64, error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return 0, err
 	}
-	return s.readSnapshot(ctx, func(tx *gorm.DB) error {
+	var rev int64
+	err := s.readSnapshot(ctx, func(tx *gorm.DB) error {
 		if err := s.step(ctx, tx, "load"); err != nil {
 			return err
 		}
-		rev, err := s.readRevision(tx)
-		if err != nil {
+		var err error
+		if rev, err = s.readRevision(tx); err != nil {
 			return err
 		}
 		// Keyset pagination over the primary key: each batch is one query,
@@ -254,10 +263,16 @@ func (s *Store) Load(ctx context.Context, fn func(model.Rule) error) error {
 				break
 			}
 		}
-		s.loaded.Store(rev)
-		s.setApplied(rev)
 		return nil
 	})
+	if err != nil {
+		return 0, err
+	}
+	// Only now: the snapshot's transaction can still fail as it ends (a
+	// deadline, a lost connection), and then nothing was loaded.
+	s.loaded.Store(rev)
+	s.setApplied(rev)
+	return rev, nil
 }
 
 // loadBatch reads up to batchSize rules after *last and moves *last on.
@@ -292,7 +307,8 @@ func (s *Store) loadBatch(ctx context.Context, tx *gorm.DB, q string, last *uint
 }
 
 // LoadedRevision returns the revision of the policy read by the last
-// [Store.Load] (the engine's start or reload).
+// successful [Store.Load] or [Store.LoadSnapshot] on this Store, whoever
+// made it. An engine's own is [policy.Engine.LoadedRevision].
 func (s *Store) LoadedRevision() int64 { return s.loaded.Load() }
 
 func fromRow(r *gormadapter.CasbinRule) model.Rule {

@@ -101,19 +101,19 @@ func testWatcherReadTimeout(t *testing.T, b backend) {
 	assertSameRules(t, "A and B", sortedRules(engB.Rules()), sortedRules(engA.Rules()))
 }
 
-// hangingStore is a Store whose Load hangs, while hang is set, until its
+// hangingStore is a Store whose loads hang, while hang is set, until their
 // context ends: a reload whose reads never answer.
 type hangingStore struct {
 	*Store
 	hang *atomic.Bool
 }
 
-func (h hangingStore) Load(ctx context.Context, fn func(model.Rule) error) error {
+func (h hangingStore) LoadSnapshot(ctx context.Context, fn func(model.Rule) error) (int64, error) {
 	if h.hang.Load() {
 		<-ctx.Done()
-		return ctx.Err()
+		return 0, ctx.Err()
 	}
-	return h.Store.Load(ctx, fn)
+	return h.Store.LoadSnapshot(ctx, fn)
 }
 
 // TestWatcherReloadTimeout: a whole reload whose reads hang fails after
@@ -153,11 +153,20 @@ func TestWatcherReloadTimeout(t *testing.T) {
 	if err := w.Behind(); !errors.Is(err, ErrBehind) {
 		t.Fatalf("Behind = %v after a failed reload", err)
 	}
+	// A reload that is only slow must finish at last: each one that timed
+	// out doubles the next one's bound.
+	start = time.Now()
+	if err := w.Sync(ctx); !errors.Is(err, context.DeadlineExceeded) || time.Since(start) < 2*bound {
+		t.Fatalf("second reload: %v after %v; want a deadline after %v", err, time.Since(start), 2*bound)
+	}
 	hang.Store(false)
 	if err := w.Sync(ctx); err != nil {
 		t.Fatalf("Sync once the store answers: %v", err)
 	}
 	if err := w.Behind(); err != nil {
 		t.Fatalf("Behind = %v after the reload", err)
+	}
+	if w.reloadBound != bound {
+		t.Fatalf("bound %v after a reload that finished, want %v again", w.reloadBound, bound)
 	}
 }

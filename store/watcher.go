@@ -44,7 +44,11 @@ type Watcher struct {
 	eng         *policy.Engine
 	poll        time.Duration
 	readTimeout time.Duration // bounds each read of the database
-	reloadTime  time.Duration // bounds each reload of the whole policy
+	reloadTime  time.Duration // bounds a reload of the whole policy
+	// reloadBound bounds the next reload: reloadTime, doubled after each
+	// reload that timed out (up to maxReloadGrowth times). Guarded by
+	// syncMu, which every reload holds.
+	reloadBound time.Duration
 	staleAfter  time.Duration // Behind fails once checked is older
 	listen      bool
 
@@ -111,14 +115,19 @@ func WithReadTimeout(d time.Duration) WatcherOption {
 // DefaultReloadTimeout bounds a watcher's reload of the whole policy.
 const DefaultReloadTimeout = 2 * time.Minute
 
+// maxReloadGrowth is how many times WithReloadTimeout's bound a reload
+// may get after reloads that timed out.
+const maxReloadGrowth = 16
+
 // WithReloadTimeout bounds each reload of the whole policy by the watcher
 // ([policy.Engine.Reload]; default [DefaultReloadTimeout]), which it makes
 // when the change feed cannot be followed change by change (pruned, a gap,
 // the database reset). A reload that takes longer fails and leaves the
 // engine as it was; [Watcher.Behind] reports the error, and the watcher
-// tries again. The engine's management calls wait for a reload, so the
-// bound also bounds their wait. Leave room for the size of the policy: a
-// million rules load in seconds.
+// tries again, with twice the bound (up to 16 times d), so that a
+// reload that is only slow does finish. The engine's management calls wait
+// for a reload, so the bound also bounds their wait. Leave room for the
+// size of the policy: a million rules load in seconds.
 func WithReloadTimeout(d time.Duration) WatcherOption {
 	return func(o *watcherOptions) { o.reloadTime = d }
 }
@@ -166,13 +175,14 @@ func NewWatcher(ctx context.Context, st *Store, eng *policy.Engine, opts ...Watc
 		o.staleAfter = 3*o.poll + o.readTimeout
 	}
 	w := &Watcher{
-		st: st, eng: eng, poll: o.poll, readTimeout: o.readTimeout, reloadTime: o.reloadTime, staleAfter: o.staleAfter,
+		st: st, eng: eng, poll: o.poll, readTimeout: o.readTimeout, staleAfter: o.staleAfter,
+		reloadTime: o.reloadTime, reloadBound: o.reloadTime,
 		listen:   o.listen && st.dialect == dialectPostgres,
 		wakeCh:   make(chan struct{}, 1),
 		advanced: make(chan struct{}),
 		hook:     o.hook,
 	}
-	w.cursor.Store(st.LoadedRevision())
+	w.cursor.Store(eng.LoadedRevision())
 	if err := w.Sync(ctx); err != nil {
 		return nil, err
 	}
@@ -593,15 +603,22 @@ func (w *Watcher) reloadNow(ctx context.Context, why string) error {
 
 func (w *Watcher) reload(ctx context.Context, why string) error {
 	w.st.log.InfoContext(ctx, "gatehouse: reloading the whole policy", "why", why, "revision", w.cursor.Load())
-	rctx, cancel := context.WithTimeout(ctx, w.reloadTime)
-	defer cancel()
-	if err := w.eng.Reload(rctx); err != nil {
+	bound := w.reloadBound
+	rctx, cancel := context.WithTimeout(ctx, bound)
+	err := w.eng.Reload(rctx)
+	cancel()
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			w.reloadBound = min(2*bound, maxReloadGrowth*w.reloadTime)
+			w.st.log.ErrorContext(ctx, "gatehouse: reloading the whole policy took too long", "bound", bound, "next bound", w.reloadBound, "err", err)
+		}
 		return err
 	}
+	w.reloadBound = w.reloadTime
 	// The index is the database's state at the loaded revision: the feed
 	// continues from there (even below the cursor, if the database was
 	// reset).
-	w.moveCursor(w.st.LoadedRevision())
+	w.moveCursor(w.eng.LoadedRevision())
 	return nil
 }
 
