@@ -449,8 +449,8 @@ func (m *entMap) get(e string) (*cell, bool) {
 type Index struct {
 	cat     *model.Catalog
 	ents    atomic.Pointer[entMap]
-	userEnt sync.Map // model.UserID -> model.EntityID
-	roleEnt sync.Map // model.RoleID -> model.EntityID
+	userEnt idEnts // the entities of each user
+	roleEnt idEnts // the entities of each role
 }
 
 // New returns an empty index over catalog c.
@@ -514,22 +514,68 @@ func (ix *Index) Pack() {
 	}
 }
 
-// UserEntity returns the entity user u is a member of.
+// UserEntity returns the entity user u is a member of (the first by id,
+// when rules made elsewhere make it a member of several).
 func (ix *Index) UserEntity(u model.UserID) (model.EntityID, bool) {
-	v, ok := ix.userEnt.Load(u)
-	if !ok {
-		return "", false
-	}
-	return v.(model.EntityID), true
+	return ix.userEnt.first(string(u))
 }
 
-// RoleEntity returns the entity role r belongs to.
+// RoleEntity returns the entity role r belongs to (the first by id, when
+// rules made elsewhere use its id in several).
 func (ix *Index) RoleEntity(r model.RoleID) (model.EntityID, bool) {
-	v, ok := ix.roleEnt.Load(r)
-	if !ok {
-		return "", false
+	return ix.roleEnt.first(string(r))
+}
+
+// idEnts maps an id (a user's, a role's) to the entities that have it: a
+// model.EntityID, or for the rare id in several entities (rules the engine
+// does not write) a sorted []model.EntityID, replaced and never changed in
+// place. Reads are lock-free; the index's single writer makes the writes.
+type idEnts struct{ m sync.Map }
+
+func (x *idEnts) all(id string) []model.EntityID {
+	switch v, _ := x.m.Load(id); v := v.(type) {
+	case model.EntityID:
+		return []model.EntityID{v}
+	case []model.EntityID:
+		return v
 	}
-	return v.(model.EntityID), true
+	return nil
+}
+
+func (x *idEnts) first(id string) (model.EntityID, bool) {
+	switch v, _ := x.m.Load(id); v := v.(type) {
+	case model.EntityID:
+		return v, true
+	case []model.EntityID:
+		return v[0], true
+	}
+	return "", false
+}
+
+func (x *idEnts) add(id string, e model.EntityID) {
+	cur := x.all(id)
+	i, found := slices.BinarySearch(cur, e)
+	switch {
+	case found:
+	case len(cur) == 0:
+		x.m.Store(id, e)
+	default:
+		x.m.Store(id, slices.Insert(slices.Clone(cur), i, e))
+	}
+}
+
+func (x *idEnts) remove(id string, e model.EntityID) {
+	cur := x.all(id)
+	i, found := slices.BinarySearch(cur, e)
+	switch {
+	case !found:
+	case len(cur) == 1:
+		x.m.Delete(id)
+	case len(cur) == 2:
+		x.m.Store(id, cur[1-i])
+	default:
+		x.m.Store(id, slices.Delete(slices.Clone(cur), i, i+1))
+	}
 }
 
 // Apply removes then adds the given facts and publishes the result. Facts
@@ -782,23 +828,23 @@ func (b *Batch) syncLookups(old, en *Entity) {
 	if old != nil {
 		for u := range old.Users {
 			if _, ok := en.Users[u]; !ok {
-				b.ix.userEnt.CompareAndDelete(u, en.ID)
+				b.ix.userEnt.remove(string(u), en.ID)
 			}
 		}
 		for r := range old.RoleIdx {
 			if _, ok := en.RoleIdx[r]; !ok {
-				b.ix.roleEnt.CompareAndDelete(r, en.ID)
+				b.ix.roleEnt.remove(string(r), en.ID)
 			}
 		}
 	}
 	for u := range en.Users {
 		if old == nil || !hasUser(old, u) {
-			b.ix.userEnt.Store(u, en.ID)
+			b.ix.userEnt.add(string(u), en.ID)
 		}
 	}
 	for r := range en.RoleIdx {
 		if old == nil || !hasRole(old, r) {
-			b.ix.roleEnt.Store(r, en.ID)
+			b.ix.roleEnt.add(string(r), en.ID)
 		}
 	}
 }

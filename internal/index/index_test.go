@@ -322,3 +322,31 @@ func TestPack(t *testing.T) {
 		return true
 	})
 }
+
+// TestIDsInSeveralEntities: a user or role id used in several entities
+// (rules the engine does not write) stays known while any entity has it,
+// and UserEntity and RoleEntity give the first entity by id.
+func TestIDsInSeveralEntities(t *testing.T) {
+	ix := New(model.DefaultCatalog())
+	member := func(e model.EntityID) rules.Fact {
+		return rules.Fact{Kind: rules.KindMember, Entity: e, User: "u", Role: "r"}
+	}
+	for _, e := range []model.EntityID{"e2", "e3", "e1"} { // one batch each
+		ix.Apply(nil, []rules.Fact{member(e)})
+	}
+	for _, step := range []struct {
+		remove model.EntityID
+		want   model.EntityID // "" when no entity has the ids any more
+	}{
+		{"", "e1"}, {"e1", "e2"}, {"e3", "e2"}, {"e2", ""},
+	} {
+		if step.remove != "" {
+			ix.Apply([]rules.Fact{member(step.remove)}, nil)
+		}
+		ue, uok := ix.UserEntity("u")
+		re, rok := ix.RoleEntity("r")
+		if ue != step.want || re != step.want || uok != (step.want != "") || rok != (step.want != "") {
+			t.Fatalf("after removing u from %q: UserEntity %q, %v; RoleEntity %q, %v; want %q", step.remove, ue, uok, re, rok, step.want)
+		}
+	}
+}
