@@ -235,3 +235,32 @@ func (w *world) addLinks(t *testing.T, a *memAdapter, n int) []model.Rule {
 	}
 	return added
 }
+
+// FuzzDifferentialLinkSets runs TestDifferentialLinkSets's property on
+// worlds made from fuzzed seeds and lengths: links written behind the
+// engine, handed over as a committed change or by a reload.
+func FuzzDifferentialLinkSets(f *testing.F) {
+	for _, s := range []uint64{1, 7, 42} {
+		f.Add(s, uint8(30), uint8(6), false)
+	}
+	f.Fuzz(func(t *testing.T, seed uint64, steps, links uint8, reload bool) {
+		a := newMemAdapter()
+		w := newWorld(t, seed, policy.WithAdapter(a))
+		for range int(steps) {
+			w.step()
+		}
+		added := w.addLinks(t, a, int(links%16))
+		if reload {
+			if err := w.eng.Reload(w.ctx); err != nil {
+				t.Fatal(err)
+			}
+		} else if err := w.eng.ApplyCommitted(policy.Change{Add: added}); err != nil {
+			t.Fatal(err)
+		}
+		checkStore(t, w, a, 100)
+		for range int(steps % 16) {
+			w.step()
+		}
+		checkStore(t, w, a, 100)
+	})
+}
