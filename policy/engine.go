@@ -166,15 +166,20 @@ func (e *Engine) load(ctx context.Context) error {
 	e.ignored.Store(int64(bad + skipped))
 	e.loadedRev.Store(rev)
 	if rev > 0 {
-		e.bump(rev)
+		// The index is the snapshot: its revision, even a lower one (the
+		// database was reset). Every writer holds mu.
+		e.revision.Store(rev)
 	}
 	return nil
 }
 
 // LoadedRevision returns the revision of the snapshot the engine last
-// loaded ([New] or [Engine.Reload]) from a [SnapshotStore], and 0 for
-// other stores.
-func (e *Engine) LoadedRevision() int64 { return e.loadedRev.Load() }
+// loaded ([New] or [Engine.Reload]), and whether its store is a
+// [SnapshotStore] (if not, it does not know the revision: 0, false).
+func (e *Engine) LoadedRevision() (rev int64, ok bool) {
+	_, ok = e.store.(SnapshotStore)
+	return e.loadedRev.Load(), ok
+}
 
 // Ignored returns the number of stored rules the last load ([New] or
 // [Engine.Reload]) ignored: rules that do not decode (made by other tools,

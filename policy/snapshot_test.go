@@ -56,8 +56,19 @@ func TestApplyCommittedAfterReload(t *testing.T) {
 	if err := eng.Reload(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if eng.LoadedRevision() != 4 || eng.Revision() != 4 {
-		t.Fatalf("after a reload at revision 4: LoadedRevision %d, Revision %d", eng.LoadedRevision(), eng.Revision())
+	if rev, ok := eng.LoadedRevision(); rev != 4 || !ok || eng.Revision() != 4 {
+		t.Fatalf("after a reload at revision 4: LoadedRevision %d, %v; Revision %d", rev, ok, eng.Revision())
+	}
+	st.rev = 1 // the database was reset: the engine's revision goes back with it
+	if err := eng.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rev, _ := eng.LoadedRevision(); rev != 1 || eng.Revision() != 1 {
+		t.Fatalf("after a reload at revision 1: LoadedRevision %d, Revision %d", rev, eng.Revision())
+	}
+	st.rev = 4
+	if err := eng.Reload(ctx); err != nil {
+		t.Fatal(err)
 	}
 	req := policy.Request{Subject: model.User("u1"), Entity: "e1", Object: perm.Object, Action: perm.Action}
 	for _, ch := range []policy.Change{add, remove, add} {

@@ -184,3 +184,60 @@ func TestLoadedRevisionPerLoad(t *testing.T) {
 		t.Errorf("A misses e2 (revision 2) for good: %v; stored %v", err, storedRules(t, stB))
 	}
 }
+
+// TestForeignLoadMovesNothing: another Load on the engine's Store (an
+// export, a check) must not count as the engine's: it used to mark the
+// revision it read as applied, so that the change lock's catch-up skipped
+// changes the engine had not seen and a change checked without them
+// committed.
+func TestForeignLoadMovesNothing(t *testing.T) {
+	ctx := context.Background()
+	b := sqliteBackend(t)
+	stA, _, engA, engB := twoReplicas(t, b)
+	wA := syncWatcher(t, stA, engA)
+	if _, err := engB.CreateEntity(ctx, "p1", "e2"); err != nil { // revision 1
+		t.Fatal(err)
+	}
+	storedRules(t, stA) // another Load on stA
+	if got := wA.Revision(); got != 0 {
+		t.Fatalf("A's revision %d after another reader's Load; its engine holds 0", got)
+	}
+	if _, err := engA.CreateEntity(ctx, "p2", "e2"); err == nil {
+		t.Fatalf("A created e2, which B created at revision 1: stored %v", storedRules(t, stA))
+	}
+}
+
+// TestEngineRevisionAfterReset: after the database is reset and a replica
+// reloads, the engine's revision goes back with the database's, so that
+// waiting for it on the watcher returns.
+func TestEngineRevisionAfterReset(t *testing.T) {
+	ctx := context.Background()
+	b := sqliteBackend(t)
+	stA, stB, engA, engB := twoReplicas(t, b)
+	w := syncWatcher(t, stB, engB)
+	setupEntity(t, ctx, engA, "e1")
+	if err := w.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := stA.dropTables(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := stA.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	engA2 := newEngine(t, stA)
+	if _, err := engA2.CreateEntity(ctx, "p2", "e2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := engB.Revision(), w.Revision(); got != want {
+		t.Fatalf("engine revision %d after the reset, watcher %d", got, want)
+	}
+	wctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if err := w.Wait(wctx, engB.Revision()); err != nil {
+		t.Fatalf("Wait(engine's revision): %v", err)
+	}
+}

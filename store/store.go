@@ -54,7 +54,8 @@ type Store struct {
 	batchSize                int
 	hook                     func(ctx context.Context, tx *gorm.DB, step string) error
 	adapter                  *gormadapter.Adapter
-	loaded                   atomic.Int64 // revision of the last Load's snapshot
+	loaded                   atomic.Int64 // revision of the last LoadSnapshot's snapshot
+	rowsRead                 atomic.Int64 // rules read by loads so far: a slow load's progress
 	applied                  atomic.Int64 // the engine's index holds every change up to it
 	mu                       sync.Mutex
 	wakers                   map[*Watcher]struct{}
@@ -225,19 +226,36 @@ func (s *Store) readSnapshot(ctx context.Context, fn func(tx *gorm.DB) error) er
 	})
 }
 
-// Load calls fn for every stored rule: it is [Store.LoadSnapshot] without
-// the revision.
+// Load calls fn for every stored rule, from one snapshot (as
+// [Store.LoadSnapshot], but for any reader: it records nothing).
 func (s *Store) Load(ctx context.Context, fn func(model.Rule) error) error {
-	_, err := s.LoadSnapshot(ctx, fn)
+	_, err := s.readRules(ctx, fn)
 	return err
 }
 
-// LoadSnapshot calls fn for every stored rule and returns the revision
-// they reflect (an engine, and its [Watcher], continue from it). It reads
-// them in batches of [WithLoadBatchSize] rows inside one snapshot
-// transaction. It only reads: on SQLite it does not wait for a writer (see
-// readSnapshot).
+// LoadSnapshot is the load of the Store's engine (policy.New and
+// Engine.Reload call it): it calls fn for every stored rule and returns
+// the revision they reflect, and records that the engine's index now holds
+// that revision (its [Watcher] continues from it, and the change lock's
+// catch-up counts on it). It reads the rules in batches of
+// [WithLoadBatchSize] rows inside one snapshot transaction. It only reads:
+// on SQLite it does not wait for a writer (see readSnapshot). Other
+// readers use [Store.Load].
 func (s *Store) LoadSnapshot(ctx context.Context, fn func(model.Rule) error) (int64, error) {
+	rev, err := s.readRules(ctx, fn)
+	if err != nil {
+		return 0, err
+	}
+	// Only now: the snapshot's transaction can still fail as it ends (a
+	// deadline, a lost connection), and then nothing was loaded.
+	s.loaded.Store(rev)
+	s.setApplied(rev)
+	return rev, nil
+}
+
+// readRules calls fn for every stored rule of one snapshot, and returns
+// its revision.
+func (s *Store) readRules(ctx context.Context, fn func(model.Rule) error) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -268,10 +286,6 @@ func (s *Store) LoadSnapshot(ctx context.Context, fn func(model.Rule) error) (in
 	if err != nil {
 		return 0, err
 	}
-	// Only now: the snapshot's transaction can still fail as it ends (a
-	// deadline, a lost connection), and then nothing was loaded.
-	s.loaded.Store(rev)
-	s.setApplied(rev)
 	return rev, nil
 }
 
@@ -296,6 +310,7 @@ func (s *Store) loadBatch(ctx context.Context, tx *gorm.DB, q string, last *uint
 		}
 		*last = id
 		n++
+		s.rowsRead.Add(1)
 		if err := fn(fromRow(&r)); err != nil {
 			return n, err
 		}
@@ -307,8 +322,7 @@ func (s *Store) loadBatch(ctx context.Context, tx *gorm.DB, q string, last *uint
 }
 
 // LoadedRevision returns the revision of the policy read by the last
-// successful [Store.Load] or [Store.LoadSnapshot] on this Store, whoever
-// made it. An engine's own is [policy.Engine.LoadedRevision].
+// successful [Store.LoadSnapshot] (the engine's start or reload).
 func (s *Store) LoadedRevision() int64 { return s.loaded.Load() }
 
 func fromRow(r *gormadapter.CasbinRule) model.Rule {

@@ -124,8 +124,10 @@ const maxReloadGrowth = 16
 // when the change feed cannot be followed change by change (pruned, a gap,
 // the database reset). A reload that takes longer fails and leaves the
 // engine as it was; [Watcher.Behind] reports the error, and the watcher
-// tries again, with twice the bound (up to 16 times d), so that a
-// reload that is only slow does finish. The engine's management calls wait
+// tries again; after a reload that timed out while it was still reading
+// rules, with twice the bound (up to 16 times d), so that a reload that is
+// only slow does finish, while one that waits on a database that does not
+// answer keeps the bound. The engine's management calls wait
 // for a reload, so the bound also bounds their wait. Leave room for the
 // size of the policy: a million rules load in seconds.
 func WithReloadTimeout(d time.Duration) WatcherOption {
@@ -182,7 +184,11 @@ func NewWatcher(ctx context.Context, st *Store, eng *policy.Engine, opts ...Watc
 		advanced: make(chan struct{}),
 		hook:     o.hook,
 	}
-	w.cursor.Store(eng.LoadedRevision())
+	rev, ok := eng.LoadedRevision()
+	if !ok {
+		return nil, fmt.Errorf("%w: the watcher's engine must load through st (policy.WithStore(st), or a wrapper that keeps st's LoadSnapshot): it does not know which revision it holds", ErrInvalid)
+	}
+	w.cursor.Store(rev)
 	if err := w.Sync(ctx); err != nil {
 		return nil, err
 	}
@@ -603,13 +609,18 @@ func (w *Watcher) reloadNow(ctx context.Context, why string) error {
 
 func (w *Watcher) reload(ctx context.Context, why string) error {
 	w.st.log.InfoContext(ctx, "gatehouse: reloading the whole policy", "why", why, "revision", w.cursor.Load())
-	bound := w.reloadBound
+	bound, read := w.reloadBound, w.st.rowsRead.Load()
 	rctx, cancel := context.WithTimeout(ctx, bound)
 	err := w.eng.Reload(rctx)
 	cancel()
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-			w.reloadBound = min(2*bound, maxReloadGrowth*w.reloadTime)
+			// A load that read rules is slow, not stuck: give the next one
+			// more time. One that read nothing waits on a database that
+			// does not answer, and gets no longer.
+			if w.st.rowsRead.Load() > read {
+				w.reloadBound = min(2*bound, maxReloadGrowth*w.reloadTime)
+			}
 			w.st.log.ErrorContext(ctx, "gatehouse: reloading the whole policy took too long", "bound", bound, "next bound", w.reloadBound, "err", err)
 		}
 		return err
@@ -618,7 +629,8 @@ func (w *Watcher) reload(ctx context.Context, why string) error {
 	// The index is the database's state at the loaded revision: the feed
 	// continues from there (even below the cursor, if the database was
 	// reset).
-	w.moveCursor(w.eng.LoadedRevision())
+	rev, _ := w.eng.LoadedRevision()
+	w.moveCursor(rev)
 	return nil
 }
 
