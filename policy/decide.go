@@ -93,8 +93,8 @@ var errBadOwner = fmt.Errorf("%w: the request's owner has an id but no valid kin
 // Decide answers one request from the compiled index: no locks, no
 // allocations for well-formed requests, a cost that does not depend on the
 // number of rules. (A member that reaches several roles, which only rules
-// written by other tools give, is decided on a slower path that
-// allocates.) It follows the decision rules of the package
+// written by other tools give, is decided on a slower path, still without
+// allocations.) It follows the decision rules of the package
 // documentation and decides exactly as casbin.Enforce on the model of
 // package model.
 func (e *Engine) Decide(r Request) Decision {

@@ -246,31 +246,50 @@ type reach struct {
 	via bool
 }
 
-// reached returns the roles member u reaches through its links, each
-// once: those it is linked to first (by role id), then the default roles
-// it reaches only through a link without a role (by role id). It is
-// empty for a non-member.
-func (en *Entity) reached(u model.UserID) []reach {
-	var own, dflt []reach
-	for _, l := range en.Links(u) {
+// reached appends to buf (empty; a caller's array keeps it off the heap)
+// the roles member u reaches through its links, each once: those it is
+// linked to first (by role id), then the default roles it reaches only
+// through a link without a role (by role id). It appends nothing for a
+// non-member.
+func (en *Entity) reached(u model.UserID, buf []reach) []reach {
+	first, ok := en.Users[u]
+	if !ok {
+		return buf
+	}
+	more := en.Extra[u]
+	viaDefault := false
+	for k := -1; k < len(more); k++ {
+		l := first
+		if k >= 0 {
+			l = more[k]
+		}
 		if l == DefaultMarker {
-			for _, d := range en.Defaults {
-				dflt = append(dflt, reach{d, true})
-			}
-		} else {
-			own = append(own, reach{l, false})
+			viaDefault = true
+		} else if !hasReach(buf, l) {
+			buf = append(buf, reach{l, false})
 		}
 	}
 	byID := func(a, b reach) int { return cmpRoleID(en.Roles[a.i].ID, en.Roles[b.i].ID) }
-	slices.SortFunc(own, byID)
-	slices.SortFunc(dflt, byID)
-	out := slices.CompactFunc(own, func(a, b reach) bool { return a.i == b.i })
-	for _, d := range slices.CompactFunc(dflt, func(a, b reach) bool { return a.i == b.i }) {
-		if !slices.ContainsFunc(out, func(r reach) bool { return r.i == d.i }) {
-			out = append(out, d)
+	slices.SortFunc(buf, byID)
+	if viaDefault {
+		n := len(buf)
+		for _, d := range en.Defaults {
+			if !hasReach(buf, d) {
+				buf = append(buf, reach{d, true})
+			}
+		}
+		slices.SortFunc(buf[n:], byID)
+	}
+	return buf
+}
+
+func hasReach(rs []reach, i int32) bool {
+	for _, r := range rs {
+		if r.i == i {
+			return true
 		}
 	}
-	return out
+	return false
 }
 
 func cmpRoleID(a, b model.RoleID) int {
@@ -291,7 +310,8 @@ func cmpRoleID(a, b model.RoleID) int {
 // role id. A slot out of range yields NotAllowed.
 func (en *Entity) UnionPerm(u model.UserID, s int) (perm model.Permission, role model.RoleID, viaDefault bool) {
 	best := -1
-	for _, r := range en.reached(u) {
+	var buf [8]reach
+	for _, r := range en.reached(u, buf[:0]) {
 		p, id := en.RolePerm(r.i, s)
 		if int(p) > best {
 			best, perm, role, viaDefault = int(p), p, id, r.via
@@ -312,7 +332,8 @@ func (en *Entity) memberValue(u model.UserID, first int32) uint32 {
 		}
 		return memberVal(Multi, false)
 	}
-	switch rs := en.reached(u); len(rs) {
+	var buf [8]reach
+	switch rs := en.reached(u, buf[:0]); len(rs) {
 	case 0: // links without a role only, and no default role
 		return memberVal(NoRole, true)
 	case 1:
@@ -368,7 +389,8 @@ func (en *Entity) UserRole(u model.UserID) (role *Role, viaDefault, member bool)
 	case en.Extra[u] == nil && first != DefaultMarker:
 		return en.Roles[first], false, true
 	}
-	rs := en.reached(u)
+	var buf [8]reach
+	rs := en.reached(u, buf[:0])
 	if len(rs) == 0 {
 		return nil, true, true
 	}
