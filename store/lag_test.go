@@ -116,7 +116,8 @@ func testBehind(t *testing.T, b backend) {
 
 // testDatabaseReset: when the database goes back (restored from an older
 // backup, or emptied), a watcher reloads once and follows the feed from
-// there, and its replica does not stay "behind" a revision that is gone.
+// there, and its replica (watcher and engine) does not stay "behind" a
+// revision that is gone.
 func testDatabaseReset(t *testing.T, b backend) {
 	ctx := context.Background()
 	stA, stB, engA, engB := twoReplicas(t, b)
@@ -143,6 +144,11 @@ func testDatabaseReset(t *testing.T, b backend) {
 	}
 	if err := w.Behind(); err != nil || w.Revision() != 1 {
 		t.Fatalf("after the reset: at %d, %v", w.Revision(), err)
+	}
+	// The engine's revision goes back with the database's, so that waiting
+	// for it on the watcher returns.
+	if got := engB.Revision(); got != 1 {
+		t.Fatalf("engine revision %d after the reset, want 1", got)
 	}
 	assertSameRules(t, "after the reset", storedRules(t, stA), sortedRules(engB.Rules()))
 	if _, err := engA2.CreateEntity(ctx, "p2", "e3"); err != nil {

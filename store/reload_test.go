@@ -206,38 +206,3 @@ func TestForeignLoadMovesNothing(t *testing.T) {
 		t.Fatalf("A created e2, which B created at revision 1: stored %v", storedRules(t, stA))
 	}
 }
-
-// TestEngineRevisionAfterReset: after the database is reset and a replica
-// reloads, the engine's revision goes back with the database's, so that
-// waiting for it on the watcher returns.
-func TestEngineRevisionAfterReset(t *testing.T) {
-	ctx := context.Background()
-	b := sqliteBackend(t)
-	stA, stB, engA, engB := twoReplicas(t, b)
-	w := syncWatcher(t, stB, engB)
-	setupEntity(t, ctx, engA, "e1")
-	if err := w.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := stA.dropTables(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := stA.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	engA2 := newEngine(t, stA)
-	if _, err := engA2.CreateEntity(ctx, "p2", "e2"); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if got, want := engB.Revision(), w.Revision(); got != want {
-		t.Fatalf("engine revision %d after the reset, watcher %d", got, want)
-	}
-	wctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	if err := w.Wait(wctx, engB.Revision()); err != nil {
-		t.Fatalf("Wait(engine's revision): %v", err)
-	}
-}
