@@ -23,6 +23,7 @@
 package index
 
 import (
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -139,14 +140,7 @@ func (en *Entity) Partner() model.PartnerID {
 }
 
 // OwnedBy reports whether partner p owns the entity.
-func (en *Entity) OwnedBy(p model.PartnerID) bool {
-	for _, o := range en.Owners {
-		if o == p {
-			return true
-		}
-	}
-	return false
-}
+func (en *Entity) OwnedBy(p model.PartnerID) bool { return slices.Contains(en.Owners, p) }
 
 // Default returns the index of the entity's default role (the first of
 // them, when rules made elsewhere give it several), or NoRole.
@@ -382,12 +376,8 @@ func (en *Entity) Role(r model.RoleID) *Role {
 // For a member that reaches several roles (through rules the engine does
 // not write), it is the first in the order of [Entity.UnionPerm].
 func (en *Entity) UserRole(u model.UserID) (role *Role, viaDefault, member bool) {
-	first, ok := en.Users[u]
-	switch {
-	case !ok:
+	if _, ok := en.Users[u]; !ok {
 		return nil, false, false
-	case en.Extra[u] == nil && first != DefaultMarker:
-		return en.Roles[first], false, true
 	}
 	var buf [8]reach
 	rs := en.reached(u, buf[:0])
@@ -641,20 +631,7 @@ func (b *Batch) entity(e model.EntityID) *Entity {
 	if old := b.ix.Entity(e); old != nil {
 		en = &Entity{ID: e, Owners: old.Owners, Defaults: old.Defaults,
 			Roles:   append([]*Role(nil), old.Roles...),
-			RoleIdx: make(map[model.RoleID]int32, len(old.RoleIdx)),
-			Users:   make(map[model.UserID]int32, len(old.Users))}
-		for k, v := range old.RoleIdx {
-			en.RoleIdx[k] = v
-		}
-		for k, v := range old.Users {
-			en.Users[k] = v
-		}
-		if old.Extra != nil {
-			en.Extra = make(map[model.UserID][]int32, len(old.Extra))
-			for k, v := range old.Extra {
-				en.Extra[k] = v
-			}
-		}
+			RoleIdx: maps.Clone(old.RoleIdx), Users: maps.Clone(old.Users), Extra: maps.Clone(old.Extra)}
 	} else {
 		en = &Entity{ID: e, RoleIdx: map[model.RoleID]int32{}, Users: map[model.UserID]int32{}}
 	}
