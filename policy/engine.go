@@ -181,6 +181,10 @@ func (e *Engine) LoadedRevision() (rev int64, ok bool) {
 	return e.loadedRev.Load(), ok
 }
 
+// loaded reports whether the last load's snapshot included the change of
+// revision rev (0: a store that does not number its changes).
+func (e *Engine) loaded(rev int64) bool { return rev > 0 && rev <= e.loadedRev.Load() }
+
 // Ignored returns the number of stored rules the last load ([New] or
 // [Engine.Reload]) ignored: rules that do not decode (made by other tools,
 // or damaged) and permissions on an (object type, action) outside the
@@ -244,7 +248,7 @@ func (e *Engine) commit(ctx context.Context, c Committer, ch *Change) error {
 		d.apply(func() {
 			e.mu.Lock()
 			defer e.mu.Unlock()
-			if rev > 0 && rev <= e.loadedRev.Load() {
+			if e.loaded(rev) {
 				return // a load since the commit included it, and perhaps later changes
 			}
 			e.ix.Load().Apply(rm, add)
@@ -379,7 +383,7 @@ func (e *Engine) ApplyCommitted(ch Change) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if ch.Revision > 0 && ch.Revision <= e.loadedRev.Load() {
+	if e.loaded(ch.Revision) {
 		return nil
 	}
 	e.ix.Load().Apply(rm, add)

@@ -207,10 +207,7 @@ func (e *Engine) SetDefaultRole(ctx context.Context, entity model.EntityID, role
 		return err
 	}
 	ch := &Change{Op: "entity.default_role", Entity: entity}
-	if len(en.Defaults) == 1 && en.Roles[en.Defaults[0]].ID == role {
-		return nil
-	}
-	kept := false // role is a default already, among others (rules made elsewhere)
+	kept := false // role is a default already
 	for _, i := range en.Defaults {
 		old := en.Roles[i].ID
 		if old == role {
@@ -549,10 +546,11 @@ func (e *Engine) RemoveUser(ctx context.Context, entity model.EntityID, user mod
 	}
 	ch := &Change{Op: "user.remove", Entity: entity}
 	for _, l := range en.Links(user) {
-		if err := e.guardTakeAway(ctx, en, linkRole(en, l)); err != nil {
+		role := linkRole(en, l)
+		if err := e.guardTakeAway(ctx, en, role); err != nil {
 			return err
 		}
-		ch.Remove = append(ch.Remove, rules.Member(entity, user, linkRole(en, l)))
+		ch.Remove = append(ch.Remove, rules.Member(entity, user, role))
 	}
 	return e.commit(ctx, c, ch)
 }
