@@ -303,6 +303,7 @@ func (s *Store) loadBatch(ctx context.Context, tx *gorm.DB, q string, last *uint
 		r gormadapter.CasbinRule
 		n int
 	)
+	defer func() { s.rowsRead.Add(int64(n)) }() // once a batch, not once a row
 	for rows.Next() {
 		var id uint64
 		if err := rows.Scan(&id, &r.Ptype, &r.V0, &r.V1, &r.V2, &r.V3, &r.V4, &r.V5); err != nil {
@@ -310,7 +311,6 @@ func (s *Store) loadBatch(ctx context.Context, tx *gorm.DB, q string, last *uint
 		}
 		*last = id
 		n++
-		s.rowsRead.Add(1)
 		if err := fn(fromRow(&r)); err != nil {
 			return n, err
 		}
