@@ -78,7 +78,24 @@ func (m *Middleware) newGuard(obj model.ObjectType, act model.Action, owner Owne
 		g.bad = fmt.Errorf("%w: %w", ErrConfig, err)
 		m.log.Error("gatehouse: invalid route declaration; its requests will be refused", slog.Any("error", g.bad))
 	}
+	g.obj, g.act = m.canonical(g.obj, g.act)
 	return g
+}
+
+// canonical returns the catalog's own strings for (obj, act) when the pair
+// is in the engine's catalog, else obj and act: the engine finds the
+// catalog's strings by their addresses, without hashing them (see
+// model.Catalog.SlotOf).
+func (m *Middleware) canonical(obj model.ObjectType, act model.Action) (model.ObjectType, model.Action) {
+	if m.cat == nil || act == "" {
+		return obj, act
+	}
+	s, ok := m.cat.SlotOf(obj, act)
+	if !ok {
+		return obj, act
+	}
+	k := m.cat.Key(s)
+	return k.Object, k.Action
 }
 
 // checkDecl checks an object type and action against the catalog, when the

@@ -83,10 +83,7 @@ func (m *Middleware) Routes(table Routes) (func(http.Handler) http.Handler, erro
 					return nil, fmt.Errorf("%w: route %q: %w", ErrConfig, e.Pattern, err)
 				}
 			}
-			g = &guard{obj: e.Object, act: e.Action, owner: e.Owner}
-			if g.act == "" && method != "" {
-				g.act = methodAction(method)
-			}
+			g = m.routeGuard(e, method)
 		}
 		if rt[path] == nil {
 			rt[path] = map[string]*guard{}
@@ -170,15 +167,23 @@ func (m *Middleware) ownedMux(table Routes, next http.Handler) (mux *http.ServeM
 			continue
 		}
 		method, _, _ := splitPattern(e.Pattern)
-		g := &guard{obj: e.Object, act: e.Action, owner: e.Owner}
-		if g.act == "" && method != "" {
-			g.act = methodAction(method)
-		}
+		g := m.routeGuard(e, method)
 		mux.Handle(e.Pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			m.authorize(w, r, g, g.act, next)
 		}))
 	}
 	return mux
+}
+
+// routeGuard is the guard of route e, declared for method ("" for any):
+// its action is the route's, or the method's default.
+func (m *Middleware) routeGuard(e Route, method string) *guard {
+	g := &guard{obj: e.Object, act: e.Action, owner: e.Owner}
+	if g.act == "" && method != "" {
+		g.act = methodAction(method)
+	}
+	g.obj, g.act = m.canonical(g.obj, g.act)
+	return g
 }
 
 // lookupRoute finds the guard of a request. The method comes from the

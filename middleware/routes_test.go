@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unsafe"
 
 	"github.com/go-chi/chi/v5"
 
@@ -394,5 +395,51 @@ func TestSharedPrincipalContext(t *testing.T) {
 	mux.ServeHTTP(w, r)
 	if w.Code != http.StatusUnauthorized {
 		t.Errorf("malformed principal in the context: %d %s", w.Code, w.Body)
+	}
+}
+
+// TestGuardsPassCatalogStrings: whether declared with Require or in a route
+// table, with an explicit action or the method's, a guard asks the engine
+// with the catalog's own strings (the same bytes, which the engine finds by
+// address), even when the declaration's strings are copies.
+func TestGuardsPassCatalogStrings(t *testing.T) {
+	wd := newWorld(t)
+	var got []middleware.DecisionEvent
+	mw, err := middleware.New(middleware.Config{Authenticator: wd.auth, Engine: wd.eng,
+		OnDecision: func(_ context.Context, ev middleware.DecisionEvent) { got = append(got, ev) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := model.ObjectType(strings.Clone("payable"))
+	h := http.HandlerFunc(echo)
+	routes, err := mw.Routes(middleware.Routes{
+		{Pattern: "GET /t/payables", Object: obj},
+		{Pattern: "POST /t/payables/{id}/approve", Object: obj, Action: model.Action(strings.Clone("approve")), Owner: wd.lookup},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /r/payables", mw.Require(obj, model.Action(strings.Clone("read")))(h))
+	mux.Handle("GET /t/payables", routes(h))
+	mux.Handle("POST /t/payables/{id}/approve", routes(h))
+	for _, c := range []struct{ method, path string }{{"GET", "/r/payables"}, {"GET", "/t/payables"}, {"POST", "/t/payables/o1/approve"}} {
+		got = got[:0]
+		if rec := do(mux, c.method, c.path, "Bearer "+tokU1, map[string]string{middleware.DefaultEntityHeader: "e1"}); rec.Code != http.StatusOK {
+			t.Fatalf("%s %s: %d %s", c.method, c.path, rec.Code, rec.Body)
+		}
+		if len(got) != 1 {
+			t.Fatalf("%s %s: %d decision events", c.method, c.path, len(got))
+		}
+		ev := got[0]
+		cat := wd.eng.Catalog()
+		s, ok := cat.SlotOf(ev.Object, ev.Action)
+		if !ok {
+			t.Fatalf("%s %s: (%s, %s) not in the catalog", c.method, c.path, ev.Object, ev.Action)
+		}
+		k := cat.Key(s)
+		if unsafe.StringData(string(ev.Object)) != unsafe.StringData(string(k.Object)) || unsafe.StringData(string(ev.Action)) != unsafe.StringData(string(k.Action)) {
+			t.Errorf("%s %s: the guard asked with its own copies of %s, not the catalog's strings", c.method, c.path, k)
+		}
 	}
 }

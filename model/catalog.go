@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"unsafe"
 
 	"github.com/gatehouse-authz/gatehouse/internal/strtab"
 )
@@ -37,6 +38,28 @@ type Catalog struct {
 	keys    []Key
 	table   []keyEntry // the hot-path lookup: (object, action) -> slot; len a power of two
 	mask    uint64
+	byAddr  []addrEntry // the first lookup: by the names' addresses; len(table) entries
+	shift   uint        // 64 - log2(len(byAddr))
+}
+
+// addrEntry is one entry of the catalog's table by address: a pair whose
+// names are the catalog's own strings (the same bytes, not only the same
+// text) is found by their addresses and lengths, without reading or
+// hashing a byte of them. Callers that pass the catalog's strings (the
+// middleware does, and Go string literals share their bytes with the
+// default catalog's) thus skip the key table. The entry holds pointers to
+// the bytes, which keeps them alive as long as the catalog: no other string
+// can have their address, so equal addresses and lengths are equal names.
+type addrEntry struct {
+	o, a unsafe.Pointer // nil in an empty entry
+	lens uint32         // as keyEntry's; no pair's in an empty entry
+	slot int32
+}
+
+// addrHash hashes the addresses of a pair's names; its high bits index
+// byAddr.
+func addrHash(o, a unsafe.Pointer) uint64 {
+	return (uint64(uintptr(o))*0x9e3779b97f4a7c15 ^ uint64(uintptr(a))) * 0xbf58476d1ce4e5b9
 }
 
 // keyEntry is one entry of the catalog's open-addressing key table: the
@@ -130,6 +153,18 @@ func buildCatalog(objects map[ObjectType][]Action) *Catalog {
 		}
 		c.table[i] = keyEntry{o: ow, a: aw, lens: lens, slot: int32(slot)}
 	}
+	c.byAddr, c.shift = make([]addrEntry, size), uint(64-bits.TrailingZeros(uint(size)))
+	for i := range c.byAddr {
+		c.byAddr[i].lens = emptyEntry.lens // so that ("", "") matches no empty entry
+	}
+	for slot, k := range c.keys {
+		op, ap := unsafe.Pointer(unsafe.StringData(string(k.Object))), unsafe.Pointer(unsafe.StringData(string(k.Action)))
+		i := addrHash(op, ap) >> c.shift
+		for c.byAddr[i].o != nil {
+			i = (i + 1) & c.mask
+		}
+		c.byAddr[i] = addrEntry{o: op, a: ap, lens: uint32(len(k.Object))<<16 | uint32(len(k.Action)), slot: int32(slot)}
+	}
 	return c
 }
 
@@ -192,8 +227,34 @@ func (c *Catalog) Len() int { return len(c.keys) }
 func (c *Catalog) Slot(k Key) (int, bool) { return c.SlotOf(k.Object, k.Action) }
 
 // SlotOf returns the dense slot number of (o, a), and whether the pair is in
-// the catalog. It does not allocate.
+// the catalog. It does not allocate. It is fastest when o and a are the
+// catalog's own strings (those of [Catalog.Key], or Go string literals for
+// the default catalog): it then finds the pair by their addresses.
 func (c *Catalog) SlotOf(o ObjectType, a Action) (int, bool) {
+	// The pair's home entry by address first; the rest of the search is
+	// slotOf's.
+	op, ap := unsafe.Pointer(unsafe.StringData(string(o))), unsafe.Pointer(unsafe.StringData(string(a)))
+	e := &c.byAddr[addrHash(op, ap)>>c.shift&c.mask]
+	if e.o == op && e.a == ap && e.lens == uint32(len(o))<<16|uint32(len(a)) {
+		return int(e.slot), true
+	}
+	return c.slotOf(o, a)
+}
+
+// slotOf is SlotOf past the home entry by address: the entries after it,
+// then the key table.
+func (c *Catalog) slotOf(o ObjectType, a Action) (int, bool) {
+	lens := uint32(len(o))<<16 | uint32(len(a))
+	op, ap := unsafe.Pointer(unsafe.StringData(string(o))), unsafe.Pointer(unsafe.StringData(string(a)))
+	for i := addrHash(op, ap) >> c.shift; i < uint64(len(c.byAddr)); i = (i + 1) & c.mask {
+		e := &c.byAddr[i]
+		if e.o == op && e.a == ap && e.lens == lens {
+			return int(e.slot), true
+		}
+		if e.o == nil {
+			break
+		}
+	}
 	if len(o) > strtab.WordsExact || len(a) > strtab.WordsExact {
 		return c.slotOfLong(o, a)
 	}
@@ -203,7 +264,6 @@ func (c *Catalog) SlotOf(o ObjectType, a Action) (int, bool) {
 	var ow, aw keyWords
 	ow.lo, ow.hi = strtab.Words(string(o))
 	aw.lo, aw.hi = strtab.Words(string(a))
-	lens := uint32(len(o))<<16 | uint32(len(a))
 	for i := pairHash(ow, aw, lens) & c.mask; i < uint64(len(c.table)); i = (i + 1) & c.mask {
 		e := &c.table[i]
 		if e.o == ow && e.a == aw && e.lens == lens {

@@ -353,3 +353,72 @@ func FuzzParseCatalogJSON(f *testing.F) {
 		}
 	})
 }
+
+// TestSlotOfByAddress: SlotOf gives the same answer for the catalog's own
+// strings (found by address), for copies of them, and for strings that
+// share an address with a catalog name but not its length (a prefix of
+// it), in every combination of a pair's object type and another pair's
+// action; for the default catalog (Go literals) and for one parsed from
+// JSON (strings on the heap).
+func TestSlotOfByAddress(t *testing.T) {
+	parsed, err := model.ParseCatalogJSON([]byte(`{"payable": ["read", "readonly", "approve"], "payables_purchase_order": ["read", "re"], "p": ["r"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]*model.Catalog{"default": model.DefaultCatalog(), "parsed": parsed} {
+		t.Run(name, func(t *testing.T) {
+			in := map[model.Key]int{}
+			for i, k := range c.Keys() {
+				in[k] = i
+			}
+			check := func(o model.ObjectType, a model.Action) {
+				t.Helper()
+				want, wok := in[model.Key{Object: o, Action: a}]
+				if got, ok := c.SlotOf(o, a); ok != wok || ok && got != want {
+					t.Fatalf("SlotOf(%q, %q) = %d, %v; want %d, %v", o, a, got, ok, want, wok)
+				}
+			}
+			for i := range c.Len() {
+				k := c.Key(i)
+				if s, ok := c.SlotOf(k.Object, k.Action); !ok || s != i {
+					t.Fatalf("SlotOf(Key(%d)) = %d, %v", i, s, ok)
+				}
+				check(model.ObjectType(strings.Clone(string(k.Object))), model.Action(strings.Clone(string(k.Action))))
+				for j := range c.Len() {
+					check(k.Object, c.Key(j).Action) // another pair's action
+				}
+				for n := range len(k.Object) {
+					check(k.Object[:n], k.Action)
+				}
+				for n := range len(k.Action) {
+					check(k.Object, k.Action[:n])
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkSlotOf measures the catalog lookup with the catalog's own
+// strings (found by address) and with copies (hashed).
+func BenchmarkSlotOf(b *testing.B) {
+	c := model.DefaultCatalog()
+	own := c.Keys()
+	copies := make([]model.Key, len(own))
+	for i, k := range own {
+		copies[i] = model.Key{Object: model.ObjectType(strings.Clone(string(k.Object))), Action: model.Action(strings.Clone(string(k.Action)))}
+	}
+	for _, v := range []struct {
+		name string
+		keys []model.Key
+	}{{"own", own}, {"copies", copies}} {
+		b.Run(v.name, func(b *testing.B) {
+			b.ReportAllocs()
+			n := 0
+			for i := 0; b.Loop(); i++ {
+				k := v.keys[i%len(v.keys)]
+				s, _ := c.SlotOf(k.Object, k.Action)
+				n += s
+			}
+		})
+	}
+}
