@@ -31,6 +31,10 @@ type guard struct {
 	owner       OwnerLookup
 	partnerOnly bool
 	bad         error // a declaration error found at construction
+	// methodActs are, for a guard without an action of its own, the
+	// catalog's strings of the methods' default actions (by methodIndex),
+	// "" where obj has no such action.
+	methodActs [len(methodActions)]model.Action
 }
 
 // Require returns a middleware that lets a request through only if its
@@ -78,24 +82,32 @@ func (m *Middleware) newGuard(obj model.ObjectType, act model.Action, owner Owne
 		g.bad = fmt.Errorf("%w: %w", ErrConfig, err)
 		m.log.Error("gatehouse: invalid route declaration; its requests will be refused", slog.Any("error", g.bad))
 	}
-	g.obj, g.act = m.canonical(g.obj, g.act)
+	m.canonical(g)
 	return g
 }
 
-// canonical returns the catalog's own strings for (obj, act) when the pair
-// is in the engine's catalog, else obj and act: the engine finds the
-// catalog's strings by their addresses, without hashing them (see
-// model.Catalog.SlotOf).
-func (m *Middleware) canonical(obj model.ObjectType, act model.Action) (model.ObjectType, model.Action) {
-	if m.cat == nil || act == "" {
-		return obj, act
+// canonical makes the guard's object type and actions (its own, or the
+// methods' defaults) the catalog's own strings, where the pairs are in the
+// engine's catalog: the engine finds those by their addresses, without
+// hashing them (see model.Catalog.SlotOf). Which pairs the guard checks
+// does not change.
+func (m *Middleware) canonical(g *guard) {
+	if m.cat == nil || g.partnerOnly {
+		return
 	}
-	s, ok := m.cat.SlotOf(obj, act)
-	if !ok {
-		return obj, act
+	if g.act != "" {
+		if s, ok := m.cat.SlotOf(g.obj, g.act); ok {
+			k := m.cat.Key(s)
+			g.obj, g.act = k.Object, k.Action
+		}
+		return
 	}
-	k := m.cat.Key(s)
-	return k.Object, k.Action
+	for i, a := range methodActions {
+		if s, ok := m.cat.SlotOf(g.obj, a); ok {
+			k := m.cat.Key(s)
+			g.obj, g.methodActs[i] = k.Object, k.Action
+		}
+	}
 }
 
 // checkDecl checks an object type and action against the catalog, when the
@@ -124,19 +136,44 @@ func (m *Middleware) wrap(g *guard) func(http.Handler) http.Handler {
 	}
 }
 
-// methodAction returns the default action of an HTTP method, or "".
-func methodAction(method string) model.Action {
+// methodActions are the default actions of HTTP methods, by methodIndex.
+var methodActions = [...]model.Action{"read", "create", "update", "delete"}
+
+// methodIndex returns the index in methodActions of an HTTP method's
+// default action, or -1.
+func methodIndex(method string) int {
 	switch method {
 	case http.MethodGet, http.MethodHead:
-		return "read"
+		return 0
 	case http.MethodPost:
-		return "create"
+		return 1
 	case http.MethodPut, http.MethodPatch:
-		return "update"
+		return 2
 	case http.MethodDelete:
-		return "delete"
+		return 3
+	}
+	return -1
+}
+
+// methodAction returns the default action of an HTTP method, or "".
+func methodAction(method string) model.Action {
+	if i := methodIndex(method); i >= 0 {
+		return methodActions[i]
 	}
 	return ""
+}
+
+// methodAction is the package's methodAction as the catalog's string, when
+// the guard's object type has that action.
+func (g *guard) methodAction(method string) model.Action {
+	i := methodIndex(method)
+	if i < 0 {
+		return ""
+	}
+	if a := g.methodActs[i]; a != "" {
+		return a
+	}
+	return methodActions[i]
 }
 
 // authorize runs a guard and calls next if the request is allowed.
@@ -150,7 +187,7 @@ func (m *Middleware) authorize(w http.ResponseWriter, r *http.Request, g *guard,
 		start = time.Now()
 	}
 	if act == "" && !g.partnerOnly {
-		act = methodAction(r.Method)
+		act = g.methodAction(r.Method)
 	}
 	d, owner, ref := m.decide(st, r, g, act)
 	if m.hook != nil {

@@ -182,7 +182,7 @@ func (m *Middleware) routeGuard(e Route, method string) *guard {
 	if g.act == "" && method != "" {
 		g.act = methodAction(method)
 	}
-	g.obj, g.act = m.canonical(g.obj, g.act)
+	m.canonical(g)
 	return g
 }
 

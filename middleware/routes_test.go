@@ -14,6 +14,7 @@ import (
 	"github.com/gatehouse-authz/gatehouse/auth"
 	"github.com/gatehouse-authz/gatehouse/middleware"
 	"github.com/gatehouse-authz/gatehouse/model"
+	"github.com/gatehouse-authz/gatehouse/policy"
 )
 
 func (wd *world) table() middleware.Routes {
@@ -401,45 +402,76 @@ func TestSharedPrincipalContext(t *testing.T) {
 // TestGuardsPassCatalogStrings: whether declared with Require or in a route
 // table, with an explicit action or the method's, a guard asks the engine
 // with the catalog's own strings (the same bytes, which the engine finds by
-// address), even when the declaration's strings are copies.
+// address), even when the declaration's strings are copies; with the
+// default catalog (Go literals) and with one parsed from JSON.
 func TestGuardsPassCatalogStrings(t *testing.T) {
-	wd := newWorld(t)
-	var got []middleware.DecisionEvent
-	mw, err := middleware.New(middleware.Config{Authenticator: wd.auth, Engine: wd.eng,
-		OnDecision: func(_ context.Context, ev middleware.DecisionEvent) { got = append(got, ev) }})
+	parsed, err := model.ParseCatalogJSON([]byte(`{"payable": ["read", "create", "update", "delete", "approve"]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	obj := model.ObjectType(strings.Clone("payable"))
-	h := http.HandlerFunc(echo)
-	routes, err := mw.Routes(middleware.Routes{
-		{Pattern: "GET /t/payables", Object: obj},
-		{Pattern: "POST /t/payables/{id}/approve", Object: obj, Action: model.Action(strings.Clone("approve")), Owner: wd.lookup},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /r/payables", mw.Require(obj, model.Action(strings.Clone("read")))(h))
-	mux.Handle("GET /t/payables", routes(h))
-	mux.Handle("POST /t/payables/{id}/approve", routes(h))
-	for _, c := range []struct{ method, path string }{{"GET", "/r/payables"}, {"GET", "/t/payables"}, {"POST", "/t/payables/o1/approve"}} {
-		got = got[:0]
-		if rec := do(mux, c.method, c.path, "Bearer "+tokU1, map[string]string{middleware.DefaultEntityHeader: "e1"}); rec.Code != http.StatusOK {
-			t.Fatalf("%s %s: %d %s", c.method, c.path, rec.Code, rec.Body)
-		}
-		if len(got) != 1 {
-			t.Fatalf("%s %s: %d decision events", c.method, c.path, len(got))
-		}
-		ev := got[0]
-		cat := wd.eng.Catalog()
-		s, ok := cat.SlotOf(ev.Object, ev.Action)
-		if !ok {
-			t.Fatalf("%s %s: (%s, %s) not in the catalog", c.method, c.path, ev.Object, ev.Action)
-		}
-		k := cat.Key(s)
-		if unsafe.StringData(string(ev.Object)) != unsafe.StringData(string(k.Object)) || unsafe.StringData(string(ev.Action)) != unsafe.StringData(string(k.Action)) {
-			t.Errorf("%s %s: the guard asked with its own copies of %s, not the catalog's strings", c.method, c.path, k)
-		}
+	for name, cat := range map[string]*model.Catalog{"default": model.DefaultCatalog(), "parsed": parsed} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			eng, err := policy.New(ctx, policy.WithCatalog(cat))
+			if err != nil {
+				t.Fatal(err)
+			}
+			all := model.Permissions{}
+			for _, a := range cat.Actions("payable") {
+				all[model.Key{Object: "payable", Action: a}] = model.Allowed
+			}
+			if _, err := eng.CreateEntity(ctx, "p1", "e1"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := eng.CreateRole(ctx, "e1", policy.RoleSpec{ID: "admin", Name: "admin", Permissions: all}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := eng.AddUser(ctx, "e1", "u1", "admin"); err != nil {
+				t.Fatal(err)
+			}
+			var got []middleware.DecisionEvent
+			mw, err := middleware.New(middleware.Config{
+				Authenticator: &fakeAuth{principals: map[string]auth.Principal{tokU1: userP("p1", "e1", "u1")}}, Engine: eng,
+				OnDecision: func(_ context.Context, ev middleware.DecisionEvent) { got = append(got, ev) }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			obj := model.ObjectType(strings.Clone("payable"))
+			owner := func(*http.Request) (model.Subject, error) { return model.User("u1"), nil }
+			routes, err := mw.Routes(middleware.Routes{
+				{Pattern: "GET /t/payables", Object: obj},
+				{Pattern: "POST /t/payables/{id}/approve", Object: obj, Action: model.Action(strings.Clone("approve")), Owner: owner},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := http.HandlerFunc(echo)
+			mux := http.NewServeMux()
+			mux.Handle("GET /r/payables", mw.Require(obj, model.Action(strings.Clone("read")))(h))
+			mux.Handle("/m/payables", mw.Require(obj, "")(h)) // the method's action
+			mux.Handle("GET /t/payables", routes(h))
+			mux.Handle("POST /t/payables/{id}/approve", routes(h))
+			for _, c := range []struct{ method, path string }{
+				{"GET", "/r/payables"}, {"GET", "/m/payables"}, {"POST", "/m/payables"}, {"DELETE", "/m/payables"},
+				{"GET", "/t/payables"}, {"POST", "/t/payables/o1/approve"},
+			} {
+				got = got[:0]
+				if rec := do(mux, c.method, c.path, "Bearer "+tokU1, map[string]string{middleware.DefaultEntityHeader: "e1"}); rec.Code != http.StatusOK {
+					t.Fatalf("%s %s: %d %s", c.method, c.path, rec.Code, rec.Body)
+				}
+				if len(got) != 1 {
+					t.Fatalf("%s %s: %d decision events", c.method, c.path, len(got))
+				}
+				ev := got[0]
+				s, ok := cat.SlotOf(ev.Object, ev.Action)
+				if !ok {
+					t.Fatalf("%s %s: (%s, %s) not in the catalog", c.method, c.path, ev.Object, ev.Action)
+				}
+				k := cat.Key(s)
+				if unsafe.StringData(string(ev.Object)) != unsafe.StringData(string(k.Object)) || unsafe.StringData(string(ev.Action)) != unsafe.StringData(string(k.Action)) {
+					t.Errorf("%s %s: the guard asked with its own copies of %s, not the catalog's strings", c.method, c.path, k)
+				}
+			}
+		})
 	}
 }
