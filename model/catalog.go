@@ -52,9 +52,13 @@ type Catalog struct {
 // can have their address, so equal addresses and lengths are equal names.
 type addrEntry struct {
 	o, a unsafe.Pointer // nil in an empty entry
-	lens uint32         // as keyEntry's; no pair's in an empty entry
+	lens uint64         // len(object) << 32 | len(action), whole; no pair's in an empty entry
 	slot int32
 }
+
+// addrLens packs the lengths of a pair's names for addrEntry.lens: whole,
+// so that no longer string at a name's address matches it.
+func addrLens(o ObjectType, a Action) uint64 { return uint64(len(o))<<32 | uint64(len(a)) }
 
 // addrHash hashes the addresses of a pair's names; its high bits index
 // byAddr.
@@ -155,7 +159,7 @@ func buildCatalog(objects map[ObjectType][]Action) *Catalog {
 	}
 	c.byAddr, c.shift = make([]addrEntry, size), uint(64-bits.TrailingZeros(uint(size)))
 	for i := range c.byAddr {
-		c.byAddr[i].lens = emptyEntry.lens // so that ("", "") matches no empty entry
+		c.byAddr[i].lens = ^uint64(0) // so that ("", "") matches no empty entry
 	}
 	for slot, k := range c.keys {
 		op, ap := unsafe.Pointer(unsafe.StringData(string(k.Object))), unsafe.Pointer(unsafe.StringData(string(k.Action)))
@@ -163,7 +167,7 @@ func buildCatalog(objects map[ObjectType][]Action) *Catalog {
 		for c.byAddr[i].o != nil {
 			i = (i + 1) & c.mask
 		}
-		c.byAddr[i] = addrEntry{o: op, a: ap, lens: uint32(len(k.Object))<<16 | uint32(len(k.Action)), slot: int32(slot)}
+		c.byAddr[i] = addrEntry{o: op, a: ap, lens: addrLens(k.Object, k.Action), slot: int32(slot)}
 	}
 	return c
 }
@@ -234,9 +238,10 @@ func (c *Catalog) SlotOf(o ObjectType, a Action) (int, bool) {
 	// The pair's home entry by address first; the rest of the search is
 	// slotOf's.
 	op, ap := unsafe.Pointer(unsafe.StringData(string(o))), unsafe.Pointer(unsafe.StringData(string(a)))
-	e := &c.byAddr[addrHash(op, ap)>>c.shift&c.mask]
-	if e.o == op && e.a == ap && e.lens == uint32(len(o))<<16|uint32(len(a)) {
-		return int(e.slot), true
+	if i := addrHash(op, ap) >> c.shift; i < uint64(len(c.byAddr)) { // not so in a zero Catalog
+		if e := &c.byAddr[i]; e.o == op && e.a == ap && e.lens == addrLens(o, a) {
+			return int(e.slot), true
+		}
 	}
 	return c.slotOf(o, a)
 }
@@ -244,11 +249,11 @@ func (c *Catalog) SlotOf(o ObjectType, a Action) (int, bool) {
 // slotOf is SlotOf past the home entry by address: the entries after it,
 // then the key table.
 func (c *Catalog) slotOf(o ObjectType, a Action) (int, bool) {
-	lens := uint32(len(o))<<16 | uint32(len(a))
+	al := addrLens(o, a)
 	op, ap := unsafe.Pointer(unsafe.StringData(string(o))), unsafe.Pointer(unsafe.StringData(string(a)))
 	for i := addrHash(op, ap) >> c.shift; i < uint64(len(c.byAddr)); i = (i + 1) & c.mask {
 		e := &c.byAddr[i]
-		if e.o == op && e.a == ap && e.lens == lens {
+		if e.o == op && e.a == ap && e.lens == al {
 			return int(e.slot), true
 		}
 		if e.o == nil {
@@ -258,13 +263,10 @@ func (c *Catalog) slotOf(o ObjectType, a Action) (int, bool) {
 	if len(o) > strtab.WordsExact || len(a) > strtab.WordsExact {
 		return c.slotOfLong(o, a)
 	}
-	// pairKey, written out: the call is too big to inline. Names of at
-	// most 16 bytes are whole in their words, so equal words and lengths
-	// are equal names.
-	var ow, aw keyWords
-	ow.lo, ow.hi = strtab.Words(string(o))
-	aw.lo, aw.hi = strtab.Words(string(a))
-	for i := pairHash(ow, aw, lens) & c.mask; i < uint64(len(c.table)); i = (i + 1) & c.mask {
+	// Names of at most 16 bytes are whole in their words, so equal words
+	// and lengths are equal names.
+	ow, aw, lens, h := pairKey(o, a)
+	for i := h & c.mask; i < uint64(len(c.table)); i = (i + 1) & c.mask {
 		e := &c.table[i]
 		if e.o == ow && e.a == aw && e.lens == lens {
 			return int(e.slot), true
