@@ -47,18 +47,23 @@ type Catalog struct {
 // text) is found by their addresses and lengths, without reading or
 // hashing a byte of them. Callers that pass the catalog's strings (the
 // middleware does, and Go string literals share their bytes with the
-// default catalog's) thus skip the key table. The entry holds pointers to
-// the bytes, which keeps them alive as long as the catalog: no other string
-// can have their address, so equal addresses and lengths are equal names.
+// default catalog's) thus skip the key table. A string at a name's address
+// with the name's length is the name: the catalog keeps the bytes alive, so
+// no other bytes come to sit at their address, and Go strings never change.
+// (A longer or shorter string at the same address is not, hence the
+// lengths.)
 type addrEntry struct {
 	o, a unsafe.Pointer // nil in an empty entry
-	lens uint64         // len(object) << 32 | len(action), whole; no pair's in an empty entry
+	lens uint64         // addrLens; ^0 (no pair's) in an empty entry
 	slot int32
 }
 
-// addrLens packs the lengths of a pair's names for addrEntry.lens: whole,
-// so that no longer string at a name's address matches it.
-func addrLens(o ObjectType, a Action) uint64 { return uint64(len(o))<<32 | uint64(len(a)) }
+// addrLens packs the lengths of a pair's names for addrEntry.lens. A length
+// over maxName, which no name of a catalog has, packs as maxName+1: so a
+// string longer than any name (however long) never matches an entry.
+func addrLens(o ObjectType, a Action) uint64 {
+	return min(uint64(len(o)), maxName+1)<<32 | min(uint64(len(a)), maxName+1)
+}
 
 // addrHash hashes the addresses of a pair's names; its high bits index
 // byAddr.
