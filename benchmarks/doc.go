@@ -9,8 +9,9 @@
 //
 //	go test -run '^$' -bench . -benchmem ./benchmarks/
 //
-// and the report command runs them (the middleware and HTTP benchmarks in a
-// process of their own, away from the large fixtures), with the OPA module's
+// and the report command runs them (the middleware and HTTP benchmarks and
+// the machine's memory floor in a process of their own, away from the large
+// fixtures), with the OPA module's
 // when it is present, and writes a Markdown table and an SVG chart:
 //
 //	go run ./benchmarks/cmd/report -sizes 1k,10k,100k,1m -benchtime 1s \

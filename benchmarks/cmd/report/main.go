@@ -15,7 +15,8 @@
 //	-count      go test -count (default 1): runs of each benchmark; the report
 //	            shows the median run of each (by ns/op)
 //	-bench      go test -bench pattern (default .: the benchmarks over data, then
-//	            the middleware and HTTP ones in a second process, then OPA's)
+//	            the middleware and HTTP ones and the memory floor in a second
+//	            process, then OPA's)
 //	-opa        run benchmarks/opa too when it exists (default true)
 //	-out        the Markdown report (default: standard output)
 //	-svg        the chart (default benchmarks/latency.svg; "" for none)
@@ -99,7 +100,8 @@ func run() error {
 		type job struct{ dir, bench string }
 		// The middleware and HTTP benchmarks run in a process of their own,
 		// so that the large heaps of the million-rule fixtures do not make
-		// their garbage collection (and so their numbers) costlier.
+		// their garbage collection (and so their numbers) costlier; the
+		// memory floor runs there too, its buffers away from those heaps.
 		var jobs []job
 		if *bench == "." {
 			jobs = []job{{"benchmarks", sizedBenchmarks}, {"benchmarks", pathBenchmarks}}
@@ -181,10 +183,11 @@ func run() error {
 }
 
 // The benchmarks of package benchmarks, in two groups run by separate
-// processes: those over generated data of each size, and the HTTP paths.
+// processes: those over generated data of each size, and the HTTP paths
+// with the machine's memory floor.
 const (
 	sizedBenchmarks = "^Benchmark(Decide|TwoMap|CasbinEnforce|CasbinCached|DecideCachedKeys|DecideParallel|Scope|PolicyChange)$"
-	pathBenchmarks  = "^Benchmark(Middleware|HTTP)$"
+	pathBenchmarks  = "^Benchmark(Middleware|HTTP|MemoryFloor)$"
 )
 
 // moduleRoot returns the directory of the main module's go.mod.

@@ -278,3 +278,23 @@ func TestParseMalformedLines(t *testing.T) {
 		t.Errorf("%+v %v", o, err)
 	}
 }
+
+// TestReportMemoryFloor: the memory floor gets its own table, one row per
+// buffer size in the order run, each the median of its runs; a report
+// without it has no such section.
+func TestReportMemoryFloor(t *testing.T) {
+	o := parseFile(t, "testdata/sample.txt")
+	var md bytes.Buffer
+	Markdown(&md, o, Info{})
+	if strings.Contains(md.String(), "memory floor") {
+		t.Errorf("a report without BenchmarkMemoryFloor has its section:\n%s", md.String())
+	}
+	o.Merge(parseFile(t, "testdata/floor.txt"))
+	md.Reset()
+	Markdown(&md, o, Info{})
+	s := md.String()
+	want := "| buffer | one dependent read |\n|---:|---:|\n| 1 MB | 21.0 ns |\n| 4 MB | 45.0 ns |\n| 16 MB | 160 ns |\n| 64 MB | 170 ns |\n"
+	if !strings.Contains(s, "## The machine's memory floor") || !strings.Contains(s, want) {
+		t.Errorf("report lacks the memory floor table %q:\n%s", want, s)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -70,6 +71,18 @@ func (o *Output) has(bench string) bool {
 		}
 	}
 	return false
+}
+
+// subs returns the sub-benchmarks of bench that have results, in the
+// order of their first result.
+func (o *Output) subs(bench string) []string {
+	var out []string
+	for _, r := range o.Results {
+		if r.Bench == bench && !slices.Contains(out, r.Sub) {
+			out = append(out, r.Sub)
+		}
+	}
+	return out
 }
 
 // skipped returns the skip message of bench at rules, if it was skipped.
@@ -165,6 +178,19 @@ func Markdown(w io.Writer, o *Output, info Info) {
 		for _, n := range sizes {
 			p("| %s | %s | %s | %s | %s |\n", fmtInt(float64(n)),
 				cell(o, "DecideParallel", "", n), cell(o, "Scope", "", n), cell(o, "PolicyChange", "", n), allocs(o, "PolicyChange", "", n))
+		}
+	}
+
+	if floor := o.subs("MemoryFloor"); len(floor) > 0 {
+		p("\n## The machine's memory floor\n\n")
+		p("BenchmarkMemoryFloor measures the machine, not Gatehouse: one random read that depends on the read before it, " +
+			"in a buffer of the given size. It is the floor under any lookup that must fetch a line it has not read lately " +
+			"from tables of that size; at 1,000,000 rules the generated data's users tables take about 9 MB.\n\n")
+		p("| buffer | one dependent read |\n|---:|---:|\n")
+		for _, sub := range floor {
+			if r, ok := o.Find("MemoryFloor", sub, 0); ok {
+				p("| %s | %s |\n", strings.TrimPrefix(sub, "MB=")+" MB", fmtDur(r.NsPerOp))
+			}
 		}
 	}
 
