@@ -28,6 +28,9 @@ func newEngine(t *testing.T, opts ...policy.Option) *policy.Engine {
 	return eng
 }
 
+// errOf returns the error of a call that also returns a value.
+func errOf[T any](_ T, err error) error { return err }
+
 func must[T any](t *testing.T) func(T, error) T {
 	return func(v T, err error) T {
 		t.Helper()
@@ -537,45 +540,28 @@ func TestDeferredApplyConflicts(t *testing.T) {
 		want   error // of second
 	}{
 		{"entity twice, two partners",
-			func(ctx context.Context, eng *policy.Engine) error {
-				_, err := eng.CreateEntity(ctx, "p1", "ex")
-				return err
-			},
-			func(ctx context.Context, eng *policy.Engine) error {
-				_, err := eng.CreateEntity(ctx, "p2", "ex")
-				return err
-			}, policy.ErrConflict},
+			func(ctx context.Context, eng *policy.Engine) error { return errOf(eng.CreateEntity(ctx, "p1", "ex")) },
+			func(ctx context.Context, eng *policy.Engine) error { return errOf(eng.CreateEntity(ctx, "p2", "ex")) }, policy.ErrConflict},
 		{"user in two entities",
-			func(ctx context.Context, eng *policy.Engine) error {
-				_, err := eng.AddUser(ctx, "e1", "u", "")
-				return err
-			},
-			func(ctx context.Context, eng *policy.Engine) error {
-				_, err := eng.AddUser(ctx, "e2", "u", "")
-				return err
-			}, policy.ErrConflict},
+			func(ctx context.Context, eng *policy.Engine) error { return errOf(eng.AddUser(ctx, "e1", "u", "")) },
+			func(ctx context.Context, eng *policy.Engine) error { return errOf(eng.AddUser(ctx, "e2", "u", "")) }, policy.ErrConflict},
 		{"role id twice",
 			func(ctx context.Context, eng *policy.Engine) error {
-				_, err := eng.CreateRole(ctx, "e1", policy.RoleSpec{ID: "rx", Name: "X"})
-				return err
+				return errOf(eng.CreateRole(ctx, "e1", policy.RoleSpec{ID: "rx", Name: "X"}))
 			},
 			func(ctx context.Context, eng *policy.Engine) error {
-				_, err := eng.CreateRole(ctx, "e2", policy.RoleSpec{ID: "rx", Name: "Y"})
-				return err
+				return errOf(eng.CreateRole(ctx, "e2", policy.RoleSpec{ID: "rx", Name: "Y"}))
 			}, policy.ErrConflict},
 		{"role name twice in an entity",
 			func(ctx context.Context, eng *policy.Engine) error {
-				_, err := eng.CreateRole(ctx, "e1", policy.RoleSpec{ID: "rx", Name: "X"})
-				return err
+				return errOf(eng.CreateRole(ctx, "e1", policy.RoleSpec{ID: "rx", Name: "X"}))
 			},
 			func(ctx context.Context, eng *policy.Engine) error {
-				_, err := eng.CreateRole(ctx, "e1", policy.RoleSpec{ID: "ry", Name: "X"})
-				return err
+				return errOf(eng.CreateRole(ctx, "e1", policy.RoleSpec{ID: "ry", Name: "X"}))
 			}, policy.ErrConflict},
 		{"a rename onto a pending name",
 			func(ctx context.Context, eng *policy.Engine) error {
-				_, err := eng.CreateRole(ctx, "e1", policy.RoleSpec{ID: "rx", Name: "X"})
-				return err
+				return errOf(eng.CreateRole(ctx, "e1", policy.RoleSpec{ID: "rx", Name: "X"}))
 			},
 			func(ctx context.Context, eng *policy.Engine) error {
 				name := "X"
@@ -584,21 +570,17 @@ func TestDeferredApplyConflicts(t *testing.T) {
 			}, policy.ErrConflict},
 		{"same name in two entities",
 			func(ctx context.Context, eng *policy.Engine) error {
-				_, err := eng.CreateRole(ctx, "e1", policy.RoleSpec{ID: "rx", Name: "X"})
-				return err
+				return errOf(eng.CreateRole(ctx, "e1", policy.RoleSpec{ID: "rx", Name: "X"}))
 			},
 			func(ctx context.Context, eng *policy.Engine) error {
-				_, err := eng.CreateRole(ctx, "e2", policy.RoleSpec{ID: "ry", Name: "X"})
-				return err
+				return errOf(eng.CreateRole(ctx, "e2", policy.RoleSpec{ID: "ry", Name: "X"}))
 			}, nil},
 		{"a role updated twice",
 			func(ctx context.Context, eng *policy.Engine) error {
-				_, err := eng.UpdateRole(ctx, "e1", "r", policy.RoleUpdate{Permissions: model.Permissions{kPay: model.Allowed}})
-				return err
+				return errOf(eng.UpdateRole(ctx, "e1", "r", policy.RoleUpdate{Permissions: model.Permissions{kPay: model.Allowed}}))
 			},
 			func(ctx context.Context, eng *policy.Engine) error {
-				_, err := eng.UpdateRole(ctx, "e1", "r", policy.RoleUpdate{Permissions: model.Permissions{kRead: model.Allowed}})
-				return err
+				return errOf(eng.UpdateRole(ctx, "e1", "r", policy.RoleUpdate{Permissions: model.Permissions{kRead: model.Allowed}}))
 			}, nil},
 	}
 	for _, tt := range tests {
@@ -660,10 +642,8 @@ func TestRevisionMonotonic(t *testing.T) {
 
 func TestApplyCommitted(t *testing.T) {
 	ctx := context.Background()
-	a, b := newEngine(t), newEngine(t)
 	var changes []policy.Change
-	rec := &recordStore{changes: &changes}
-	a = newEngine(t, policy.WithStore(rec))
+	a, b := newEngine(t, policy.WithStore(&recordStore{changes: &changes})), newEngine(t)
 	must[policy.Entity](t)(a.CreateEntity(ctx, "p1", "e1"))
 	must[policy.Role](t)(a.CreateRole(ctx, "e1", policy.RoleSpec{ID: "r", Name: "R", Permissions: model.Permissions{kRead: model.Allowed}}))
 	must[policy.User](t)(a.AddUser(ctx, "e1", "u", "r"))
