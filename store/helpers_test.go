@@ -323,3 +323,15 @@ func openTransaction(t testing.TB, st *Store, change func(ctx context.Context) e
 		return <-done
 	}
 }
+
+// waitRevision waits until st's database is at revision rev.
+func waitRevision(t *testing.T, st *Store, rev int64) {
+	t.Helper()
+	waitFor(t, 10*time.Second, fmt.Sprintf("database revision below %d", rev), func() bool {
+		got, err := st.Revision(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got >= rev
+	})
+}

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -103,16 +102,4 @@ func testInTransactionPublishAfterReload(t *testing.T, b backend) {
 	if got := wA.Revision(); got != 4 {
 		t.Fatalf("A's revision = %d, want 4", got)
 	}
-}
-
-// waitRevision waits until st's database is at revision rev.
-func waitRevision(t *testing.T, st *Store, rev int64) {
-	t.Helper()
-	waitFor(t, 10*time.Second, fmt.Sprintf("database revision below %d", rev), func() bool {
-		got, err := st.Revision(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return got >= rev
-	})
 }

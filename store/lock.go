@@ -189,8 +189,6 @@ func (l *locked) Commit(ctx context.Context, ch *policy.Change) error {
 		return err
 	}
 	ch.Revision = l.rev
-	l.s.advance(l.rev) // the engine publishes it before it lets go of its mutex
-	l.s.wake()
 	return nil
 }
 

@@ -26,9 +26,10 @@ type ownCommits struct {
 
 // committing records that the COMMIT of the store's change numbered rev
 // is about to be sent. The returned function takes the COMMIT's error:
-// nil when it succeeded, and the engine publishes the change itself.
-// Otherwise the outcome is unknown: rev is unsettled, and the error is
-// wrapped to say so (see commitUnknown).
+// nil when it succeeded, and the engine publishes the change itself (the
+// store's revision advances to rev and the watchers wake). Otherwise the
+// outcome is unknown: rev is unsettled, and the error is wrapped to say so
+// (see commitUnknown).
 func (s *Store) committing(rev int64) (settle func(err error) error) {
 	done := make(chan struct{})
 	o := &s.own
@@ -36,18 +37,20 @@ func (s *Store) committing(rev int64) (settle func(err error) error) {
 	o.inflight[rev] = done
 	o.mu.Unlock()
 	return func(err error) error {
-		if err == nil {
-			s.settle(rev, rev) // a number given back and reused, perhaps
-		} else {
-			s.unsettle(rev, rev)
-		}
 		o.mu.Lock()
+		if err == nil {
+			delete(o.unsettled, rev) // a number given back and reused, perhaps
+		} else {
+			o.unsettled[rev] = struct{}{}
+		}
 		delete(o.inflight, rev)
 		close(done)
 		o.mu.Unlock()
 		if err != nil {
 			return s.commitUnknown(err)
 		}
+		s.advance(rev) // the engine publishes it once Commit returns, under its mutex
+		s.wake()
 		return nil
 	}
 }

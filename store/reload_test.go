@@ -5,7 +5,6 @@ import (
 	"errors"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"gorm.io/gorm"
 
@@ -36,7 +35,7 @@ func TestFailedReloadMovesNoRevision(t *testing.T) {
 	stA := newStore(t, b, dbA, prefix)
 	stB := newStore(t, b, b.open(t), prefix)
 	engA, engB := newEngine(t, stA), newEngine(t, stB)
-	wA := newWatcher(t, stA, engA, WithPollInterval(time.Hour), WithListen(false))
+	wA := syncWatcher(t, stA, engA)
 	syncWatcher(t, stB, engB)
 	if _, err := engB.CreateEntity(ctx, "p1", "e1"); err != nil {
 		t.Fatal(err)
@@ -104,10 +103,7 @@ func TestPublishAfterAppReload(t *testing.T) {
 		})
 	}()
 	<-held
-	waitFor(t, 5*time.Second, "revision 2 committed", func() bool {
-		rev, err := stB.Revision(ctx)
-		return err == nil && rev == 2
-	})
+	waitRevision(t, stB, 2)
 	if err := wB.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -144,10 +140,11 @@ func (s interleaved) LoadSnapshot(ctx context.Context, fn func(r model.Rule) err
 	return rev, err
 }
 
-// TestLoadedRevisionPerLoad: another Load on the same *Store between the
-// engine's load and its reading of the revision must not give the engine
-// a later revision than its snapshot's (it read Store.LoadedRevision
-// once), or ApplyCommitted would skip changes the engine never saw.
+// TestLoadedRevisionPerLoad: another engine's load on the same *Store
+// between a watcher reload's load and its reading of the revision must not
+// give the watcher a later revision than its snapshot's (it read
+// Store.LoadedRevision once, the store's last load's), or it would skip
+// changes the engine never saw.
 func TestLoadedRevisionPerLoad(t *testing.T) {
 	ctx := context.Background()
 	b := sqliteBackend(t)
@@ -162,7 +159,9 @@ func TestLoadedRevisionPerLoad(t *testing.T) {
 			if _, err := engB.CreateEntity(ctx, "p1", "e2"); err != nil { // revision 2
 				t.Error(err)
 			}
-			storedRules(t, stA) // another Load on stA: revision 2
+			if _, err := stA.LoadSnapshot(ctx, func(model.Rule) error { return nil }); err != nil { // another engine's load on stA: revision 2
+				t.Error(err)
+			}
 		}
 	}}
 	engA, err := policy.New(ctx, policy.WithStore(wrap))
@@ -174,7 +173,7 @@ func TestLoadedRevisionPerLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	armed.Store(true)
-	if err := engA.Reload(ctx); err != nil { // snapshot at revision 1
+	if err := wA.reloadNow(ctx, "test"); err != nil { // snapshot at revision 1
 		t.Fatal(err)
 	}
 	if err := wA.Sync(ctx); err != nil {

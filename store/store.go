@@ -518,8 +518,6 @@ func (s *Store) Commit(ctx context.Context, ch *policy.Change) error {
 		return err
 	}
 	ch.Revision = rev
-	s.advance(rev) // the engine publishes it before its next change
-	s.wake()
 	return nil
 }
 
