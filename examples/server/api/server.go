@@ -238,10 +238,13 @@ func (s *Server) EnsureClient(ctx context.Context, partner model.PartnerID, cred
 
 // routes declares every route with its guard.
 func (s *Server) routes() http.Handler {
-	mux := http.NewServeMux()
+	// probe has the same routes, unguarded: it is asked only about the
+	// requests that match none (see unrouted).
+	mux, probe := http.NewServeMux(), http.NewServeMux()
 	mw := s.mw
 	handle := func(pattern string, guard func(http.Handler) http.Handler, h http.HandlerFunc) {
 		mux.Handle(pattern, guard(h))
+		probe.Handle(pattern, h)
 	}
 	none := func(h http.Handler) http.Handler { return h }
 
@@ -280,19 +283,17 @@ func (s *Server) routes() http.Handler {
 	handle("DELETE /payables/{payable_id}", mw.RequireOwned("payable", "delete", payOwner), s.deletePayable)
 	handle("POST /payables/{payable_id}/approve_payment_operation", mw.RequireOwned("payable", "approve", payOwner), s.approvePayable)
 
-	return unrouted(mux)
+	mux.Handle("/", unrouted(probe)) // only what no other route matches
+	return mux
 }
 
-// unrouted answers the requests that match no route of mux in Monite's
-// error format: 405 with an Allow header when the path has routes for
-// other methods (as the mux itself decides), else 404.
-func unrouted(mux *http.ServeMux) http.Handler {
+// unrouted answers the requests that match no route of probe (a mux with
+// the server's routes) in Monite's error format: 405 with an Allow header
+// when the path has routes for other methods (as probe itself decides),
+// else 404.
+func unrouted(probe *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h, pattern := mux.Handler(r)
-		if pattern != "" { // a route, or the mux's redirect to a clean path
-			mux.ServeHTTP(w, r)
-			return
-		}
+		h, _ := probe.Handler(r)
 		rec := &headerRecorder{header: http.Header{}}
 		h.ServeHTTP(rec, r)
 		if rec.status == http.StatusMethodNotAllowed {
