@@ -32,8 +32,8 @@ type guard struct {
 	partnerOnly bool
 	bad         error // a declaration error found at construction
 	// methodActs are, for a guard without an action of its own, the
-	// catalog's strings of the methods' default actions (by methodIndex),
-	// "" where obj has no such action.
+	// methods' default actions (by methodIndex): the catalog's strings
+	// where obj has the action, else methodActions'.
 	methodActs [len(methodActions)]model.Action
 }
 
@@ -92,6 +92,7 @@ func (m *Middleware) newGuard(obj model.ObjectType, act model.Action, owner Owne
 // hashing them (see model.Catalog.SlotOf). Which pairs the guard checks
 // does not change.
 func (m *Middleware) canonical(g *guard) {
+	g.methodActs = methodActions
 	if m.cat == nil || g.partnerOnly {
 		return
 	}
@@ -166,14 +167,10 @@ func methodAction(method string) model.Action {
 // methodAction is the package's methodAction as the catalog's string, when
 // the guard's object type has that action.
 func (g *guard) methodAction(method string) model.Action {
-	i := methodIndex(method)
-	if i < 0 {
-		return ""
+	if i := methodIndex(method); i >= 0 {
+		return g.methodActs[i]
 	}
-	if a := g.methodActs[i]; a != "" {
-		return a
-	}
-	return methodActions[i]
+	return ""
 }
 
 // authorize runs a guard and calls next if the request is allowed.

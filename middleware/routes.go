@@ -83,7 +83,11 @@ func (m *Middleware) Routes(table Routes) (func(http.Handler) http.Handler, erro
 					return nil, fmt.Errorf("%w: route %q: %w", ErrConfig, e.Pattern, err)
 				}
 			}
-			g = m.routeGuard(e, method)
+			g = &guard{obj: e.Object, act: e.Action, owner: e.Owner}
+			if g.act == "" && method != "" {
+				g.act = methodAction(method)
+			}
+			m.canonical(g)
 		}
 		if rt[path] == nil {
 			rt[path] = map[string]*guard{}
@@ -105,7 +109,7 @@ func (m *Middleware) Routes(table Routes) (func(http.Handler) http.Handler, erro
 		mux, _ := next.(*http.ServeMux)
 		var owned *http.ServeMux // routes with an owner lookup, to set path values around a mux
 		if mux != nil {
-			owned = m.ownedMux(table, next)
+			owned = m.ownedMux(table, rt, next)
 		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			st, r, ok := m.principal(w, r)
@@ -152,9 +156,9 @@ func (m *Middleware) Routes(table Routes) (func(http.Handler) http.Handler, erro
 }
 
 // ownedMux returns a mux of the table's routes that have an owner lookup,
-// each authorizing the request and then calling next. It returns nil, and
-// logs, if a pattern is not one http.ServeMux accepts.
-func (m *Middleware) ownedMux(table Routes, next http.Handler) (mux *http.ServeMux) {
+// each authorizing the request with its guard in rt and then calling next.
+// It returns nil, and logs, if a pattern is not one http.ServeMux accepts.
+func (m *Middleware) ownedMux(table Routes, rt map[string]map[string]*guard, next http.Handler) (mux *http.ServeMux) {
 	defer func() {
 		if v := recover(); v != nil {
 			m.log.Error("gatehouse: the route table does not fit http.ServeMux; owned routes will be refused", slog.Any("error", v))
@@ -166,24 +170,13 @@ func (m *Middleware) ownedMux(table Routes, next http.Handler) (mux *http.ServeM
 		if e.Owner == nil {
 			continue
 		}
-		method, _, _ := splitPattern(e.Pattern)
-		g := m.routeGuard(e, method)
+		method, path, _ := splitPattern(e.Pattern)
+		g := rt[path][method]
 		mux.Handle(e.Pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			m.authorize(w, r, g, g.act, next)
 		}))
 	}
 	return mux
-}
-
-// routeGuard is the guard of route e, declared for method ("" for any):
-// its action is the route's, or the method's default.
-func (m *Middleware) routeGuard(e Route, method string) *guard {
-	g := &guard{obj: e.Object, act: e.Action, owner: e.Owner}
-	if g.act == "" && method != "" {
-		g.act = methodAction(method)
-	}
-	m.canonical(g)
-	return g
 }
 
 // lookupRoute finds the guard of a request. The method comes from the
