@@ -185,7 +185,7 @@ func Markdown(w io.Writer, o *Output, info Info) {
 		p("\n## The machine's memory floor\n\n")
 		p("BenchmarkMemoryFloor measures the machine, not Gatehouse: one random read that depends on the read before it, " +
 			"in a buffer of the given size. It is the floor under any lookup that must fetch a line it has not read lately " +
-			"from tables of that size; at 1,000,000 rules the generated data's users tables take about 9 MB.\n\n")
+			"from tables of that size (compare the engine's heap: heapB/rule times the rules).\n\n")
 		p("| buffer | one dependent read |\n|---:|---:|\n")
 		for _, sub := range floor {
 			if r, ok := o.Find("MemoryFloor", sub, 0); ok {
