@@ -240,31 +240,24 @@ func (c *Catalog) Slot(k Key) (int, bool) { return c.SlotOf(k.Object, k.Action) 
 // catalog's own strings (those of [Catalog.Key], or Go string literals for
 // the default catalog): it then finds the pair by their addresses.
 func (c *Catalog) SlotOf(o ObjectType, a Action) (int, bool) {
-	// The pair's home entry by address first; the rest of the search is
-	// slotOf's.
 	op, ap := unsafe.Pointer(unsafe.StringData(string(o))), unsafe.Pointer(unsafe.StringData(string(a)))
 	if i := addrHash(op, ap) >> c.shift; i < uint64(len(c.byAddr)) { // not so in a zero Catalog
-		if e := &c.byAddr[i]; e.o == op && e.a == ap && e.lens == addrLens(o, a) {
-			return int(e.slot), true
+		al := addrLens(o, a)
+		// The table is at most a quarter full: the probe meets an empty
+		// entry.
+		for e := &c.byAddr[i]; e.o != nil; e = &c.byAddr[i] {
+			if e.o == op && e.a == ap && e.lens == al {
+				return int(e.slot), true
+			}
+			i = (i + 1) & c.mask
 		}
 	}
 	return c.slotOf(o, a)
 }
 
-// slotOf is SlotOf past the home entry by address: the entries after it,
-// then the key table.
+// slotOf is SlotOf in the key table: for names that are not the
+// catalog's own strings.
 func (c *Catalog) slotOf(o ObjectType, a Action) (int, bool) {
-	al := addrLens(o, a)
-	op, ap := unsafe.Pointer(unsafe.StringData(string(o))), unsafe.Pointer(unsafe.StringData(string(a)))
-	for i := addrHash(op, ap) >> c.shift; i < uint64(len(c.byAddr)); i = (i + 1) & c.mask {
-		e := &c.byAddr[i]
-		if e.o == op && e.a == ap && e.lens == al {
-			return int(e.slot), true
-		}
-		if e.o == nil {
-			break
-		}
-	}
 	if len(o) > strtab.WordsExact || len(a) > strtab.WordsExact {
 		return c.slotOfLong(o, a)
 	}

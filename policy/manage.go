@@ -390,12 +390,7 @@ func (e *Engine) UpdateRole(ctx context.Context, entity model.EntityID, id model
 	// which does not hold it yet under WithDeferredApply.
 	out.Name, out.UpdatedAt = name, time.UnixMilli(now).UTC()
 	if u.Permissions != nil {
-		out.Permissions = model.Permissions{}
-		for k, p := range u.Permissions {
-			if p != model.NotAllowed {
-				out.Permissions[k] = p
-			}
-		}
+		out.Permissions = u.Permissions.Clone()
 	}
 	if err := e.commit(ctx, c, ch); err != nil {
 		return Role{}, err

@@ -23,6 +23,7 @@
 package index
 
 import (
+	"cmp"
 	"maps"
 	"slices"
 	"sync"
@@ -263,7 +264,7 @@ func (en *Entity) reached(u model.UserID, buf []reach) []reach {
 			buf = append(buf, reach{l, false})
 		}
 	}
-	byID := func(a, b reach) int { return cmpRoleID(en.Roles[a.i].ID, en.Roles[b.i].ID) }
+	byID := func(a, b reach) int { return cmp.Compare(en.Roles[a.i].ID, en.Roles[b.i].ID) }
 	slices.SortFunc(buf, byID)
 	if viaDefault {
 		n := len(buf)
@@ -284,16 +285,6 @@ func hasReach(rs []reach, i int32) bool {
 		}
 	}
 	return false
-}
-
-func cmpRoleID(a, b model.RoleID) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // UnionPerm decides for a member u that reaches several roles (Member gave
