@@ -120,9 +120,9 @@ func Parse(data []byte) (f *Fixture, err error) {
 	if err := rejectTags(data); err != nil {
 		return nil, err
 	}
+	file, perr := parser.ParseBytes(data, 0)
 	f = new(Fixture)
 	if err := yaml.UnmarshalWithOptions(data, f, yaml.DisallowUnknownField()); err != nil {
-		file, perr := parser.ParseBytes(data, 0)
 		if perr == nil {
 			// The decoder reports a bad permission without its position.
 			if err := checkPermissions(file); err != nil {
@@ -131,10 +131,10 @@ func Parse(data []byte) (f *Fixture, err error) {
 		}
 		return nil, fmt.Errorf("%w: %s", ErrFixture, yaml.FormatError(err, false, true))
 	}
-	// The decoder accepted the text, so the parser does too.
-	if f.file, err = parser.ParseBytes(data, 0); err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrFixture, yaml.FormatError(err, false, true))
+	if perr != nil {
+		return nil, fmt.Errorf("%w: %s", ErrFixture, yaml.FormatError(perr, false, true))
 	}
+	f.file = file
 	if err := f.checkCases(); err != nil {
 		return nil, err
 	}
@@ -153,19 +153,23 @@ func (f *Fixture) pos(path string) string {
 		return ""
 	}
 	n, err := p.FilterFile(f.file)
-	if err != nil || n == nil || n.GetToken() == nil || n.GetToken().Position == nil {
+	if err != nil || n == nil {
 		return ""
 	}
-	return fmt.Sprintf("[%d:%d] ", n.GetToken().Position.Line, n.GetToken().Position.Column)
+	return tokenPos(n.GetToken())
+}
+
+// tokenPos returns "[line:col] " for a token, or "" when it has no
+// position.
+func tokenPos(tk *token.Token) string {
+	if tk == nil || tk.Position == nil {
+		return ""
+	}
+	return fmt.Sprintf("[%d:%d] ", tk.Position.Line, tk.Position.Column)
 }
 
 // checkCases validates the fields of the cases that the decoder reads as
 // plain strings, and that case names are unique.
-func validScope(s string) bool {
-	_, err := model.ParseScope(s)
-	return err == nil
-}
-
 func (f *Fixture) checkCases() error {
 	expects := map[string]bool{"allow": true, "deny": true, "error": true}
 	names := map[string]int{}
@@ -210,11 +214,7 @@ func checkPermissions(file *ast.File) error {
 					continue
 				}
 				if _, perr := model.ParsePermission(s); perr != nil && err == nil {
-					pos := ""
-					if tk := act.Value.GetToken(); tk != nil && tk.Position != nil {
-						pos = fmt.Sprintf("[%d:%d] ", tk.Position.Line, tk.Position.Column)
-					}
-					err = fmt.Errorf("%w: %s%w", ErrFixture, pos, perr)
+					err = fmt.Errorf("%w: %s%w", ErrFixture, tokenPos(act.Value.GetToken()), perr)
 				}
 			}
 		}
@@ -266,11 +266,7 @@ func rejectTags(data []byte) error {
 		if tk.Type != token.TagType {
 			continue
 		}
-		pos := ""
-		if tk.Position != nil {
-			pos = fmt.Sprintf("[%d:%d] ", tk.Position.Line, tk.Position.Column)
-		}
-		return fmt.Errorf("%w: %stag %s is not supported: fixtures are plain YAML (quote a value to make it a string)", ErrFixture, pos, tk.Value)
+		return fmt.Errorf("%w: %stag %s is not supported: fixtures are plain YAML (quote a value to make it a string)", ErrFixture, tokenPos(tk), tk.Value)
 	}
 	return nil
 }
@@ -466,4 +462,10 @@ func (s Step) apply(ctx context.Context, eng *policy.Engine) error {
 		return fmt.Errorf("step %s: got error %v, want %s", s.Op, err, s.Error)
 	}
 	return nil
+}
+
+// validScope reports whether s names a scope (all, own or none).
+func validScope(s string) bool {
+	_, err := model.ParseScope(s)
+	return err == nil
 }
