@@ -323,7 +323,7 @@ func (t *Table) findWords(key string) (slot int, val uint32, ok bool) {
 
 // findLong is Find for a key that no table keeps inline.
 func (t *Table) findLong(key string) (slot int, val uint32, ok bool) {
-	if t.x == nil || t.x.n == 0 || len(key) <= maxInline {
+	if t.x == nil || len(key) <= maxInline { // x is nil exactly when the table is empty
 		return 0, 0, false // a key this short would be inline
 	}
 	h := Hash(key)
@@ -355,7 +355,7 @@ func (t *Table) Size() int {
 // can so be packed into one allocation, their records sharing pages. With
 // dst of another length, it returns t.
 func (t *Table) Relocate(dst []uint64) Table {
-	if t.x == nil || len(dst) != len(t.x.recs) || len(dst) == 0 {
+	if t.x == nil || len(dst) != len(t.x.recs) {
 		return *t
 	}
 	copy(dst, t.x.recs)
@@ -365,7 +365,7 @@ func (t *Table) Relocate(dst []uint64) Table {
 
 // Slots returns the number of slots (0 for an empty table).
 func (t *Table) Slots() int {
-	if t.x == nil || t.x.n == 0 {
+	if t.x == nil {
 		return 0
 	}
 	return int(t.mask) + 1
