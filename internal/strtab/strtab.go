@@ -253,6 +253,9 @@ func (t *Table) Find(key string) (slot int, val uint32, ok bool) {
 	b := bytesOf(key)
 	n := len(b)
 	if n > 16 {
+		if uint(n-33) < 8 && t.w > 5 { // 33 to 40 bytes, and records that hold them
+			return t.find5(b)
+		}
 		return t.findWords(key)
 	}
 	// A key of at most 16 bytes has one or two words, hashed and compared
@@ -296,8 +299,6 @@ func (t *Table) findWords(key string) (slot int, val uint32, ok bool) {
 	b := bytesOf(key)
 	if n := len(b); n > maxInline || uint64(nwords(n)) >= uint64(t.w) {
 		return t.findLong(key) // longer than any inline key, or an empty table
-	} else if n > 32 && n <= 40 {
-		return t.find5(b)
 	}
 	var kw [8]uint64
 	h, m := wordForm(b, &kw)
@@ -323,13 +324,14 @@ func (t *Table) findWords(key string) (slot int, val uint32, ok bool) {
 	}
 }
 
-// find5 is findWords for a key of 33 to 40 bytes (five words; UUIDs have
-// 36), with Hash's steps for five words written out: no word array, no
-// loop.
+// find5 is Find for a key of 33 to 40 bytes (five words; UUIDs have 36)
+// in a table whose records hold more than five key words, with Hash's
+// steps for five words written out: no word array, no loop.
 func (t *Table) find5(b []byte) (slot int, val uint32, ok bool) {
-	le := binary.LittleEndian
+	// The caller checked the length: the five reads are inside b.
 	n := len(b)
-	w0, w1, w2, w3, w4 := le.Uint64(b), le.Uint64(b[8:]), le.Uint64(b[16:]), le.Uint64(b[24:]), le.Uint64(b[n-8:])
+	p := unsafe.Pointer(unsafe.SliceData(b))
+	w0, w1, w2, w3, w4 := load64(p, 0), load64(p, 8), load64(p, 16), load64(p, 24), load64(p, uintptr(n-8))
 	h := seed ^ uint64(n)*k0
 	h = mix(w0^s1, w1^h)
 	h = mix(w2^s1, w3^h)
@@ -352,6 +354,11 @@ func (t *Table) find5(b []byte) (slot int, val uint32, ok bool) {
 			return 0, 0, false
 		}
 	}
+}
+
+// load64 reads the little-endian word at p+off, with no bounds check.
+func load64(p unsafe.Pointer, off uintptr) uint64 {
+	return binary.LittleEndian.Uint64(unsafe.Slice((*byte)(unsafe.Add(p, off)), 8))
 }
 
 // findLong is Find for a key that no table keeps inline.

@@ -47,11 +47,37 @@ func TestAgainstMap(t *testing.T) {
 
 func TestZeroTable(t *testing.T) {
 	var tab Table
-	if v, ok := tab.Get(""); ok || v != 0 {
-		t.Fatalf("zero table found %d", v)
+	for n := 0; n <= 100; n++ { // every lookup path, none may read records
+		if v, ok := tab.Get(strings.Repeat("k", n)); ok || v != 0 {
+			t.Fatalf("zero table found %d for a key of %d bytes", v, n)
+		}
 	}
 	if tab.Len() != 0 {
 		t.Fatal("zero table not empty")
+	}
+}
+
+// TestFiveWordKeys checks keys of 33 to 40 bytes (find5's) against tables
+// whose records are too short for them (their lookups must not read past a
+// record), just long enough, and longer.
+func TestFiveWordKeys(t *testing.T) {
+	key := func(n, i int) string { return fmt.Sprintf("%0*d", n, i) }
+	for _, keyLen := range []int{8, 32, 33, 36, 40, 41, 56} {
+		t.Run(fmt.Sprint(keyLen), func(t *testing.T) {
+			b := New(0)
+			for i := range 50 {
+				b.Set(key(keyLen, i), uint32(i))
+			}
+			tab := b.Table()
+			for n := 33; n <= 40; n++ {
+				for i := range 60 {
+					v, ok := tab.Get(key(n, i))
+					if want := n == keyLen && i < 50; ok != want || (ok && v != uint32(i)) {
+						t.Fatalf("Get(%q) = %d, %v; want found=%v", key(n, i), v, ok, want)
+					}
+				}
+			}
+		})
 	}
 }
 
