@@ -71,6 +71,20 @@ func BenchmarkDecideActive(b *testing.B) {
 	}
 }
 
+// BenchmarkDecideStream is BenchmarkDecide at 1,000,000 rules with request
+// streams of several lengths, all drawn from every entity: what a decision
+// costs follows how much of the index a stream touches (and so how much of
+// it the caches hold), not the number of rules.
+func BenchmarkDecideStream(b *testing.B) {
+	ds := gen.New(1, 1_000_000, model.DefaultCatalog())
+	eng, _ := benchEngineOf(b, ds)
+	for _, n := range []int{1 << 10, 1 << 12, 1 << 14, 1 << 16} {
+		b.Run(fmt.Sprintf("requests=%d", n), func(b *testing.B) {
+			benchDecide(b, eng, ds.Requests(2, n))
+		})
+	}
+}
+
 func benchDecide(b *testing.B, eng *policy.Engine, reqs []policy.Request) {
 	allowed := 0
 	b.ReportAllocs()
