@@ -251,8 +251,9 @@ func TestFindComparesEveryWord(t *testing.T) {
 // TestHashOneScheme checks that every length is hashed by one scheme (the
 // word form, two words to a multiplication): Hash's unrolled form for 17 to
 // 56 bytes must agree with the plain loop written here. (Find hashes keys
-// of up to 16 bytes, and of 33 to 40, with code of its own; TestKeyLengths would fail if it
-// disagreed with Hash, which the tables are built with.)
+// of up to 16 bytes, and find5 those of 33 to 40, with code of their own;
+// TestKeyLengths would fail if either disagreed with Hash, which the
+// tables are built with.)
 func TestHashOneScheme(t *testing.T) {
 	for n := 0; n <= 80; n++ {
 		b := make([]byte, n)
