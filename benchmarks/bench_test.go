@@ -24,7 +24,7 @@ func BenchmarkDecide(b *testing.B) {
 		b.ReportAllocs()
 		cpu := cpuTime()
 		for i := 0; b.Loop(); i++ {
-			if fx.eng.Decide(fx.reqs[i&(numRequests-1)]).Allowed {
+			if fx.eng.Decide(&fx.reqs[i&(numRequests-1)]).Allowed {
 				allowed++
 			}
 		}
@@ -144,7 +144,7 @@ func BenchmarkDecideCachedKeys(b *testing.B) {
 		b.ReportAllocs()
 		cpu := cpuTime()
 		for i := 0; b.Loop(); i++ {
-			g.eng.Decide(g.reqs[keys[i%k]])
+			g.eng.Decide(&g.reqs[keys[i%k]])
 		}
 		reportCPU(b, cpu)
 		b.ReportMetric(float64(fx.distinct), "keys")
@@ -160,7 +160,7 @@ func BenchmarkDecideParallel(b *testing.B) {
 		b.RunParallel(func(pb *testing.PB) {
 			i := 0
 			for pb.Next() {
-				fx.eng.Decide(fx.reqs[i&(numRequests-1)])
+				fx.eng.Decide(&fx.reqs[i&(numRequests-1)])
 				i++
 			}
 		})
@@ -237,7 +237,7 @@ func BenchmarkPolicyChange(b *testing.B) {
 			if _, err := fx.eng.UpdateRole(ctx, ent, role.ID, policy.RoleUpdate{Permissions: ps}); err != nil {
 				b.Fatal(err)
 			}
-			for j := 0; fx.eng.Decide(req).Allowed != grant; j++ {
+			for j := 0; fx.eng.Decide(&req).Allowed != grant; j++ {
 				if spins++; j > 1_000_000 {
 					b.Fatal("the change was not seen after a million decisions")
 				}
@@ -296,12 +296,12 @@ func buildMiddleware(g *gateFixture) (*mwFixture, error) {
 		if r.Subject.Kind != model.KindUser || !r.Owner.IsZero() {
 			continue
 		}
-		if d := g.eng.Decide(r); !d.Allowed || d.Scope != model.ScopeAll {
+		if d := g.eng.Decide(&r); !d.Allowed || d.Scope != model.ScopeAll {
 			continue
 		}
 		for _, k := range g.eng.Catalog().Keys() {
 			q := policy.Request{Subject: r.Subject, Entity: r.Entity, Object: k.Object, Action: k.Action}
-			if !g.eng.Decide(q).Allowed {
+			if !g.eng.Decide(&q).Allowed {
 				fx.allowed, fx.denied, found = r, q, true
 				break
 			}

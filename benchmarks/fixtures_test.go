@@ -169,7 +169,7 @@ func buildGate(n int) (*gateFixture, error) {
 	fx.build = d
 	fx.allowed = make([]bool, len(fx.reqs))
 	for i, r := range fx.reqs {
-		fx.allowed[i] = fx.eng.Decide(r).Allowed
+		fx.allowed[i] = fx.eng.Decide(&r).Allowed
 	}
 	fx.balanced = balance(fx.allowed)
 	return fx, nil

@@ -30,7 +30,7 @@ func (m mapAuth) Authenticate(_ context.Context, token string) (auth.Principal, 
 
 type chanDecider chan struct{}
 
-func (chanDecider) Decide(policy.Request) policy.Decision { return policy.Decision{} }
+func (chanDecider) Decide(*policy.Request) policy.Decision { return policy.Decision{} }
 func (chanDecider) GetEntity(context.Context, model.EntityID) (policy.Entity, error) {
 	return policy.Entity{}, errors.New("no entity")
 }
@@ -38,7 +38,7 @@ func (chanDecider) GetEntity(context.Context, model.EntityID) (policy.Entity, er
 // valueDecider is a non-nilable kind: its zero value is usable.
 type valueDecider struct{}
 
-func (valueDecider) Decide(policy.Request) policy.Decision { return policy.Decision{} }
+func (valueDecider) Decide(*policy.Request) policy.Decision { return policy.Decision{} }
 func (valueDecider) GetEntity(context.Context, model.EntityID) (policy.Entity, error) {
 	return policy.Entity{}, errors.New("no entity")
 }

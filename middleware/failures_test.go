@@ -32,7 +32,7 @@ func (b *brokenEngine) GetEntity(ctx context.Context, id model.EntityID) (policy
 	return b.Engine.GetEntity(ctx, id)
 }
 
-func (b *brokenEngine) Decide(r policy.Request) policy.Decision {
+func (b *brokenEngine) Decide(r *policy.Request) policy.Decision {
 	if b.decideErr != nil {
 		return policy.Decision{Allowed: true, Scope: model.ScopeAll, Err: b.decideErr}
 	}

@@ -26,7 +26,7 @@ type Authenticator interface {
 // Decider is the part of the policy engine the middleware uses.
 // *policy.Engine implements it.
 type Decider interface {
-	Decide(policy.Request) policy.Decision
+	Decide(*policy.Request) policy.Decision
 	GetEntity(ctx context.Context, id model.EntityID) (policy.Entity, error)
 }
 

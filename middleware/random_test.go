@@ -220,7 +220,7 @@ func TestFilterScopeProperty(t *testing.T) {
 					for id := 1; id <= len(w.rows); id++ {
 						row := w.rows[id]
 						owner, _ := model.ParseSubject(row.CreatedBy)
-						if model.EntityID(row.EntityID) == served && w.eng.Decide(policy.Request{Subject: p.Subject(), Entity: served,
+						if model.EntityID(row.EntityID) == served && w.eng.Decide(&policy.Request{Subject: p.Subject(), Entity: served,
 							Object: "payable", Action: "read", Owner: owner}).Allowed {
 							want = append(want, id)
 						}
@@ -316,13 +316,13 @@ func TestNoLeaks(t *testing.T) {
 		if !w.inRealm(p, a.Entity) {
 			t.Errorf("LEAK: %s %s as %s served entity %q", rt.method, path, p.Subject(), a.Entity)
 		}
-		if !w.eng.Decide(policy.Request{Subject: p.Subject(), Entity: a.Entity, Object: "payable", Action: rt.action}).Allowed {
+		if !w.eng.Decide(&policy.Request{Subject: p.Subject(), Entity: a.Entity, Object: "payable", Action: rt.action}).Allowed {
 			t.Errorf("LEAK: %s %s as %s in %q: the engine denies", rt.method, path, p.Subject(), a.Entity)
 		}
 		for _, id := range a.IDs {
 			row := w.rows[id]
 			owner, _ := model.ParseSubject(row.CreatedBy)
-			if model.EntityID(row.EntityID) != a.Entity || !w.eng.Decide(policy.Request{Subject: p.Subject(), Entity: a.Entity,
+			if model.EntityID(row.EntityID) != a.Entity || !w.eng.Decide(&policy.Request{Subject: p.Subject(), Entity: a.Entity,
 				Object: "payable", Action: rt.action, Owner: owner}).Allowed {
 				t.Errorf("LEAK: %s %s as %s in %q returned row %+v", rt.method, path, p.Subject(), a.Entity, row)
 			}

@@ -254,7 +254,7 @@ func (m *Middleware) decide(st *state, r *http.Request, g *guard, act model.Acti
 		return policy.Decision{}, model.Subject{}, ref
 	}
 	req := policy.Request{Subject: st.p.Subject(), Entity: st.entity, Object: g.obj, Action: act}
-	d := m.eng.Decide(req)
+	d := m.eng.Decide(&req)
 	switch {
 	case d.Err != nil:
 		m.log.ErrorContext(r.Context(), "gatehouse: the engine refused the request as malformed", slog.Any("error", d.Err))
@@ -276,7 +276,7 @@ func (m *Middleware) decide(st *state, r *http.Request, g *guard, act model.Acti
 		return d, model.Subject{}, refuseNoOwner
 	}
 	req.Owner = owner
-	d = m.eng.Decide(req)
+	d = m.eng.Decide(&req)
 	if d.Err != nil || !d.Allowed {
 		return d, owner, refuseDenied
 	}

@@ -90,7 +90,7 @@ func benchDecide(b *testing.B, eng *policy.Engine, reqs []policy.Request) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
-		if eng.Decide(reqs[i&(len(reqs)-1)]).Allowed {
+		if eng.Decide(&reqs[i&(len(reqs)-1)]).Allowed {
 			allowed++
 		}
 	}
@@ -107,7 +107,7 @@ func BenchmarkDecideParallel(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				i := 0
 				for pb.Next() {
-					eng.Decide(reqs[i&(len(reqs)-1)])
+					eng.Decide(&reqs[i&(len(reqs)-1)])
 					i++
 				}
 			})

@@ -27,13 +27,13 @@ func checkDecisions(t testing.TB, w *world, rs []model.Rule, n int) int {
 	o := newOracle(t, rs)
 	for range n {
 		r := w.request()
-		d := w.eng.Decide(r)
+		d := w.eng.Decide(&r)
 		if d.Err != nil {
 			t.Fatalf("Decide(%+v): unexpected error %v", r, d.Err)
 		}
 		want, wantScope := o.decide(t, r)
 		if d.Allowed != want {
-			_, why := w.eng.Explain(r)
+			_, why := w.eng.Explain(&r)
 			t.Fatalf("Decide(%+v) = %v, casbin.Enforce = %v\nengine: %s\nrules:\n%s", r, d.Allowed, want, why, dump(rs))
 		}
 		if r.Action == "create" {
@@ -119,7 +119,7 @@ func TestRestartEquivalence(t *testing.T) {
 		}
 		for range 300 {
 			r := w.request()
-			if d1, d2 := w.eng.Decide(r), eng2.Decide(r); d1 != d2 {
+			if d1, d2 := w.eng.Decide(&r), eng2.Decide(&r); d1 != d2 {
 				t.Fatalf("seed %d: %+v: %+v before restart, %+v after", seed, r, d1, d2)
 			}
 		}

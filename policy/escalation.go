@@ -24,7 +24,7 @@ func (e *Engine) CheckGrant(subject model.Subject, entity model.EntityID, perms 
 	var over []string
 	for _, g := range perms.Grants() {
 		k := model.Key{Object: g.Object, Action: g.Action}
-		d := e.Decide(Request{Subject: subject, Entity: entity, Object: k.Object, Action: k.Action})
+		d := e.Decide(&Request{Subject: subject, Entity: entity, Object: k.Object, Action: k.Action})
 		if d.Err != nil {
 			return d.Err
 		}

@@ -27,9 +27,9 @@ func Example() {
 
 	approve := policy.Request{Subject: model.User("alice"), Entity: "acme", Object: "payable", Action: "approve"}
 	approve.Owner = model.User("alice")
-	fmt.Println(eng.Decide(approve).Allowed)
+	fmt.Println(eng.Decide(&approve).Allowed)
 	approve.Owner = model.User("bob")
-	d := eng.Decide(approve)
+	d := eng.Decide(&approve)
 	fmt.Println(d.Allowed, d.Scope, d.Role, d.Reason)
 	// Output:
 	// true
@@ -47,9 +47,9 @@ func ExampleEngine_SetDefaultRole() {
 	eng.AddUser(ctx, "acme", "carol", "") // no role
 
 	read := policy.Request{Subject: model.User("carol"), Entity: "acme", Object: "payable", Action: "read"}
-	fmt.Println(eng.Decide(read).Allowed)
+	fmt.Println(eng.Decide(&read).Allowed)
 	eng.SetDefaultRole(ctx, "acme", "viewer")
-	d := eng.Decide(read)
+	d := eng.Decide(&read)
 	fmt.Println(d.Allowed, d.Role, d.ViaDefault)
 	// Output:
 	// false
@@ -80,7 +80,7 @@ func ExampleEngine_Explain() {
 	eng, _ := policy.New(ctx)
 	eng.CreateEntity(ctx, "partner-1", "acme")
 	eng.AddUser(ctx, "acme", "erin", "")
-	_, why := eng.Explain(policy.Request{Subject: model.User("erin"), Entity: "acme", Object: "payable", Action: "pay"})
+	_, why := eng.Explain(&policy.Request{Subject: model.User("erin"), Entity: "acme", Object: "payable", Action: "pay"})
 	fmt.Println(why)
 	// Output:
 	// denied: user:erin may pay payable in entity "acme"? The user has no role and the entity has no default role.

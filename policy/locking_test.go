@@ -109,7 +109,7 @@ func TestLockingStore(t *testing.T) {
 		{PType: "p2", Values: []string{"role:r1", "entity:e1", "R1", "1", "1"}},
 		{PType: "p", Values: []string{"role:r1", "entity:e1", "payable", "read", "allowed"}}}})
 	must[policy.User](t)(eng.AddUser(ctx, "e1", "u1", "r1"))
-	if d := eng.Decide(policy.Request{Subject: model.User("u1"), Entity: "e1", Object: "payable", Action: "read"}); !d.Allowed {
+	if d := eng.Decide(&policy.Request{Subject: model.User("u1"), Entity: "e1", Object: "payable", Action: "read"}); !d.Allowed {
 		t.Fatalf("decision after the call: %+v", d)
 	}
 	if eng.Revision() != 3 || st.locks != 1 || st.releases != 1 {

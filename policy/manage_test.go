@@ -140,7 +140,7 @@ func TestRoleLifecycle(t *testing.T) {
 	}
 	must[policy.User](t)(eng.AddUser(ctx, "e1", "u1", r.ID))
 	req := policy.Request{Subject: model.User("u1"), Entity: "e1", Object: "payable", Action: "approve", Owner: model.User("u2")}
-	if d := eng.Decide(req); d.Allowed || d.Scope != model.ScopeOwn || d.Reason != policy.ReasonNotOwner {
+	if d := eng.Decide(&req); d.Allowed || d.Scope != model.ScopeOwn || d.Reason != policy.ReasonNotOwner {
 		t.Fatalf("before update: %+v", d)
 	}
 	name := "Senior approver"
@@ -148,7 +148,7 @@ func TestRoleLifecycle(t *testing.T) {
 	if r2.Name != name || r2.Permissions[kApprove] != model.Allowed || r2.Permissions[kPay] != model.Allowed {
 		t.Fatalf("updated role = %+v", r2)
 	}
-	if d := eng.Decide(req); !d.Allowed || d.Scope != model.ScopeAll || d.Role != r.ID {
+	if d := eng.Decide(&req); !d.Allowed || d.Scope != model.ScopeAll || d.Role != r.ID {
 		t.Fatalf("the next decision after an update does not see it: %+v", d)
 	}
 	roles := must[[]policy.Role](t)(eng.ListRoles(ctx, "e1"))
@@ -171,7 +171,7 @@ func TestRoleLifecycle(t *testing.T) {
 	if _, err := eng.GetRole(ctx, "e1", r.ID); !errors.Is(err, policy.ErrNotFound) {
 		t.Fatalf("deleted role: %v", err)
 	}
-	if d := eng.Decide(req); d.Allowed || d.Reason != policy.ReasonNoRole {
+	if d := eng.Decide(&req); d.Allowed || d.Reason != policy.ReasonNoRole {
 		t.Fatalf("after delete: %+v", d)
 	}
 	ent, part, err := eng.LookupEntityUser(ctx, "u1")
@@ -232,7 +232,7 @@ func testFailedWrite(t *testing.T, a faultyAdapter) {
 		// Fail the first write, then the second, ... until the change has
 		// no write left to fail and goes through.
 		for failAfter := 0; ; failAfter++ {
-			beforeIdx, beforeStore, beforeDecision := dump(eng.Rules()), dump(a.rules()), eng.Decide(req)
+			beforeIdx, beforeStore, beforeDecision := dump(eng.Rules()), dump(a.rules()), eng.Decide(&req)
 			a.setFailAfter(failAfter, false)
 			err := c.do()
 			a.setFailAfter(-1, false)
@@ -254,7 +254,7 @@ func testFailedWrite(t *testing.T, a faultyAdapter) {
 			if got := dump(a.rules()); got != beforeStore {
 				t.Fatalf("%s failing after %d writes left the store half-written:\n%s", c.name, failAfter, got)
 			}
-			if d := eng.Decide(req); d != beforeDecision {
+			if d := eng.Decide(&req); d != beforeDecision {
 				t.Fatalf("%s: decision changed: %+v", c.name, d)
 			}
 		}
@@ -296,7 +296,7 @@ func TestDecideInvalid(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d := eng.Decide(tt.r)
+			d := eng.Decide(&tt.r)
 			if d.Allowed || !errors.Is(d.Err, tt.want) || !errors.Is(d.Err, policy.ErrInvalid) {
 				t.Fatalf("Decide = %+v, want a denial with %v", d, tt.want)
 			}
@@ -308,6 +308,14 @@ func TestDecideInvalid(t *testing.T) {
 			}
 		})
 	}
+	t.Run("nil request", func(t *testing.T) {
+		if d := eng.Decide(nil); d.Allowed || d.Reason != policy.ReasonInvalid || !errors.Is(d.Err, policy.ErrInvalid) {
+			t.Fatalf("Decide(nil) = %+v, want a denial with ErrInvalid", d)
+		}
+		if d, why := eng.Explain(nil); d.Allowed || !errors.Is(d.Err, policy.ErrInvalid) || !strings.HasPrefix(why, "denied: ") {
+			t.Fatalf("Explain(nil) = %+v, %q", d, why)
+		}
+	})
 }
 
 func TestEscalationGuard(t *testing.T) {

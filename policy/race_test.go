@@ -34,7 +34,7 @@ func TestConcurrentDecideAndChange(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; !stop.Load(); i++ {
-				d := eng.Decide(policy.Request{Subject: model.User("u"), Entity: "e1", Object: "payable", Action: "approve"})
+				d := eng.Decide(&policy.Request{Subject: model.User("u"), Entity: "e1", Object: "payable", Action: "approve"})
 				switch {
 				case d.Allowed && d.Role != "on":
 					t.Errorf("goroutine %d: allowed by role %q", g, d.Role)
@@ -67,7 +67,7 @@ func TestConcurrentDecideAndChange(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if got := eng.Decide(req); got.Role != role || got.Allowed != (role == "on") {
+		if got := eng.Decide(&req); got.Role != role || got.Allowed != (role == "on") {
 			t.Fatalf("change %d not visible to the next decision: %+v", i, got)
 		}
 		if i%100 == 0 {

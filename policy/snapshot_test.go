@@ -75,7 +75,7 @@ func TestApplyCommittedAfterReload(t *testing.T) {
 		if err := eng.ApplyCommitted(ch); err != nil {
 			t.Fatal(err)
 		}
-		if d := eng.Decide(req); d.Allowed {
+		if d := eng.Decide(&req); d.Allowed {
 			t.Fatalf("after the stale change %d: u1 allowed (%v)", ch.Revision, d.Reason)
 		}
 	}
@@ -83,7 +83,7 @@ func TestApplyCommittedAfterReload(t *testing.T) {
 	if err := eng.ApplyCommitted(next); err != nil {
 		t.Fatal(err)
 	}
-	if d := eng.Decide(req); !d.Allowed {
+	if d := eng.Decide(&req); !d.Allowed {
 		t.Fatalf("after change 5, which the reload did not include: u1 denied (%v)", d.Reason)
 	}
 }
@@ -155,7 +155,7 @@ func TestDeferredApplyAfterReload(t *testing.T) {
 	if err := eng.ApplyCommitted(policy.Change{Revision: 4, Remove: []model.Rule{rules.Member("e1", "u1", "r1")}}); err != nil {
 		t.Fatal(err)
 	}
-	if d := eng.Decide(policy.Request{Subject: model.User("u1"), Entity: "e1", Object: perm.Object, Action: perm.Action}); d.Allowed {
+	if d := eng.Decide(&policy.Request{Subject: model.User("u1"), Entity: "e1", Object: perm.Object, Action: perm.Action}); d.Allowed {
 		t.Fatalf("u1, removed at revision 4, is allowed (%v)", d.Reason)
 	}
 }
@@ -221,10 +221,10 @@ func TestDecideMultiRoleNoAlloc(t *testing.T) {
 		t.Fatal(err)
 	}
 	req := policy.Request{Subject: model.User("u1"), Entity: "e1", Object: approve.Object, Action: approve.Action, Owner: model.User("u1")}
-	if d := eng.Decide(req); !d.Allowed || d.Role != r2.ID || d.Scope != model.ScopeOwn {
+	if d := eng.Decide(&req); !d.Allowed || d.Role != r2.ID || d.Scope != model.ScopeOwn {
 		t.Fatalf("Decide = %+v; want allowed on its own by %s", d, r2.ID)
 	}
-	if n := testing.AllocsPerRun(100, func() { eng.Decide(req) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { eng.Decide(&req) }); n != 0 {
 		t.Fatalf("Decide for a member with several roles: %v allocations", n)
 	}
 }

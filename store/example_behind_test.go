@@ -75,7 +75,7 @@ func ExampleWatcher_Behind() {
 	if err := wB.Sync(ctx); err != nil { // everything committed so far
 		log.Fatal(err)
 	}
-	d := engB.Decide(policy.Request{Subject: model.Partner("acme"), Entity: "shop", Object: "payable", Action: "read"})
+	d := engB.Decide(&policy.Request{Subject: model.Partner("acme"), Entity: "shop", Object: "payable", Action: "read"})
 	fmt.Println("the partner may read the shop's payables on B:", d.Allowed)
 	// Output:
 	// B knows it is behind: false

@@ -62,7 +62,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	d := restarted.Decide(policy.Request{Subject: model.User("ann"), Entity: "shop", Object: "payable", Action: "read"})
+	d := restarted.Decide(&policy.Request{Subject: model.User("ann"), Entity: "shop", Object: "payable", Action: "read"})
 	fmt.Println("ann may read payables:", d.Allowed)
 
 	rev, _ := st.Revision(ctx)

@@ -289,7 +289,7 @@ func randomRequests(rng *rand.Rand, cat *model.Catalog, n int) []policy.Request 
 func assertSameDecisions(t testing.TB, a, b *policy.Engine, reqs []policy.Request) {
 	t.Helper()
 	for _, r := range reqs {
-		da, db := a.Decide(r), b.Decide(r)
+		da, db := a.Decide(&r), b.Decide(&r)
 		if da.Allowed != db.Allowed || da.Scope != db.Scope || da.Role != db.Role || da.Reason != db.Reason {
 			t.Fatalf("decisions differ on %+v:\n%+v\n%+v", r, da, db)
 		}

@@ -370,8 +370,8 @@ func testAppTransaction(t *testing.T, b backend) {
 					return err
 				}
 				// Not yet visible to decisions.
-				if eng.Decide(alice).Reason != policy.ReasonNotMember {
-					t.Errorf("change visible before the commit: %v", eng.Decide(alice))
+				if eng.Decide(&alice).Reason != policy.ReasonNotMember {
+					t.Errorf("change visible before the commit: %v", eng.Decide(&alice))
 				}
 				note := fmt.Sprintf("note %d", i)
 				if tc.appErr {
@@ -411,8 +411,8 @@ func testAppTransaction(t *testing.T, b backend) {
 					t.Fatal(err)
 				}
 			} else if tc.wantKept {
-				if slices.Equal(before, after) || !eng.Decide(alice).Allowed {
-					t.Fatalf("committed change not published: %v", eng.Decide(alice))
+				if slices.Equal(before, after) || !eng.Decide(&alice).Allowed {
+					t.Fatalf("committed change not published: %v", eng.Decide(&alice))
 				}
 				if appRows() != rowsBefore+1 {
 					t.Fatal("application row missing")

@@ -198,7 +198,7 @@ func build(n int) (*fixture, error) {
 		if err != nil {
 			return nil, err
 		}
-		if want := fx.eng.Decide(fx.reqs[i]).Allowed; got != want {
+		if want := fx.eng.Decide(&fx.reqs[i]).Allowed; got != want {
 			return nil, fmt.Errorf("request %d %+v: OPA says %v, Gatehouse %v", i, fx.reqs[i], got, want)
 		}
 	}
@@ -276,7 +276,7 @@ func TestAgreesWithGatehouse(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := fx.eng.Decide(r).Allowed; got != want {
+			if want := fx.eng.Decide(&r).Allowed; got != want {
 				t.Fatalf("%d rules, request %d %+v: OPA says %v, Gatehouse %v", n, i, r, got, want)
 			}
 			if got {

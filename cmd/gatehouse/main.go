@@ -282,7 +282,7 @@ func decide(eng *policy.Engine, explain bool, subject, entity, object, action, o
 	if err != nil {
 		return 2, err
 	}
-	d, why := eng.Explain(r)
+	d, why := eng.Explain(&r)
 	if d.Err != nil {
 		return 2, d.Err
 	}

@@ -401,7 +401,7 @@ func (c Case) Check(ctx context.Context, eng *policy.Engine) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrFixture, err)
 	}
-	d, why := eng.Explain(req)
+	d, why := eng.Explain(&req)
 	var got string
 	switch {
 	case d.Err != nil:
