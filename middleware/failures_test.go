@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -213,5 +214,41 @@ func TestFilterScope(t *testing.T) {
 				t.Errorf("got  %s\nwant %s", got, tc.want)
 			}
 		})
+	}
+}
+
+// wrappedEngine is a Decider that is not a *policy.Engine: the middleware
+// reaches it only through the interface.
+type wrappedEngine struct{ *policy.Engine }
+
+// TestEngineCalledDirectly: with a *policy.Engine the decision's request
+// stays on the stack; through another Decider its address escapes to the
+// heap, an allocation more per guarded request. Both decide alike.
+func TestEngineCalledDirectly(t *testing.T) {
+	wd := newWorld(t)
+	counts := map[string]float64{}
+	for name, eng := range map[string]middleware.Decider{"direct": wd.eng, "interface": wrappedEngine{wd.eng}} {
+		m, err := middleware.New(middleware.Config{Authenticator: wd.auth, Engine: eng})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := m.Require("payable", "read")(bare)
+		for _, tt := range []struct {
+			tok  string
+			want int
+		}{{tokU1, http.StatusOK}, {tokU3, http.StatusForbidden}} {
+			w := httptest.NewRecorder()
+			r := httptest.NewRequest("GET", "/payables", nil)
+			r.Header.Set("Authorization", "Bearer "+tt.tok)
+			if h.ServeHTTP(w, r); w.Code != tt.want {
+				t.Fatalf("%s, %s: %d, want %d", name, tt.tok, w.Code, tt.want)
+			}
+		}
+		r := httptest.NewRequest("GET", "/payables", nil)
+		r.Header.Set("Authorization", "Bearer "+tokU1)
+		counts[name], _ = allocsPerRequest(h, &nopWriter{h: http.Header{}}, r)
+	}
+	if counts["direct"]+1 > counts["interface"] {
+		t.Fatalf("allocations per request: %v directly, %v through the interface; want at least one fewer directly", counts["direct"], counts["interface"])
 	}
 }
