@@ -104,9 +104,23 @@ var errBadOwner = fmt.Errorf("%w: the request's owner has an id but no valid kin
 // The request is passed by pointer: a Request is twelve words, and copying
 // it into the call is a measurable share of a decision. Decide does not
 // keep r or change it; a nil r is malformed (ErrInvalid).
-func (e *Engine) Decide(r *Request) Decision {
+func (e *Engine) Decide(r *Request) (d Decision) {
+	e.decide(r, &d)
+	return d
+}
+
+// decide is Decide: it writes the decision to *out rather than returning
+// it. A Decision has six fields, too many for the compiler to keep in
+// registers: returned, it was passed in registers, stored to the caller's
+// memory field by field and copied there in 16-byte loads, which read back
+// stores still in flight and stall. Decide, small enough to be inlined,
+// has the caller's own variable filled in (BenchmarkDecide, alternating
+// A/B runs, medians of 4: 38.6 -> 34.9 ns at 1,000 rules, 55.8 -> 50.3 at
+// 100,000, 87.2 -> 79.4 at 1,000,000).
+func (e *Engine) decide(r *Request, out *Decision) {
 	if r == nil {
-		return Decision{Reason: ReasonInvalid, Err: errNoRequest}
+		*out = Decision{Reason: ReasonInvalid, Err: errNoRequest}
+		return
 	}
 	// The member's record is looked up first: at large sizes it is the
 	// read most likely to miss the cache, and the catalog lookup below
@@ -121,26 +135,33 @@ func (e *Engine) Decide(r *Request) Decision {
 	}
 	slot, ok := e.cat.SlotOf(r.Object, r.Action)
 	if !ok {
-		return Decision{Reason: ReasonInvalid, Err: fmt.Errorf("%w: %w", ErrInvalid, e.cat.Check(r.Object, r.Action))}
+		*out = Decision{Reason: ReasonInvalid, Err: fmt.Errorf("%w: %w", ErrInvalid, e.cat.Check(r.Object, r.Action))}
+		return
 	}
 	if r.Owner.Kind != model.KindUser && r.Owner.Kind != model.KindPartner && !r.Owner.IsZero() {
-		return Decision{Reason: ReasonInvalid, Err: errBadOwner}
+		*out = Decision{Reason: ReasonInvalid, Err: errBadOwner}
+		return
 	}
 	switch r.Subject.Kind {
 	case model.KindPartner:
 		if en == nil {
-			return Decision{Reason: ReasonUnknownEntity}
+			*out = Decision{Reason: ReasonUnknownEntity}
+			return
 		}
 		if !en.OwnedBy(model.PartnerID(r.Subject.ID)) {
-			return Decision{Reason: ReasonPartnerForeign}
+			*out = Decision{Reason: ReasonPartnerForeign}
+			return
 		}
-		return Decision{Allowed: true, Scope: model.ScopeAll, Reason: ReasonPartnerOwner}
+		*out = Decision{Allowed: true, Scope: model.ScopeAll, Reason: ReasonPartnerOwner}
+		return
 	case model.KindUser:
 		if en == nil {
-			return Decision{Reason: ReasonUnknownEntity}
+			*out = Decision{Reason: ReasonUnknownEntity}
+			return
 		}
 	default:
-		return Decision{Reason: ReasonInvalid, Err: errNoSubject}
+		*out = Decision{Reason: ReasonInvalid, Err: errNoSubject}
+		return
 	}
 	// An entity user: its own role's permission, or the default role's
 	// (or the best of several roles', for a member that reaches several).
@@ -176,7 +197,7 @@ func (e *Engine) Decide(r *Request) Decision {
 			d.Reason = ReasonNotOwner
 		}
 	}
-	return d
+	*out = d
 }
 
 // Scope returns what a list endpoint may return to subject for (object,
