@@ -174,7 +174,8 @@ func (e *Engine) decide(r *Request, out *Decision) {
 	default:
 		perm, role = en.RolePerm(ri, slot)
 	}
-	d := Decision{Role: role, ViaDefault: viaDefault}
+	d := out
+	*d = Decision{Role: role, ViaDefault: viaDefault}
 	switch {
 	case !member:
 		d.Reason = ReasonNotMember
@@ -197,7 +198,6 @@ func (e *Engine) decide(r *Request, out *Decision) {
 			d.Reason = ReasonNotOwner
 		}
 	}
-	*out = d
 }
 
 // Scope returns what a list endpoint may return to subject for (object,
