@@ -65,7 +65,7 @@
 // # Cost and concurrency
 //
 // A Middleware is immutable after New and safe for concurrent use. On the
-// allowed path a guard makes two allocations: the request state (which is
+// allowed path, with a *policy.Engine, a guard makes two allocations: the request state (which is
 // also the request's new context) and the request copy that net/http's
 // WithContext makes; header lookups, the token syntax check, the entity
 // check and the decision (policy.Engine.Decide) do not allocate, and

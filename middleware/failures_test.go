@@ -223,35 +223,51 @@ type wrappedEngine struct{ *policy.Engine }
 
 // TestEngineCalledDirectly: with a *policy.Engine the decision's request
 // stays on the stack; through another Decider its address escapes to the
-// heap, an allocation more per guarded request. Both decide alike.
+// heap, an allocation more per decision (two for a guard that looks up the
+// owner and decides again). Both decide alike.
 func TestEngineCalledDirectly(t *testing.T) {
 	wd := newWorld(t)
-	counts := map[string]float64{}
-	for name, eng := range map[string]middleware.Decider{"direct": wd.eng, "interface": wrappedEngine{wd.eng}} {
-		m, err := middleware.New(middleware.Config{Authenticator: wd.auth, Engine: eng})
-		if err != nil {
-			t.Fatal(err)
-		}
-		h := m.Require("payable", "read")(bare)
-		for _, tt := range []struct {
-			tok  string
-			want int
-		}{{tokU1, http.StatusOK}, {tokU3, http.StatusForbidden}} {
-			w := httptest.NewRecorder()
-			r := httptest.NewRequest("GET", "/payables", nil)
-			r.Header.Set("Authorization", "Bearer "+tt.tok)
-			if h.ServeHTTP(w, r); w.Code != tt.want {
-				t.Fatalf("%s, %s: %d, want %d", name, tt.tok, w.Code, tt.want)
-			}
-		}
-		r := httptest.NewRequest("GET", "/payables", nil)
-		r.Header.Set("Authorization", "Bearer "+tokU1)
-		w := &nopWriter{h: http.Header{}}
-		// AllocsPerRun truncates the mean: an allocation of another
-		// goroutine during the runs does not count.
-		counts[name] = testing.AllocsPerRun(500, func() { h.ServeHTTP(w, r) })
+	owner := func(*http.Request) (model.Subject, error) { return model.User("u2"), nil }
+	routes := []struct {
+		name      string
+		guard     func(*middleware.Middleware) func(http.Handler) http.Handler
+		method    string
+		tok, deny string // a token the guard allows, one it refuses
+		decisions float64
+	}{
+		{"read", func(m *middleware.Middleware) func(http.Handler) http.Handler { return m.Require("payable", "read") },
+			"GET", tokU1, tokU3, 1},
+		{"approve own", func(m *middleware.Middleware) func(http.Handler) http.Handler {
+			return m.RequireOwned("payable", "approve", owner)
+		}, "POST", tokU2, tokU3, 2},
 	}
-	if counts["direct"]+1 > counts["interface"] {
-		t.Fatalf("allocations per request: %v directly, %v through the interface; want at least one fewer directly", counts["direct"], counts["interface"])
+	for _, rt := range routes {
+		counts := map[string]float64{}
+		for name, eng := range map[string]middleware.Decider{"direct": wd.eng, "interface": wrappedEngine{wd.eng}} {
+			m, err := middleware.New(middleware.Config{Authenticator: wd.auth, Engine: eng})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := rt.guard(m)(bare)
+			for tok, want := range map[string]int{rt.tok: http.StatusOK, rt.deny: http.StatusForbidden} {
+				w := httptest.NewRecorder()
+				r := httptest.NewRequest(rt.method, "/payables", nil)
+				r.Header.Set("Authorization", "Bearer "+tok)
+				if h.ServeHTTP(w, r); w.Code != want {
+					t.Fatalf("%s, %s, %s: %d, want %d", rt.name, name, tok, w.Code, want)
+				}
+			}
+			r := httptest.NewRequest(rt.method, "/payables", nil)
+			r.Header.Set("Authorization", "Bearer "+rt.tok)
+			w := &nopWriter{h: http.Header{}}
+			// AllocsPerRun divides the count by the runs and truncates:
+			// fewer than 500 allocations of other goroutines during the
+			// runs do not change the result.
+			counts[name] = testing.AllocsPerRun(500, func() { h.ServeHTTP(w, r) })
+		}
+		if counts["interface"]-counts["direct"] != rt.decisions {
+			t.Errorf("%s: allocations per request: %v directly, %v through the interface; want %v fewer directly (one per decision)",
+				rt.name, counts["direct"], counts["interface"], rt.decisions)
+		}
 	}
 }

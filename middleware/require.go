@@ -228,14 +228,15 @@ var (
 	refuseStale       = refusal{http.StatusServiceUnavailable, CodeUnavailable, "Authorization is unavailable; retry later.", "policies are stale"}
 )
 
-// decideReq asks the engine about req. A *policy.Engine is called directly,
-// so that req stays on the stack; through the Decider interface its address
-// escapes, and a copy is made on the heap for that call only.
-func (m *Middleware) decideReq(req policy.Request) policy.Decision {
+// decideReq asks the engine about *req. A *policy.Engine is called
+// directly, so that the caller's request stays on its stack; through the
+// Decider interface the address escapes, and a copy is made on the heap
+// for that call only.
+func (m *Middleware) decideReq(req *policy.Request) policy.Decision {
 	if m.engine != nil {
-		return m.engine.Decide(&req)
+		return m.engine.Decide(req)
 	}
-	r := req
+	r := *req
 	return m.eng.Decide(&r)
 }
 
@@ -265,7 +266,7 @@ func (m *Middleware) decide(st *state, r *http.Request, g *guard, act model.Acti
 		return policy.Decision{}, model.Subject{}, ref
 	}
 	req := policy.Request{Subject: st.p.Subject(), Entity: st.entity, Object: g.obj, Action: act}
-	d := m.decideReq(req)
+	d := m.decideReq(&req)
 	switch {
 	case d.Err != nil:
 		m.log.ErrorContext(r.Context(), "gatehouse: the engine refused the request as malformed", slog.Any("error", d.Err))
@@ -287,7 +288,7 @@ func (m *Middleware) decide(st *state, r *http.Request, g *guard, act model.Acti
 		return d, model.Subject{}, refuseNoOwner
 	}
 	req.Owner = owner
-	d = m.decideReq(req)
+	d = m.decideReq(&req)
 	if d.Err != nil || !d.Allowed {
 		return d, owner, refuseDenied
 	}

@@ -77,8 +77,9 @@ type Decision struct {
 	ViaDefault bool
 	// Reason says why.
 	Reason Reason
-	// Err is set when the request is malformed (an unknown object type or
-	// action, a subject of no kind); Allowed is then false.
+	// Err is set when the request is malformed (a nil request, an unknown
+	// object type or action, a subject of no kind, an owner with an id but
+	// no valid kind); Allowed is then false.
 	Err error
 }
 
@@ -220,7 +221,8 @@ func (e *Engine) DecideAll(dst []Decision, reqs ...Request) []Decision {
 	return dst
 }
 
-// Explain decides r and says why, in words.
+// Explain decides r and says why, in words. A nil r is denied as
+// malformed ("denied: " and the error).
 func (e *Engine) Explain(r *Request) (Decision, string) {
 	d := e.Decide(r)
 	if r == nil {
