@@ -86,7 +86,6 @@ type Config struct {
 type Middleware struct {
 	authn     Authenticator
 	eng       Decider
-	engine    *policy.Engine // eng, when it is one: called directly (see decideReq)
 	cat       *model.Catalog // nil when the engine does not say
 	header    string         // canonical form of the entity header
 	writeErr  ErrorWriter
@@ -114,7 +113,6 @@ func New(cfg Config) (*Middleware, error) {
 		authn: cfg.Authenticator, eng: cfg.Engine, writeErr: cfg.ErrorWriter,
 		hook: cfg.OnDecision, log: cfg.Logger, pattern: cfg.Pattern, fresh: cfg.Fresh,
 	}
-	m.engine, _ = cfg.Engine.(*policy.Engine)
 	if c, ok := cfg.Engine.(interface{ Catalog() *model.Catalog }); ok {
 		m.cat = c.Catalog()
 	}

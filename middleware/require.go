@@ -233,8 +233,8 @@ var (
 // Decider interface the address escapes, and a copy is made on the heap
 // for that call only.
 func (m *Middleware) decideReq(req *policy.Request) policy.Decision {
-	if m.engine != nil {
-		return m.engine.Decide(req)
+	if e, ok := m.eng.(*policy.Engine); ok {
+		return e.Decide(req)
 	}
 	r := *req
 	return m.eng.Decide(&r)
