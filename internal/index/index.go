@@ -97,18 +97,21 @@ func (r *Role) Rules() int { return r.nbits }
 type Entity struct {
 	// The hot path's view, rebuilt when the snapshot is published and
 	// placed first: users maps a member to the role that applies to it
-	// (see memberVal), and role i's permissions are packed in rows
-	// [i*span, (i+1)*span), each holding the role's id and rowSlots
-	// catalog slots in one cache line: one row for catalogs of up to
-	// rowSlots pairs (Monite's has 130). A decision thus reads the member's
-	// record and one row. These fields fill the struct's first 64 bytes,
-	// and the struct's size is a multiple of 64, so that they are one
-	// cache line of the allocation (see TestEntityLayout).
-	users  strtab.Table
-	rows   []roleRow
-	span   uint32 // rows per role
-	nroles uint32
-	stride uint32 // catalog slots per role
+	// (see memberVal); cols holds the roles' permissions by catalog slot,
+	// cw words a slot, each word the permissions of colRoles roles, two
+	// bits a role (role i at word s*cw + i/colRoles, bits 2*(i%colRoles));
+	// ids holds the roles' ids by role index ("" where a role was
+	// removed). An entity of at most colRoles roles thus has one word a
+	// slot, and a decision reads the member's record and the slot's word
+	// at once: the word's address does not wait for the member's role. The
+	// fields those two reads need lie in the struct's first 64 bytes, and
+	// its size is a multiple of 64, so that they are one cache line of the
+	// allocation; the role's id, needed only once the member's record is
+	// in, may come from the next (see TestEntityLayout).
+	users strtab.Table
+	cols  []uint32
+	cw    uint32
+	ids   []model.RoleID
 
 	ID model.EntityID
 	// Owners are the partners that own the entity, sorted; the engine
@@ -127,8 +130,6 @@ type Entity struct {
 	// (the engine writes one); nil when no member has any. Its slices are
 	// never changed in place.
 	Extra map[model.UserID][]int32
-
-	_ [16]byte // to a size of 192 bytes
 }
 
 // Partner returns the entity's owner (the first of them, when rules made
@@ -180,21 +181,9 @@ func (en *Entity) HolderOf(i int32) (model.UserID, bool) {
 	return "", false
 }
 
-// rowWords is the number of packed permission words in a role's row: 32
-// slots of 2 bits to a word, so that the row (with the role's id) fills one
-// 64-byte cache line.
-const rowWords = 6
-
-// rowSlots is the number of catalog slots a row holds.
-const rowSlots = rowWords * 32
-
-// roleRow is one role's hot data. Its size is a cache line, and a slice of
-// rows starts on one (Go's size classes for multiples of 64 bytes are
-// multiples of 64), so reading a row reads one line.
-type roleRow struct {
-	id model.RoleID // "" for a removed role
-	w  [rowWords]uint64
-}
+// colRoles is the number of roles whose permissions at a catalog slot
+// share a word of an entity's columns, two bits each.
+const colRoles = 16
 
 // A member's value in the users table is the role that applies to it,
 // resolved when the snapshot is built (a change of the default role builds
@@ -226,12 +215,18 @@ func (en *Entity) Member(u model.UserID) (role int32, viaDefault, member bool) {
 // id. An index or slot out of range (which a published snapshot does not
 // give) yields NotAllowed and "": it fails closed.
 func (en *Entity) RolePerm(i int32, s int) (model.Permission, model.RoleID) {
-	k := uint(i)*uint(en.span) + uint(s)/rowSlots
-	if uint(i) >= uint(en.nroles) || uint(s) >= uint(en.stride) || k >= uint(len(en.rows)) {
+	// With one word a slot, the word's index is the slot: the branch,
+	// predicted, lets the read start before i is known. With several,
+	// k < len(cols) holds exactly when s is in range, since i/colRoles <
+	// cw for every i < len(ids).
+	k := uint(s)
+	if en.cw != 1 {
+		k = uint(s)*uint(en.cw) + uint(i)/colRoles
+	}
+	if uint(i) >= uint(len(en.ids)) || k >= uint(len(en.cols)) {
 		return model.NotAllowed, ""
 	}
-	r := &en.rows[k]
-	return model.Permission(r.w[uint(s)%rowSlots/32] >> (2 * (uint(s) % 32)) & 3), r.id
+	return model.Permission(en.cols[k] >> (2 * (uint(i) % colRoles)) & 3), en.ids[i]
 }
 
 // reach is a role a member reaches: its index, and whether only through a
@@ -330,9 +325,10 @@ func (en *Entity) memberValue(u model.UserID, first int32) uint32 {
 // compile rebuilds the hot path's view from the roles, users and default
 // roles.
 func (en *Entity) compile(stride int) {
-	span := max(1, (stride+rowSlots-1)/rowSlots)
-	en.stride, en.span, en.nroles = uint32(stride), uint32(span), uint32(len(en.Roles))
-	en.rows = make([]roleRow, len(en.Roles)*span)
+	cw := max(1, (len(en.Roles)+colRoles-1)/colRoles)
+	en.cw = uint32(cw)
+	en.cols = make([]uint32, stride*cw)
+	en.ids = make([]model.RoleID, len(en.Roles))
 	ub := strtab.New(len(en.Users))
 	for u, first := range en.Users {
 		ub.Set(string(u), en.memberValue(u, first))
@@ -342,12 +338,9 @@ func (en *Entity) compile(stride int) {
 		if r == nil {
 			continue
 		}
-		rows := en.rows[i*span : (i+1)*span]
-		for k := range rows {
-			rows[k].id = r.ID
-		}
+		en.ids[i] = r.ID
 		for s := range stride {
-			rows[s/rowSlots].w[s%rowSlots/32] |= uint64(r.Perm(s)) << (2 * (s % 32))
+			en.cols[s*cw+i/colRoles] |= uint32(r.Perm(s)) << (2 * (i % colRoles))
 		}
 	}
 }
@@ -485,21 +478,24 @@ func (ix *Index) Entities(fn func(*Entity) bool) {
 	}
 }
 
-// Pack copies the hot data of every entity (its users table and role rows)
-// into two allocations, one of each, and publishes the copies: the reads
+// Pack copies the hot data of every entity (its users table, permission
+// columns and role ids) into three allocations, one of each, and
+// publishes the copies: the reads
 // of a decision then fall in a few pages rather than anywhere in the heap.
 // The caller serialises it with changes.
 func (ix *Index) Pack() {
 	m := ix.ents.Load()
-	var words, rows int
+	var words, cols, ids int
 	for i := range m.cells {
 		if en := m.cells[i].snap.Load(); en != nil {
 			words += en.users.Size()
-			rows += len(en.rows)
+			cols += len(en.cols)
+			ids += len(en.ids)
 		}
 	}
 	wslab := make([]uint64, words)
-	rslab := make([]roleRow, rows)
+	cslab := make([]uint32, cols)
+	islab := make([]model.RoleID, ids)
 	for i := range m.cells {
 		en := m.cells[i].snap.Load()
 		if en == nil {
@@ -509,10 +505,10 @@ func (ix *Index) Pack() {
 		n := en.users.Size()
 		ne.users = en.users.Relocate(wslab[:n:n])
 		wslab = wslab[n:]
-		k := len(en.rows)
-		copy(rslab[:k], en.rows)
-		ne.rows = rslab[:k:k]
-		rslab = rslab[k:]
+		k := copy(cslab, en.cols)
+		ne.cols, cslab = cslab[:k:k], cslab[k:]
+		k = copy(islab, en.ids)
+		ne.ids, islab = islab[:k:k], islab[k:]
 		m.cells[i].snap.Store(&ne)
 	}
 }

@@ -93,13 +93,16 @@ func TestMemberAndRolePerm(t *testing.T) {
 	}
 }
 
-// TestRolePermEverySlot checks the packed rows against the roles they are
-// built from, at every slot of catalogs smaller and larger than a row
-// (rowSlots), where the slots past the row are read from the wide words.
+// TestRolePermEverySlot checks the permission columns against the roles
+// they are built from, at every slot, for entities of up to colRoles roles
+// (one word a slot) and of more (several), with removed roles among them.
 func TestRolePermEverySlot(t *testing.T) {
-	for _, n := range []int{3, rowSlots - 1, rowSlots, rowSlots + 1, 3*rowSlots + 7} {
+	for _, tc := range []struct{ slots, roles int }{
+		{3, 1}, {130, 3}, {130, colRoles - 1}, {130, colRoles}, {130, colRoles + 1},
+		{7, 2*colRoles + 5}, {583, 3*colRoles + 7},
+	} {
 		objects := map[model.ObjectType][]model.Action{}
-		for i := range n {
+		for i := range tc.slots {
 			o := model.ObjectType(fmt.Sprintf("obj%03d", i/4))
 			objects[o] = append(objects[o], model.Action(fmt.Sprintf("act%d", i%4)))
 		}
@@ -110,8 +113,10 @@ func TestRolePermEverySlot(t *testing.T) {
 		ix := New(cat)
 		e := model.EntityID("e1")
 		var facts []rules.Fact
-		roles := []model.RoleID{"r0", "r1", "r2"}
-		for ri, r := range roles {
+		var roles []model.RoleID
+		for ri := range tc.roles {
+			r := model.RoleID(fmt.Sprintf("r%d", ri))
+			roles = append(roles, r)
 			facts = append(facts, rules.Fact{Kind: rules.KindRole, Entity: e, Role: r, Name: string(r)})
 			for s := range cat.Len() {
 				if p := model.Permission((s*7 + ri*5) % 3); p != model.NotAllowed {
@@ -120,37 +125,63 @@ func TestRolePermEverySlot(t *testing.T) {
 			}
 		}
 		ix.Apply(nil, facts)
-		en := ix.Entity(e)
-		for ri, r := range roles {
-			i := en.RoleIdx[r]
+		// Remove every third role: its index stays, with no id and no
+		// permission.
+		var gone []rules.Fact
+		for ri := 2; ri < tc.roles; ri += 3 {
+			r := roles[ri]
+			gone = append(gone, rules.Fact{Kind: rules.KindRole, Entity: e, Role: r, Name: string(r)})
 			for s := range cat.Len() {
-				want := model.Permission((s*7 + ri*5) % 3)
-				if p, id := en.RolePerm(i, s); p != want || id != r {
-					t.Fatalf("catalog of %d: RolePerm(%s, %d) = %v, %q; want %v, %q", n, r, s, p, id, want, r)
+				if p := model.Permission((s*7 + ri*5) % 3); p != model.NotAllowed {
+					gone = append(gone, rules.Fact{Kind: rules.KindPermission, Entity: e, Role: r, Key: cat.Key(s), Perm: p})
+				}
+			}
+		}
+		before := ix.Entity(e)
+		ix.Apply(gone, nil)
+		en := ix.Entity(e)
+		if want := (tc.roles + colRoles - 1) / colRoles; int(en.cw) != want || len(en.cols) != want*cat.Len() {
+			t.Errorf("%+v: %d words a slot, %d in all; want %d a slot", tc, en.cw, len(en.cols), want)
+		}
+		for ri, r := range roles {
+			i := before.RoleIdx[r]
+			for s := range cat.Len() {
+				want, wantID := model.Permission((s*7+ri*5)%3), r
+				if ri >= 2 && ri%3 == 2 {
+					want, wantID = model.NotAllowed, ""
+				}
+				if p, id := en.RolePerm(i, s); p != want || id != wantID {
+					t.Fatalf("%+v: RolePerm(%s, %d) = %v, %q; want %v, %q", tc, r, s, p, id, want, wantID)
 				}
 			}
 			if p, id := en.RolePerm(i, cat.Len()); p != model.NotAllowed || id != "" {
-				t.Errorf("catalog of %d: RolePerm past the catalog = %v, %q", n, p, id)
+				t.Errorf("%+v: RolePerm past the catalog = %v, %q", tc, p, id)
+			}
+		}
+		for _, i := range []int32{-1, int32(tc.roles), int32(len(en.ids)), Multi} {
+			if p, id := en.RolePerm(i, 0); p != model.NotAllowed || id != "" {
+				t.Errorf("%+v: RolePerm(%d, 0) = %v, %q; want no permission", tc, i, p, id)
 			}
 		}
 	}
 }
 
 // TestEntityLayout checks what the hot path's cache behaviour rests on: the
-// fields a decision reads fill the first 64 bytes of an Entity, whose size
-// is a multiple of 64 (so the allocator's size class places every Entity
-// on a cache-line boundary, and its hot fields in one line), and a row is
-// one line.
+// fields a decision needs for its two reads at once (the member's record
+// and the slot's permission word) lie in the first 64 bytes of an Entity,
+// whose size is a multiple of 64 (so the allocator's size class places
+// every Entity on a cache-line boundary, and those fields in one line),
+// and the role ids' slice starts there.
 func TestEntityLayout(t *testing.T) {
 	var en Entity
-	if got := unsafe.Offsetof(en.ID); got != 64 {
-		t.Errorf("hot fields end at %d, want 64", got)
+	if end := unsafe.Offsetof(en.cw) + unsafe.Sizeof(en.cw); end > 64 {
+		t.Errorf("the fields of the two reads end at %d, past 64", end)
+	}
+	if got := unsafe.Offsetof(en.ids); got >= 64 {
+		t.Errorf("the role ids' slice starts at %d, past the first line", got)
 	}
 	if got := unsafe.Sizeof(en); got%64 != 0 {
 		t.Errorf("sizeof(Entity) = %d, not a multiple of 64", got)
-	}
-	if got := unsafe.Sizeof(roleRow{}); got != 64 {
-		t.Errorf("sizeof(roleRow) = %d, want 64", got)
 	}
 	for range 100 {
 		p := &Entity{}
@@ -259,8 +290,8 @@ func TestLinkSets(t *testing.T) {
 	}
 }
 
-// TestPack checks that packing the entities' hot data into two slabs
-// changes no answer, and that the packed role rows lie back to back
+// TestPack checks that packing the entities' hot data into slabs changes
+// no answer, and that the packed columns and role ids lie back to back
 // (strtab's TestRelocate checks the users tables' side).
 func TestPack(t *testing.T) {
 	cat := model.DefaultCatalog()
@@ -312,13 +343,18 @@ func TestPack(t *testing.T) {
 			}
 		}
 	}
-	var prev uintptr
+	var prev, prevIDs uintptr
 	ix.Entities(func(en *Entity) bool {
-		rows := uintptr(unsafe.Pointer(unsafe.SliceData(en.rows)))
-		if prev != 0 && rows != prev {
-			t.Errorf("entity %s: role rows not right after the previous entity's", en.ID)
+		cols := uintptr(unsafe.Pointer(unsafe.SliceData(en.cols)))
+		if prev != 0 && cols != prev {
+			t.Errorf("entity %s: columns not right after the previous entity's", en.ID)
 		}
-		prev = rows + uintptr(len(en.rows))*unsafe.Sizeof(roleRow{})
+		prev = cols + uintptr(len(en.cols))*unsafe.Sizeof(uint32(0))
+		ids := uintptr(unsafe.Pointer(unsafe.SliceData(en.ids)))
+		if prevIDs != 0 && ids != prevIDs {
+			t.Errorf("entity %s: role ids not right after the previous entity's", en.ID)
+		}
+		prevIDs = ids + uintptr(len(en.ids))*unsafe.Sizeof(model.RoleID(""))
 		return true
 	})
 }
