@@ -97,6 +97,43 @@ func TestDifferentialCasbin(t *testing.T) {
 	}
 }
 
+// TestDifferentialManyRoles is TestDifferentialCasbin on entities with more
+// roles than one word of the index's permission columns holds (16): their
+// permissions take several words a catalog slot, which the worlds above,
+// of a few roles an entity, do not reach. Each world gets one or two
+// entities of 17 to 56 roles, then random changes (role deletions, users,
+// default roles among them) and checks.
+func TestDifferentialManyRoles(t *testing.T) {
+	decisions := 0
+	for seed := uint64(1); seed <= 12; seed++ {
+		w := newWorld(t, seed)
+		for e := range 1 + w.rng.IntN(2) {
+			id := model.EntityID(xid(e + 1))
+			if _, err := w.eng.CreateEntity(w.ctx, pick(w.rng, w.partners), id); err != nil {
+				t.Fatal(err)
+			}
+			w.entities = append(w.entities, id)
+			for i := range 17 + w.rng.IntN(40) {
+				r, err := w.eng.CreateRole(w.ctx, id, policy.RoleSpec{Name: fmt.Sprintf("role %d", i), Permissions: w.randomPerms()})
+				if err != nil {
+					t.Fatal(err)
+				}
+				w.roles = append(w.roles, r.ID)
+			}
+		}
+		for round := range 3 {
+			for range 20 + round*20 {
+				w.step()
+			}
+			decisions += checkAgainstCasbin(t, w, 300)
+		}
+		if t.Failed() {
+			t.Fatalf("world seed %d failed", seed)
+		}
+	}
+	t.Logf("%d decisions, 0 mismatches", decisions)
+}
+
 // TestRestartEquivalence stores a random history through a Casbin adapter
 // and checks that a new engine on the same adapter has the same rules and
 // decides the same.
