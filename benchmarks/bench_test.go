@@ -74,7 +74,7 @@ func BenchmarkTwoMap(b *testing.B) {
 // checked against Decide's on the same request (the benchmark fails on a
 // disagreement). It reports allowed/op, the share of the timed requests
 // allowed, and stream-allowed, the whole stream's. Sizes where one call
-// takes over a second, or where loading the enforcer takes minutes, are
+// takes over casbinCallLimit (three seconds of CPU), or where loading the enforcer takes minutes, are
 // skipped with a message.
 func BenchmarkCasbinEnforce(b *testing.B) {
 	forSizes(b, func(b *testing.B, n int) {

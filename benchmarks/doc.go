@@ -58,7 +58,7 @@
 //     stream's first requests would be mostly allowed, Casbin's cheap case).
 //     Every answer it times is checked against Decide's (the benchmark fails
 //     otherwise). A size where one call of a denied request (which scans
-//     every rule) takes over a second of CPU, the median of three such
+//     every rule) takes over three seconds of CPU, the median of three such
 //     calls, or where loading takes over four minutes, is skipped with a
 //     message that gives the time and the limit.
 //   - BenchmarkCasbinCached/rules=N: Casbin's CachedEnforcer on warm keys
