@@ -152,9 +152,12 @@ func (s *Service) DeleteClient(ctx context.Context, clientID string) error {
 	if err != nil {
 		return fmt.Errorf("auth: delete client %q: %w", clientID, err)
 	}
-	// Revoke first: if the deletion then fails, the client is merely unusable.
+	// Revoke first: if the deletion then fails, the client is merely
+	// unusable. The revocation outlives every token the client may hold:
+	// one issued now by any replica, whatever its TTL and leeway (up to the
+	// package's limits), not only by this one.
 	r := Revocation{ID: clientRevocationPrefix + clientID, PartnerID: c.PartnerID,
-		ExpiresAt: s.o.now().Add(s.o.ttl + 2*s.o.leeway)}
+		ExpiresAt: s.o.now().Add(maxTTL + 2*maxLeeway)}
 	if err := s.addRevocation(ctx, r); err != nil {
 		return err
 	}

@@ -11,7 +11,8 @@
 // ([Service.RotateClientSecret]); a deleted client ([Service.DeleteClient])
 // can no longer get tokens and the tokens it got are revoked. A client may be
 // limited to some object types ([WithAPIs]); its tokens carry the list
-// ([Principal.APIs]) and the middleware refuses requests outside it.
+// ([Principal.APIs]) and the middleware refuses requests outside it (its
+// partner-only routes count as the object type "entity").
 //
 // [Service.TokenHandler] serves POST /auth/token: grant_type
 // client_credentials gives a partner token, entity_user (with
@@ -59,5 +60,10 @@
 //
 // A [Service] is safe for concurrent use. It runs one goroutine, the poller,
 // which [Service.Close] stops and waits for. Replicas sharing a store must
-// share the issuer and, if used, the pepper and key-encryption key.
+// share the issuer and, if used, the pepper and key-encryption key. They
+// should share the token TTL too: revocations are kept for the longest
+// TTL and leeway the package allows, whatever each replica's, but after
+// [Service.RotateSigningKey] the old key verifies tokens only for the
+// rotating replica's TTL, so a replica issuing longer-lived tokens sees
+// them refused early (closed, never open).
 package auth

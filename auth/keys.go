@@ -173,6 +173,9 @@ func buildKeyset(recs []KeyRecord, o *options) (*keyset, error) {
 // fail).
 func (ks *keyset) keyFunc(t *jwt.Token) (any, error) {
 	kid, _ := t.Header["kid"].(string)
+	if kid == "" {
+		return nil, errNoKID // no key of a store has it: no reload can help
+	}
 	k := ks.byKID[kid]
 	if k == nil {
 		return nil, errUnknownKID
@@ -188,6 +191,7 @@ func (ks *keyset) keyFunc(t *jwt.Token) (any, error) {
 
 var (
 	errUnknownKID    = errors.New("unknown key id")
+	errNoKID         = errors.New("no key id")
 	errKeyPastCutoff = errors.New("the key was retired and its tokens have expired")
 )
 

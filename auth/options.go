@@ -43,6 +43,8 @@ const (
 	DefaultLimiterEntries  = 10_000
 	DefaultMaxBodyBytes    = 16 << 10
 	maxLeeway              = 5 * time.Minute
+	minTTL                 = time.Second
+	maxTTL                 = 24 * time.Hour
 	keyReloadEvery         = 30 * time.Second
 	pruneEvery             = time.Minute
 	revocationCommitWindow = 5 * time.Second
@@ -70,8 +72,8 @@ func defaultOptions() options {
 
 func (o *options) validate() error {
 	switch {
-	case o.ttl < time.Second || o.ttl > 24*time.Hour:
-		return fmt.Errorf("%w: token TTL %s: want 1s to 24h", ErrInvalidRequest, o.ttl)
+	case o.ttl < minTTL || o.ttl > maxTTL:
+		return fmt.Errorf("%w: token TTL %s: want %s to %s", ErrInvalidRequest, o.ttl, minTTL, maxTTL)
 	case o.issuer == "":
 		return fmt.Errorf("%w: empty issuer", ErrInvalidRequest)
 	case o.leeway < 0 || o.leeway > maxLeeway:
@@ -87,7 +89,9 @@ func (o *options) validate() error {
 	case o.maxStale != 0 && o.maxStale < 2*o.poll:
 		return fmt.Errorf("%w: max staleness %s is below twice the poll interval", ErrInvalidRequest, o.maxStale)
 	case o.kek != nil && len(o.kek) != 32:
-		return fmt.Errorf("%w: key-encryption key must be 32 bytes", ErrInvalidRequest)
+		return fmt.Errorf("%w: key-encryption key must be 32 bytes, got %d", ErrInvalidRequest, len(o.kek))
+	case o.pepper != nil && len(o.pepper) == 0:
+		return fmt.Errorf("%w: empty secret pepper (leave the option out for none)", ErrInvalidRequest)
 	case o.maxFailures < 1 || o.failWindow <= 0 || o.cooldown <= 0 || o.limiterEntries < 1:
 		return fmt.Errorf("%w: brute-force limit must be positive", ErrInvalidRequest)
 	case o.maxBody < 256:
@@ -140,16 +144,21 @@ func WithMaxRevocationStaleness(d time.Duration) Option { return func(o *options
 // under kek (32 bytes), each key bound to its kid. Without it key material is
 // stored in clear, so the store's database must be protected like a secret.
 // Keys stored in clear keep working after the option is turned on; keys
-// stored sealed need the same kek.
+// stored sealed need the same kek. A kek of any other length, empty or nil
+// included, makes [New] fail with [ErrInvalidRequest].
 func WithKeyEncryption(kek []byte) Option {
-	return func(o *options) { o.kek = append([]byte(nil), kek...) }
+	// Never nil, even for an empty kek: validate refuses it rather than
+	// storing keys in clear (an unset environment variable, say).
+	return func(o *options) { o.kek = append(make([]byte, 0, len(kek)), kek...) }
 }
 
 // WithSecretPepper hashes client secrets with HMAC-SHA-256 keyed by pepper
 // (kept out of the database) instead of plain SHA-256. Changing the pepper
-// invalidates every stored secret.
+// invalidates every stored secret. An empty pepper makes [New] fail with
+// [ErrInvalidRequest].
 func WithSecretPepper(pepper []byte) Option {
-	return func(o *options) { o.pepper = append([]byte(nil), pepper...) }
+	// Never nil, even for an empty pepper, which validate refuses.
+	return func(o *options) { o.pepper = append(make([]byte, 0, len(pepper)), pepper...) }
 }
 
 // WithBruteForceLimit sets the limiter of client authentication: after

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -296,4 +297,154 @@ func TestRevocationSyncRereadsCommitWindow(t *testing.T) {
 	if set.has(&Principal{TokenID: "c"}) {
 		t.Fatal("unrevoked token reported revoked")
 	}
+}
+
+// Revocations outlive the tokens they revoke on every replica, whatever
+// the TTL and leeway of the replica that wrote them: a replica that issues
+// longer-lived tokens, or allows more clock skew, must not accept a revoked
+// token again once the revoking replica would have let the row expire.
+func TestRevocationOutlivesOtherReplicasSettings(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name            string
+		issuer, revoker []Option
+		wait            time.Duration
+		revoke          func(s *Service, c ClientCredentials, tok string) error
+	}{
+		{
+			name:   "client deleted by a replica of a shorter TTL",
+			issuer: []Option{WithTokenTTL(2 * time.Hour)}, revoker: []Option{WithTokenTTL(30 * time.Minute)},
+			wait:   31 * time.Minute,
+			revoke: func(s *Service, c ClientCredentials, _ string) error { return s.DeleteClient(ctx, c.ID) },
+		},
+		{
+			name:   "token revoked by a replica of no leeway",
+			issuer: []Option{WithLeeway(time.Minute)}, revoker: []Option{WithLeeway(0)},
+			wait:   DefaultTokenTTL + 10*time.Second, // past exp, within the issuer's leeway
+			revoke: func(s *Service, _ ClientCredentials, tok string) error { return s.Revoke(ctx, tok) },
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, tc.issuer...)
+			c := f.client("partner-a")
+			tok := f.partnerToken(c)
+			if err := tc.revoke(f.replica(tc.revoker...), c, tok); err != nil {
+				t.Fatal(err)
+			}
+			f.clock.advance(tc.wait)
+			// A replica with the issuer's settings, started now: it knows
+			// only what the store still holds.
+			if p, err := f.replica(tc.issuer...).Authenticate(ctx, tok); !errors.Is(err, ErrRevokedToken) {
+				t.Fatalf("revoked token after %s: principal %+v, err %v; want ErrRevokedToken", tc.wait, p, err)
+			}
+		})
+	}
+}
+
+// slowKeysStore delays reading the signing keys, so that a reload is in
+// flight while another request arrives.
+type slowKeysStore struct {
+	Store
+	delay atomic.Int64 // nanoseconds
+}
+
+func (s *slowKeysStore) SigningKeys(ctx context.Context) ([]KeyRecord, error) {
+	time.Sleep(time.Duration(s.delay.Load()))
+	return s.Store.SigningKeys(ctx)
+}
+
+// A token signed with a key just rotated on another replica is never
+// refused as invalid because this replica's key reload was rate-limited:
+// a request arriving while a reload is in flight waits for it; one within
+// a second of the last reload (which anyone can trigger with a made-up key
+// id) is asked to retry (ErrUnavailable), and is accepted once the limit
+// lets the keys be reloaded.
+func TestConcurrentRotatedKeyDuringRateLimitedReload(t *testing.T) {
+	ctx := context.Background()
+	bogus := "eyJhbGciOiJIUzI1NiIsImtpZCI6Im5vcGUiLCJ0eXAiOiJKV1QifQ.e30.AAAA" // kid "nope"
+
+	t.Run("reload in flight", func(t *testing.T) {
+		mem := NewMemoryStore()
+		slow := &slowKeysStore{Store: mem}
+		a, err := New(ctx, mem, defaultDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		b, err := New(ctx, slow, defaultDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		c, err := a.CreateClient(ctx, "partner-a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.RotateSigningKey(ctx); err != nil {
+			t.Fatal(err)
+		}
+		tok, err := a.IssuePartnerToken(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slow.delay.Store(int64(200 * time.Millisecond))
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		for i := range errs {
+			wg.Go(func() {
+				if i == 1 {
+					time.Sleep(50 * time.Millisecond) // while the first one's reload is in flight
+				}
+				_, errs[i] = b.Authenticate(ctx, tok.AccessToken)
+			})
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Errorf("request %d: %v", i, err)
+			}
+		}
+	})
+
+	t.Run("reload less than a second ago", func(t *testing.T) {
+		mem := NewMemoryStore()
+		a, err := New(ctx, mem, defaultDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		b, err := New(ctx, mem, defaultDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		c, err := a.CreateClient(ctx, "partner-a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Authenticate(ctx, bogus); !errors.Is(err, ErrInvalidToken) {
+			t.Fatalf("made-up key id: %v, want ErrInvalidToken (the reload ran and did not find it)", err)
+		}
+		// A token with no key id is bad whatever the store holds: refused
+		// as such, not sent back to retry.
+		noKID := "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.e30.AAAA"
+		if _, err := b.Authenticate(ctx, noKID); !errors.Is(err, ErrInvalidToken) || errors.Is(err, ErrUnavailable) {
+			t.Fatalf("token without a key id: %v, want ErrInvalidToken", err)
+		}
+		if _, err := a.RotateSigningKey(ctx); err != nil {
+			t.Fatal(err)
+		}
+		tok, err := a.IssuePartnerToken(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = b.Authenticate(ctx, tok.AccessToken)
+		if !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrInvalidToken) {
+			t.Fatalf("token of a freshly rotated key within the reload limit: %v, want ErrUnavailable only", err)
+		}
+		time.Sleep(1100 * time.Millisecond) // the limit (real time) has passed
+		if _, err := b.Authenticate(ctx, tok.AccessToken); err != nil {
+			t.Fatalf("after the limit: %v", err)
+		}
+	})
 }

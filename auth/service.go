@@ -220,8 +220,9 @@ func (s *Service) RotateSigningKey(ctx context.Context) (string, error) {
 // Authenticate verifies a bearer token and returns who it speaks for. It
 // fails closed: any doubt gives an error wrapping [ErrInvalidToken]
 // ([ErrExpiredToken] and [ErrRevokedToken] wrap it too), or [ErrUnavailable]
-// when the revocation list is stale, the service closed, or the keys could
-// not be reloaded for a token of an unknown key. It never panics.
+// when the revocation list is stale, the service closed, or a token names a
+// key unknown here that could not be reloaded (the store failed, or keys
+// were reloaded less than a second before: retry). It never panics.
 //
 // A verified token is cached (keyed by the whole string) until
 // it expires; the revocation list is consulted on every call, cached or not.
@@ -273,11 +274,22 @@ func (s *Service) Authenticate(ctx context.Context, token string) (p Principal, 
 // another replica is picked up: at most once a second, or always with force
 // (for calls of authenticated clients, such as a revocation, which must not
 // be lost to the rate limit). A failed reload gives [ErrUnavailable]: the
-// token may be good.
+// token may be good. So does an unknown kid when the rate limit skips the
+// reload: verify waits for a reload in flight and tries its keys, and if
+// the kid is still unknown the key may have been rotated since the last
+// reload, so the caller is asked to retry rather than told the token is bad.
 func (s *Service) verify(ctx context.Context, token string, force bool) (Principal, *verifyKey, error) {
 	p, k, err := parse(s.keys.Load(), token)
-	if err == nil || !errors.Is(err, errUnknownKID) || !force && !s.mayReload() {
+	if err == nil || !errors.Is(err, errUnknownKID) {
 		return p, k, err
+	}
+	if !force && !s.mayReload() {
+		s.keysMu.Lock() // wait for a reload or rotation in flight
+		s.keysMu.Unlock()
+		if p, k, err = parse(s.keys.Load(), token); err == nil || !errors.Is(err, errUnknownKID) {
+			return p, k, err
+		}
+		return Principal{}, nil, fmt.Errorf("%w: %v (keys reloaded less than a second ago; retry)", ErrUnavailable, err)
 	}
 	if lerr := s.loadKeys(ctx); lerr != nil {
 		s.log.WarnContext(ctx, "reloading signing keys failed", slog.Any("error", lerr))
@@ -321,7 +333,10 @@ func (s *Service) revoke(ctx context.Context, token string, owner model.PartnerI
 	if err != nil { // expired: nothing to do
 		return nil
 	}
-	return s.addRevocation(ctx, Revocation{ID: p.TokenID, PartnerID: p.PartnerID, ExpiresAt: p.ExpiresAt.Add(s.o.leeway)})
+	// Kept past the token's expiry by the largest leeway any replica may
+	// allow, not this one's: a replica configured with more would
+	// otherwise accept the token again once the row is pruned.
+	return s.addRevocation(ctx, Revocation{ID: p.TokenID, PartnerID: p.PartnerID, ExpiresAt: p.ExpiresAt.Add(maxLeeway)})
 }
 
 func (s *Service) addRevocation(ctx context.Context, r Revocation) error {

@@ -222,6 +222,9 @@ func TestAuthenticateRefusals(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			// Each case as on a service that has not reloaded its keys in
+			// the last second (see TestConcurrentRotatedKeyDuringRateLimitedReload).
+			tc.svc.lastReload.Store(0)
 			p, err := tc.svc.Authenticate(ctx, tc.token)
 			if !errors.Is(err, tc.want) || !errors.Is(err, ErrInvalidToken) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
@@ -421,6 +424,9 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		"poll":      WithRevocationPoll(0),
 		"stale":     WithMaxRevocationStaleness(time.Millisecond),
 		"kek":       WithKeyEncryption([]byte("short")),
+		"empty kek": WithKeyEncryption([]byte{}), // an unset environment variable: not "no encryption"
+		"nil kek":   WithKeyEncryption(nil),
+		"pepper":    WithSecretPepper([]byte{}),
 		"limit":     WithBruteForceLimit(0, time.Minute, time.Minute),
 		"body":      WithMaxBodyBytes(10),
 		"nil clock": WithNow(nil),
