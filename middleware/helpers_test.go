@@ -76,6 +76,7 @@ const (
 	tokDown    = "tok-down"
 
 	tokUserLimited = "tok-user-limited" // u1, from a client enabled for receivables only
+	tokEntityAPI   = "tok-entity-api"   // p1, from a client enabled for entity management only
 	tokUserRemoved = "tok-user-removed" // u7: removed from e1 after the token was issued
 	tokUserGone    = "tok-user-gone"    // u8 of entity "gone", removed with its users
 )
@@ -125,6 +126,8 @@ func newWorld(t testing.TB) *world {
 	limited.APIs = []model.ObjectType{"receivable"}
 	userLimited := userP("p1", "e1", "u1")
 	userLimited.APIs = []model.ObjectType{"receivable"}
+	entityAPI := partnerP("p1")
+	entityAPI.APIs = []model.ObjectType{middleware.PartnerOnlyAPI}
 	must(eng.AddUser(ctx, "e1", "u7", "admin"))
 	if err := eng.RemoveUser(ctx, "e1", "u7"); err != nil {
 		t.Fatal(err)
@@ -139,7 +142,7 @@ func newWorld(t testing.TB) *world {
 		eng: eng,
 		auth: &fakeAuth{
 			principals: map[string]auth.Principal{
-				tokP1: partnerP("p1"), tokP2: partnerP("p2"), tokLimited: limited,
+				tokP1: partnerP("p1"), tokP2: partnerP("p2"), tokLimited: limited, tokEntityAPI: entityAPI,
 				tokU1: userP("p1", "e1", "u1"), tokU2: userP("p1", "e1", "u2"), tokU3: userP("p1", "e1", "u3"),
 				tokU4: userP("p2", "e3", "u4"), tokU5: userP("p1", "e2", "u5"),
 				tokUserLimited: userLimited, tokUserRemoved: userP("p1", "e1", "u7"), tokUserGone: userP("p1", "gone", "u8"),

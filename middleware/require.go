@@ -70,11 +70,20 @@ func (m *Middleware) RequireOwned(obj model.ObjectType, act model.Action, owner 
 
 // PartnerOnly returns a middleware for partner operations (creating or
 // listing entities, partner settings): it authenticates the request and
-// refuses anything but a partner token with 403. It needs no entity and
-// asks the engine nothing.
+// refuses anything but a partner token with 403, and a partner token limited
+// to some object types ([auth.WithAPIs]) that does not list
+// [PartnerOnlyAPI], also with 403. It needs no entity and asks the engine
+// nothing.
 func (m *Middleware) PartnerOnly() func(http.Handler) http.Handler {
 	return m.wrap(&guard{partnerOnly: true})
 }
+
+// PartnerOnlyAPI is the object type that partner-only routes
+// ([Middleware.PartnerOnly], [Route].PartnerOnly) count as, for tokens
+// limited to some object types: entity management, Monite's "entity" API.
+// A token whose APIs leave it out is refused there, as it is on the routes
+// of any other object type it does not list.
+const PartnerOnlyAPI model.ObjectType = "entity"
 
 func (m *Middleware) newGuard(obj model.ObjectType, act model.Action, owner OwnerLookup, partnerOnly bool) *guard {
 	g := &guard{obj: obj, act: act, owner: owner, partnerOnly: partnerOnly}
@@ -253,6 +262,9 @@ func (m *Middleware) decide(st *state, r *http.Request, g *guard, act model.Acti
 	case g.partnerOnly:
 		if st.p.Kind != auth.KindPartner {
 			return policy.Decision{}, model.Subject{}, refusePartnerOnly
+		}
+		if !st.p.AllowsAPI(PartnerOnlyAPI) {
+			return policy.Decision{}, model.Subject{}, refuseAPI
 		}
 		return policy.Decision{Allowed: true, Scope: model.ScopeAll, Reason: policy.ReasonPartnerOwner}, model.Subject{}, refusal{}
 	case g.bad != nil:
