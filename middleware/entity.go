@@ -51,12 +51,18 @@ var (
 //   - a malformed or repeated header: 400.
 //
 // The guards resolve the entity the same way by themselves; Entity is for
-// routes that need the entity but no permission.
+// routes that need the entity but no permission. Like them, it answers 503
+// with Retry-After while Config.Fresh reports the policies stale.
 func (m *Middleware) Entity() func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			st, r, ok := m.principal(w, r)
 			if !ok {
+				return
+			}
+			if m.stale(r) { // the entity's owners may have changed since
+				w.Header().Set("Retry-After", "1")
+				m.fail(w, r, refuseStale.status, refuseStale.code, refuseStale.detail)
 				return
 			}
 			if ref := m.resolveEntity(st, r); ref.status != 0 {

@@ -13,7 +13,7 @@ import (
 var errStale = errors.New("replica behind: revision 7 of 9 applied")
 
 // TestFresh: while Config.Fresh reports the policies stale, every guard
-// answers 503 with Retry-After (not a decision from the stale state) and
+// (and Entity, which reads the entity's owners from the engine) answers 503 with Retry-After (not a decision from the stale state) and
 // logs why without telling the client; once fresh, requests are decided
 // again.
 func TestFresh(t *testing.T) {
@@ -34,6 +34,7 @@ func TestFresh(t *testing.T) {
 		{"user owned object", "GET", "/payables/o2", tokU2, 200},
 		{"partner", "GET", "/payables", tokP1, 200},
 		{"partner only", "POST", "/entities", tokP1, 200},
+		{"entity route", "GET", "/entity", tokU1, 200},
 		{"denied when fresh", "GET", "/payables", tokU4, 403},
 	}
 	for _, tt := range tests {

@@ -20,7 +20,8 @@ import (
 // ([EntityFromContext]) and return an error wrapping [ErrNotFound] (or
 // gorm.ErrRecordNotFound) when it is not there: an object of another entity
 // must look exactly like a missing one. Any other error denies the request
-// (500, logged); so does a zero Subject.
+// (500, logged); a zero Subject (no known creator) denies it too (403, as
+// someone else's object, logged).
 type OwnerLookup func(r *http.Request) (model.Subject, error)
 
 // guard is one declared authorization: an object type and an action (or
@@ -249,14 +250,25 @@ func (m *Middleware) decideReq(req *policy.Request) policy.Decision {
 	return m.eng.Decide(&r)
 }
 
+// stale reports (and logs) whether Config.Fresh says the engine's policies
+// are behind the store: a guard or Entity then answers 503 rather than
+// decide from them.
+func (m *Middleware) stale(r *http.Request) bool {
+	if m.fresh == nil {
+		return false
+	}
+	if err := m.fresh(); err != nil {
+		m.log.ErrorContext(r.Context(), "gatehouse: not deciding from stale policies", slog.Any("error", err))
+		return true
+	}
+	return false
+}
+
 // decide is the decision path of a guard. The decision's Reason is used when
 // the refusal has none.
 func (m *Middleware) decide(st *state, r *http.Request, g *guard, act model.Action) (policy.Decision, model.Subject, refusal) {
-	if m.fresh != nil {
-		if err := m.fresh(); err != nil {
-			m.log.ErrorContext(r.Context(), "gatehouse: not deciding from stale policies", slog.Any("error", err))
-			return policy.Decision{}, model.Subject{}, refuseStale
-		}
+	if m.stale(r) {
+		return policy.Decision{}, model.Subject{}, refuseStale
 	}
 	switch {
 	case g.partnerOnly:
