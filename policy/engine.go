@@ -244,7 +244,7 @@ func (e *Engine) commit(ctx context.Context, c Committer, ch *Change) error {
 	}
 	if d := deferredOf(ctx); d != nil {
 		rev := ch.Revision
-		d.note(add)
+		d.note(e, rm, add)
 		d.apply(func() {
 			e.mu.Lock()
 			defer e.mu.Unlock()
@@ -264,13 +264,18 @@ func (e *Engine) commit(ctx context.Context, c Committer, ch *Change) error {
 type deferKey struct{}
 
 // deferred is the state of a [WithDeferredApply] context: how to publish,
-// and the ids that its committed but unpublished changes created, which
-// the index does not hold yet. The management calls made with the context
-// check them too, so that one transaction cannot create the same entity,
-// user or role id (or a role name in one entity) twice. It is read and
-// written under the engine's change lock.
+// what its committed but unpublished changes make of the entities they
+// change (view, a batch never published), and the ids those changes
+// created, which the index does not hold yet. The management calls made
+// with the context read the entities through view, so that each change is
+// checked against the state the transaction's earlier changes leave (a role
+// made the default cannot then be deleted, an entity a user joined is
+// removed with the user), and check the ids too, so that one transaction
+// cannot create the same entity, user or role id (or a role name in one
+// entity) twice. It is read and written under the engine's change lock.
 type deferred struct {
 	apply func(apply func())
+	view  *index.Batch                               // nil until the first change
 	ids   map[string]bool                            // as rules write them: "entity:e", "user:u", "role:r"
 	names map[model.EntityID]map[string]model.RoleID // declared role names
 }
@@ -280,8 +285,18 @@ func deferredOf(ctx context.Context) *deferred {
 	return d
 }
 
-// note records the ids that the facts add.
-func (d *deferred) note(add []rules.Fact) {
+// note records a committed change of e's: its facts go to the view, and
+// the ids that it adds are noted.
+func (d *deferred) note(e *Engine, rm, add []rules.Fact) {
+	if d.view == nil {
+		d.view = e.ix.Load().Begin()
+	}
+	for _, f := range rm {
+		d.view.Remove(f)
+	}
+	for _, f := range add {
+		d.view.Add(f)
+	}
 	for _, f := range add {
 		switch f.Kind {
 		case rules.KindOwner:
@@ -322,11 +337,15 @@ func pendingName(ctx context.Context, entity model.EntityID, name string, except
 // called with a function that publishes it. A store that runs changes inside
 // an application's own transaction uses it to publish them only once that
 // transaction commits (and to drop them when it rolls back). Until then,
-// decisions and later changes on this engine do not see the change, except
-// that the changes made with the returned context cannot create an entity,
-// user or role id (or a role name in an entity) that an earlier one of them
-// created: that is a conflict, as it would be once published. Use one such
-// context per transaction.
+// decisions, and calls made with other contexts, do not see the change.
+// The management calls made with the returned context do: they read and
+// check an entity as the earlier changes made with the context leave it (a
+// role made the default cannot then be deleted; a role created can be
+// given to a user). They cannot create an entity, user or role id (or a
+// role name in an entity) that an earlier one of them created: that is a
+// conflict, as it would be once published; nor, conservatively, an id that
+// an earlier one removed from another entity. [Engine.ListEntities] does
+// not see the changes. Use one such context per transaction.
 func WithDeferredApply(ctx context.Context, defer_ func(apply func())) context.Context {
 	return context.WithValue(ctx, deferKey{}, &deferred{apply: defer_,
 		ids: map[string]bool{}, names: map[model.EntityID]map[string]model.RoleID{}})

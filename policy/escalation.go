@@ -44,7 +44,7 @@ func (e *Engine) CheckGrant(subject model.Subject, entity model.EntityID, perms 
 // CheckAssign reports whether subject may assign role (of entity) to a
 // user: the same rule as [Engine.CheckGrant] on the role's permissions.
 func (e *Engine) CheckAssign(subject model.Subject, entity model.EntityID, role model.RoleID) error {
-	en, err := e.entity(entity)
+	en, err := e.entity(context.Background(), entity)
 	if err != nil {
 		return err
 	}

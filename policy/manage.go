@@ -84,16 +84,28 @@ func validateName(name string) error {
 	return nil
 }
 
-// entity returns the snapshot of an existing (partner-owned) entity.
-func (e *Engine) entity(id model.EntityID) (*index.Entity, error) {
+// entity returns the snapshot of an existing (partner-owned) entity: as
+// the earlier changes made with ctx leave it, under [WithDeferredApply].
+func (e *Engine) entity(ctx context.Context, id model.EntityID) (*index.Entity, error) {
 	if err := id.Validate(); err != nil {
 		return nil, invalid(err)
 	}
-	en := e.ix.Load().Entity(id)
+	en := e.snapshot(ctx, id)
 	if en == nil || len(en.Owners) == 0 {
 		return nil, fmt.Errorf("%w: entity %q", ErrNotFound, id)
 	}
 	return en, nil
+}
+
+// snapshot returns entity id's snapshot, or nil: the index's, or under
+// [WithDeferredApply] the one the context's unpublished changes make.
+func (e *Engine) snapshot(ctx context.Context, id model.EntityID) *index.Entity {
+	if d := deferredOf(ctx); d != nil && d.view != nil {
+		if en, changed := d.view.View(id); changed {
+			return en
+		}
+	}
+	return e.ix.Load().Entity(id)
 }
 
 // declaredRole returns role id of en, if it exists.
@@ -144,7 +156,7 @@ func (e *Engine) CreateEntity(ctx context.Context, partner model.PartnerID, id m
 		return Entity{}, err
 	}
 	defer done()
-	if e.ix.Load().Entity(id) != nil || pending(ctx, rules.EntityPrefix, string(id)) {
+	if e.snapshot(ctx, id) != nil || pending(ctx, rules.EntityPrefix, string(id)) {
 		return Entity{}, fmt.Errorf("%w: entity %q exists", ErrConflict, id)
 	}
 	ch := &Change{Op: "entity.create", Entity: id, Add: []model.Rule{rules.Owner(partner, id)}}
@@ -156,7 +168,7 @@ func (e *Engine) CreateEntity(ctx context.Context, partner model.PartnerID, id m
 
 // GetEntity returns entity id.
 func (e *Engine) GetEntity(ctx context.Context, id model.EntityID) (Entity, error) {
-	en, err := e.entity(id)
+	en, err := e.entity(ctx, id)
 	if err != nil {
 		return Entity{}, err
 	}
@@ -186,7 +198,7 @@ func (e *Engine) RemoveEntity(ctx context.Context, id model.EntityID) error {
 		return err
 	}
 	defer done()
-	en, err := e.entity(id)
+	en, err := e.entity(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -202,7 +214,7 @@ func (e *Engine) SetDefaultRole(ctx context.Context, entity model.EntityID, role
 		return err
 	}
 	defer done()
-	en, err := e.entity(entity)
+	en, err := e.entity(ctx, entity)
 	if err != nil {
 		return err
 	}
@@ -254,7 +266,7 @@ func (e *Engine) CreateRole(ctx context.Context, entity model.EntityID, spec Rol
 		return Role{}, err
 	}
 	defer done()
-	en, err := e.entity(entity)
+	en, err := e.entity(ctx, entity)
 	if err != nil {
 		return Role{}, err
 	}
@@ -293,7 +305,7 @@ func nameFree(ctx context.Context, en *index.Entity, name string, except model.R
 
 // GetRole returns role id of entity.
 func (e *Engine) GetRole(ctx context.Context, entity model.EntityID, id model.RoleID) (Role, error) {
-	en, err := e.entity(entity)
+	en, err := e.entity(ctx, entity)
 	if err != nil {
 		return Role{}, err
 	}
@@ -306,7 +318,7 @@ func (e *Engine) GetRole(ctx context.Context, entity model.EntityID, id model.Ro
 
 // ListRoles returns the roles of entity, oldest first (then by id).
 func (e *Engine) ListRoles(ctx context.Context, entity model.EntityID) ([]Role, error) {
-	en, err := e.entity(entity)
+	en, err := e.entity(ctx, entity)
 	if err != nil {
 		return nil, err
 	}
@@ -342,7 +354,7 @@ func (e *Engine) UpdateRole(ctx context.Context, entity model.EntityID, id model
 		return Role{}, err
 	}
 	defer done()
-	en, err := e.entity(entity)
+	en, err := e.entity(ctx, entity)
 	if err != nil {
 		return Role{}, err
 	}
@@ -406,7 +418,7 @@ func (e *Engine) DeleteRole(ctx context.Context, entity model.EntityID, id model
 		return err
 	}
 	defer done()
-	en, err := e.entity(entity)
+	en, err := e.entity(ctx, entity)
 	if err != nil {
 		return err
 	}
@@ -439,7 +451,7 @@ func (e *Engine) AddUser(ctx context.Context, entity model.EntityID, user model.
 		return User{}, err
 	}
 	defer done()
-	en, err := e.entity(entity)
+	en, err := e.entity(ctx, entity)
 	if err != nil {
 		return User{}, err
 	}
@@ -461,8 +473,8 @@ func (e *Engine) AddUser(ctx context.Context, entity model.EntityID, user model.
 }
 
 // memberOf returns the snapshot of entity and the role index of user in it.
-func (e *Engine) memberOf(entity model.EntityID, user model.UserID) (*index.Entity, int32, error) {
-	en, err := e.entity(entity)
+func (e *Engine) memberOf(ctx context.Context, entity model.EntityID, user model.UserID) (*index.Entity, int32, error) {
+	en, err := e.entity(ctx, entity)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -490,7 +502,7 @@ func (e *Engine) SetUserRole(ctx context.Context, entity model.EntityID, user mo
 		return User{}, err
 	}
 	defer done()
-	en, i, err := e.memberOf(entity, user)
+	en, i, err := e.memberOf(ctx, entity, user)
 	if err != nil {
 		return User{}, err
 	}
@@ -535,7 +547,7 @@ func (e *Engine) RemoveUser(ctx context.Context, entity model.EntityID, user mod
 		return err
 	}
 	defer done()
-	en, _, err := e.memberOf(entity, user)
+	en, _, err := e.memberOf(ctx, entity, user)
 	if err != nil {
 		return err
 	}
@@ -552,7 +564,7 @@ func (e *Engine) RemoveUser(ctx context.Context, entity model.EntityID, user mod
 
 // GetUser returns user of entity.
 func (e *Engine) GetUser(ctx context.Context, entity model.EntityID, user model.UserID) (User, error) {
-	en, i, err := e.memberOf(entity, user)
+	en, i, err := e.memberOf(ctx, entity, user)
 	if err != nil {
 		return User{}, err
 	}
@@ -561,7 +573,7 @@ func (e *Engine) GetUser(ctx context.Context, entity model.EntityID, user model.
 
 // ListUsers returns the members of entity, sorted by id.
 func (e *Engine) ListUsers(ctx context.Context, entity model.EntityID) ([]User, error) {
-	en, err := e.entity(entity)
+	en, err := e.entity(ctx, entity)
 	if err != nil {
 		return nil, err
 	}
@@ -601,7 +613,7 @@ func (e *Engine) LookupEntityUser(ctx context.Context, user model.UserID) (model
 // role, or the entity's default role (viaDefault) when it has none. The role
 // is empty when neither exists.
 func (e *Engine) EffectiveRole(ctx context.Context, entity model.EntityID, user model.UserID) (role model.RoleID, viaDefault bool, err error) {
-	en, _, err := e.memberOf(entity, user)
+	en, _, err := e.memberOf(ctx, entity, user)
 	if err != nil {
 		return "", false, err
 	}

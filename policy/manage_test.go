@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -519,6 +520,7 @@ func TestDeferredApply(t *testing.T) {
 	// A role update returns the role as the change makes it, though the
 	// engine does not hold it yet, and equal to what it holds after.
 	must[policy.Role](t)(eng.CreateRole(ctx, "e1", policy.RoleSpec{ID: "r", Name: "R", Permissions: model.Permissions{kRead: model.Allowed}}))
+	dctx = policy.WithDeferredApply(ctx, func(apply func()) { pending = append(pending, apply) }) // a second transaction
 	name := "R2"
 	got := must[policy.Role](t)(eng.UpdateRole(dctx, "e1", "r", policy.RoleUpdate{Name: &name,
 		Permissions: model.Permissions{kPay: model.AllowedForOwn, kRead: model.NotAllowed}}))
@@ -537,8 +539,9 @@ func TestDeferredApply(t *testing.T) {
 }
 
 // TestDeferredApplyConflicts: the changes made with one WithDeferredApply
-// context (one transaction) cannot create the same id twice, though none is
-// published yet; changes that create nothing new still go through.
+// context (one transaction) cannot change one entity twice nor create the
+// same id twice, though none is published yet; changes to other entities
+// that create nothing taken still go through.
 func TestDeferredApplyConflicts(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
@@ -583,6 +586,9 @@ func TestDeferredApplyConflicts(t *testing.T) {
 			func(ctx context.Context, eng *policy.Engine) error {
 				return errOf(eng.CreateRole(ctx, "e2", policy.RoleSpec{ID: "ry", Name: "X"}))
 			}, nil},
+		// The second update replaces the permissions the first has not
+		// published yet: checked against the old role, it removed nothing
+		// and left kPay granted beside kRead.
 		{"a role updated twice",
 			func(ctx context.Context, eng *policy.Engine) error {
 				return errOf(eng.UpdateRole(ctx, "e1", "r", policy.RoleUpdate{Permissions: model.Permissions{kPay: model.Allowed}}))
@@ -590,13 +596,67 @@ func TestDeferredApplyConflicts(t *testing.T) {
 			func(ctx context.Context, eng *policy.Engine) error {
 				return errOf(eng.UpdateRole(ctx, "e1", "r", policy.RoleUpdate{Permissions: model.Permissions{kRead: model.Allowed}}))
 			}, nil},
+		// Found in review: each passed its checks against the published
+		// index, and together they left a default role that no longer
+		// existed, or a user of a removed entity (whose id could then be
+		// neither created nor removed).
+		{"default role set, then deleted",
+			func(ctx context.Context, eng *policy.Engine) error { return eng.SetDefaultRole(ctx, "e1", "r") },
+			func(ctx context.Context, eng *policy.Engine) error { return eng.DeleteRole(ctx, "e1", "r") }, policy.ErrConflict},
+		{"user added, then entity removed",
+			func(ctx context.Context, eng *policy.Engine) error { return errOf(eng.AddUser(ctx, "e1", "u", "")) },
+			func(ctx context.Context, eng *policy.Engine) error { return eng.RemoveEntity(ctx, "e1") }, nil},
+		{"user given a role, then the role deleted",
+			func(ctx context.Context, eng *policy.Engine) error { return errOf(eng.AddUser(ctx, "e1", "u", "r")) },
+			func(ctx context.Context, eng *policy.Engine) error { return eng.DeleteRole(ctx, "e1", "r") }, policy.ErrConflict},
+		{"entity removed, then a role created in it",
+			func(ctx context.Context, eng *policy.Engine) error { return eng.RemoveEntity(ctx, "e2") },
+			func(ctx context.Context, eng *policy.Engine) error {
+				return errOf(eng.CreateRole(ctx, "e2", policy.RoleSpec{ID: "ry", Name: "Y"}))
+			}, policy.ErrNotFound},
+		{"role created, then given to a user",
+			func(ctx context.Context, eng *policy.Engine) error {
+				return errOf(eng.CreateRole(ctx, "e2", policy.RoleSpec{ID: "ry", Name: "Y", Permissions: model.Permissions{kPay: model.Allowed}}))
+			},
+			func(ctx context.Context, eng *policy.Engine) error { return errOf(eng.AddUser(ctx, "e2", "v", "ry")) }, nil},
+		{"entity created, then a user added",
+			func(ctx context.Context, eng *policy.Engine) error { return errOf(eng.CreateEntity(ctx, "p1", "e3")) },
+			func(ctx context.Context, eng *policy.Engine) error { return errOf(eng.AddUser(ctx, "e3", "v", "")) }, nil},
+		{"user added, then given a role",
+			func(ctx context.Context, eng *policy.Engine) error { return errOf(eng.AddUser(ctx, "e1", "u", "")) },
+			func(ctx context.Context, eng *policy.Engine) error {
+				return errOf(eng.SetUserRole(ctx, "e1", "u", "r"))
+			}, nil},
+		{"role renamed, then its old name taken",
+			func(ctx context.Context, eng *policy.Engine) error {
+				name := "R2"
+				return errOf(eng.UpdateRole(ctx, "e1", "r", policy.RoleUpdate{Name: &name}))
+			},
+			func(ctx context.Context, eng *policy.Engine) error {
+				return errOf(eng.CreateRole(ctx, "e1", policy.RoleSpec{ID: "rz", Name: "R"}))
+			}, nil},
+		{"two entities, one change each",
+			func(ctx context.Context, eng *policy.Engine) error { return errOf(eng.AddUser(ctx, "e1", "u", "r")) },
+			func(ctx context.Context, eng *policy.Engine) error { return errOf(eng.AddUser(ctx, "e2", "v", "")) }, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			eng := newEngine(t)
-			must[policy.Entity](t)(eng.CreateEntity(ctx, "p1", "e1"))
-			must[policy.Entity](t)(eng.CreateEntity(ctx, "p1", "e2"))
-			must[policy.Role](t)(eng.CreateRole(ctx, "e1", policy.RoleSpec{ID: "r", Name: "R"}))
+			setup := func() *policy.Engine {
+				eng := newEngine(t)
+				must[policy.Entity](t)(eng.CreateEntity(ctx, "p1", "e1"))
+				must[policy.Entity](t)(eng.CreateEntity(ctx, "p1", "e2"))
+				must[policy.Role](t)(eng.CreateRole(ctx, "e1", policy.RoleSpec{ID: "r", Name: "R"}))
+				return eng
+			}
+			eng := setup()
+			// The same changes, one after the other without a
+			// transaction: what the transaction must come to.
+			seq := setup()
+			if err := tt.first(ctx, seq); err != nil {
+				t.Fatalf("first change, no transaction: %v", err)
+			}
+			seqErr := tt.second(ctx, seq)
+
 			var pending []func()
 			tx := policy.WithDeferredApply(ctx, func(apply func()) { pending = append(pending, apply) })
 			if err := tt.first(tx, eng); err != nil {
@@ -606,8 +666,14 @@ func TestDeferredApplyConflicts(t *testing.T) {
 			if tt.want == nil && err != nil || tt.want != nil && !errors.Is(err, tt.want) {
 				t.Fatalf("second change: %v; want %v", err, tt.want)
 			}
+			if tt.want == nil && seqErr != nil || tt.want != nil && !errors.Is(seqErr, tt.want) {
+				t.Fatalf("second change without a transaction: %v; want %v", seqErr, tt.want)
+			}
 			for _, apply := range pending {
 				apply()
+			}
+			if got, want := ruleStrings(eng.Rules()), ruleStrings(seq.Rules()); !slices.Equal(got, want) {
+				t.Errorf("published after the transaction:\n%v\nwithout a transaction:\n%v", got, want)
 			}
 			// What was published is consistent: every entity has one
 			// owner, every user one entity.
@@ -712,3 +778,13 @@ type policytestNilStore struct{}
 
 func (*policytestNilStore) Load(context.Context, func(model.Rule) error) error { return nil }
 func (*policytestNilStore) Commit(context.Context, *policy.Change) error       { return nil }
+
+// ruleStrings returns rules as sorted strings, to compare rule sets.
+func ruleStrings(rs []model.Rule) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.PType + "," + strings.Join(r.Values, ",")
+	}
+	slices.Sort(out)
+	return out
+}

@@ -693,9 +693,11 @@ func (s *Store) wake() {
 // (together with the application's own writes through tx) and published
 // to the engine only after the commit; on a rollback the database and the
 // engine are left as before. Until the commit, the engine's decisions and
-// later changes do not see those changes, and other commits wait for the
-// transaction (it holds the store's change lock from its first change:
-// see [Store.Lock]). Engine calls inside fn take turns; a nested call
+// calls made with other contexts do not see those changes, and other
+// commits wait for the transaction (it holds the store's change lock from
+// its first change: see [Store.Lock]); the engine calls made with fn's ctx
+// read and check the entities as fn's earlier changes leave them (see
+// [policy.WithDeferredApply]). Engine calls inside fn take turns; a nested call
 // joins the outer transaction. When the COMMIT fails, its outcome is
 // unknown (see [Store.Commit]): the changes are not published, and the
 // store's [Watcher] applies them if the server committed them.

@@ -726,6 +726,25 @@ func (b *Batch) Remove(f rules.Fact) bool {
 	return true
 }
 
+// View returns the batch's working copy of entity e as Publish would
+// publish it, and whether the batch changed e at all: nil (and true) when
+// its changes leave e empty. The copy is the batch's own, never published
+// by View, and changes with the batch's later Add and Remove calls; it is
+// for reading what a batch of changes makes of an entity before the
+// batch, or another one with the same changes, is published.
+func (b *Batch) View(e model.EntityID) (en *Entity, changed bool) {
+	en, changed = b.work[e]
+	if !changed {
+		return nil, false
+	}
+	b.gc(en)
+	en.compile(b.ix.cat.Len())
+	if en.empty() {
+		return nil, true
+	}
+	return en, true
+}
+
 // Publish makes the batch's changes visible to readers.
 func (b *Batch) Publish() {
 	if len(b.work) == 0 {

@@ -386,3 +386,43 @@ func TestIDsInSeveralEntities(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchView: a batch's View shows an entity as the batch's changes
+// leave it (decisions included), nil for one they empty, and nothing for
+// one they do not touch, while the published index stays as it was.
+func TestBatchView(t *testing.T) {
+	cat := model.DefaultCatalog()
+	k := cat.Key(0)
+	s, _ := cat.Slot(k)
+	ix := New(cat)
+	ix.Apply(nil, []rules.Fact{
+		{Kind: rules.KindOwner, Entity: "e1", Partner: "p1"},
+		{Kind: rules.KindOwner, Entity: "e2", Partner: "p1"},
+		{Kind: rules.KindRole, Entity: "e1", Role: "r", Name: "R"},
+		{Kind: rules.KindMember, Entity: "e1", User: "u"},
+	})
+	b := ix.Begin()
+	if en, changed := b.View("e1"); en != nil || changed {
+		t.Fatalf("untouched entity: %v, %v", en, changed)
+	}
+	b.Add(rules.Fact{Kind: rules.KindPermission, Entity: "e1", Role: "r", Key: k, Perm: model.Allowed})
+	b.Add(rules.Fact{Kind: rules.KindDefaultRole, Entity: "e1", Role: "r"})
+	en, changed := b.View("e1")
+	if en == nil || !changed {
+		t.Fatalf("changed entity: %v, %v", en, changed)
+	}
+	i, viaDefault, member := en.Member("u")
+	if p, role := en.RolePerm(i, s); !member || !viaDefault || role != "r" || p != model.Allowed {
+		t.Fatalf("view: u reaches %q (%v, default %v, member %v); want r, allowed, by default", role, p, viaDefault, member)
+	}
+	if pub := ix.Entity("e1"); len(pub.Defaults) != 0 || pub.Role("r").Perm(s) != model.NotAllowed {
+		t.Fatal("View published the batch's changes")
+	}
+	b.Remove(rules.Fact{Kind: rules.KindOwner, Entity: "e2", Partner: "p1"})
+	if en, changed := b.View("e2"); en != nil || !changed {
+		t.Fatalf("emptied entity: %v, %v; want nil, true", en, changed)
+	}
+	if ix.Entity("e2") == nil {
+		t.Fatal("View removed e2 from the index")
+	}
+}
