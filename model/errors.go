@@ -30,7 +30,7 @@ var (
 // IDError describes a malformed identifier. It wraps [ErrInvalidID].
 type IDError struct {
 	Kind string // "entity id", "role id", ...
-	ID   string // the offending id, cut to MaxIDLen bytes
+	ID   string // the offending id; one longer than MaxIDLen is cut to its first MaxIDLen bytes and "..."
 	Why  string // what is wrong with it
 }
 

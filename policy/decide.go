@@ -78,8 +78,9 @@ type Decision struct {
 	// Reason says why.
 	Reason Reason
 	// Err is set when the request is malformed (a nil request, an unknown
-	// object type or action, a subject of no kind, an owner with an id but
-	// no valid kind); Allowed is then false.
+	// object type or action, a subject of no kind, an owner of a kind that
+	// is neither a partner nor a user, unless the owner is the zero
+	// Subject); Allowed is then false.
 	Err error
 }
 

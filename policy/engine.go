@@ -232,6 +232,9 @@ func (e *Engine) commit(ctx context.Context, c Committer, ch *Change) error {
 		return err
 	}
 	if actor, ok := ActorFromContext(ctx); ok {
+		if err := validateActor(actor); err != nil {
+			return err
+		}
 		ch.Actor = actor
 	}
 	rm, add, err := decodeAll(ch)
@@ -411,8 +414,13 @@ func (e *Engine) ApplyCommitted(ch Change) error {
 }
 
 // Reload replaces the index with the store's current content. A replica that
-// lost track of changes calls it.
+// lost track of changes calls it. An engine without a store ([WithStore]
+// not given) keeps its policies only in its index: there is nothing to
+// reload them from, and Reload does nothing.
 func (e *Engine) Reload(ctx context.Context) error {
+	if _, ok := e.store.(memoryStore); ok {
+		return ctx.Err()
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.load(ctx)

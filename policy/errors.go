@@ -20,8 +20,10 @@ var (
 	// ErrEscalation: a subject tried to create, change or assign a role that
 	// grants more than the subject holds itself.
 	ErrEscalation = errors.New("privilege escalation")
-	// ErrStorage: the store failed; nothing was changed.
+	// ErrStorage: the store failed, and the engine did not publish the
+	// change. The store did not keep it either, except where the store
+	// cannot tell: a COMMIT whose reply was lost may have gone through
+	// (package store says so with its own errors, and its Watcher then
+	// applies the change if it did).
 	ErrStorage = errors.New("storage error")
-	// ErrClosed: the engine was closed.
-	ErrClosed = errors.New("engine closed")
 )

@@ -788,3 +788,51 @@ func ruleStrings(rs []model.Rule) []string {
 	slices.Sort(out)
 	return out
 }
+
+// TestReloadInMemory: an engine without a store holds its policies only in
+// its index, so Reload keeps them (found in review: it reloaded from the
+// empty in-memory store and silently dropped every entity).
+func TestReloadInMemory(t *testing.T) {
+	ctx := context.Background()
+	eng := newEngine(t)
+	must[policy.Entity](t)(eng.CreateEntity(ctx, "p1", "e1"))
+	before := ruleStrings(eng.Rules())
+	if err := eng.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	req := policy.Request{Subject: model.Partner("p1"), Entity: "e1", Object: kRead.Object, Action: kRead.Action}
+	if got := ruleStrings(eng.Rules()); !slices.Equal(got, before) || !eng.Decide(&req).Allowed {
+		t.Fatalf("after Reload: rules %v (before %v), partner allowed %v", got, before, eng.Decide(&req).Allowed)
+	}
+}
+
+// TestActorValidated: a change made with an actor no audit column holds
+// fails with ErrInvalid and changes nothing.
+func TestActorValidated(t *testing.T) {
+	ctx := context.Background()
+	eng := newEngine(t)
+	for _, tc := range []struct {
+		name, actor string
+		ok          bool
+	}{
+		{"plain", "user:alice", true},
+		{"longest", strings.Repeat("a", policy.MaxActorLen), true},
+		{"too long", strings.Repeat("a", policy.MaxActorLen+1), false},
+		{"newline", "user:a\nb", false},
+		{"NUL", "user:a\x00", false},
+		{"invalid UTF-8", "user:\xc3", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := ruleStrings(eng.Rules())
+			_, err := eng.CreateEntity(policy.WithActor(ctx, tc.actor), "p1", model.EntityID("e-"+strings.ReplaceAll(tc.name, " ", "-")))
+			switch {
+			case tc.ok && err != nil:
+				t.Fatalf("refused: %v", err)
+			case !tc.ok && !errors.Is(err, policy.ErrInvalid):
+				t.Fatalf("err = %v, want ErrInvalid", err)
+			case !tc.ok && !slices.Equal(ruleStrings(eng.Rules()), before):
+				t.Fatal("a refused change changed the rules")
+			}
+		})
+	}
+}

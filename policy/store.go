@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/casbin/casbin/v2/persist"
 
@@ -184,9 +187,28 @@ func (memoryStore) Commit(context.Context, *Change) error              { return 
 type actorKey struct{}
 
 // WithActor returns a context that names who makes the changes done with
-// it; stores record it in their audit trail.
+// it; stores record it in their audit trail. An actor must be valid UTF-8
+// of at most [MaxActorLen] bytes without control characters (what every
+// store's audit column holds): a change made with any other fails with
+// [ErrInvalid] and changes nothing.
 func WithActor(ctx context.Context, actor string) context.Context {
 	return context.WithValue(ctx, actorKey{}, actor)
+}
+
+// MaxActorLen is the longest actor ([WithActor]), in bytes.
+const MaxActorLen = 255
+
+// validateActor checks an actor set by WithActor.
+func validateActor(a string) error {
+	switch {
+	case len(a) > MaxActorLen:
+		return fmt.Errorf("%w: actor of %d bytes: at most %d", ErrInvalid, len(a), MaxActorLen)
+	case !utf8.ValidString(a):
+		return fmt.Errorf("%w: actor is not valid UTF-8", ErrInvalid)
+	case strings.IndexFunc(a, unicode.IsControl) >= 0:
+		return fmt.Errorf("%w: actor has a control character", ErrInvalid)
+	}
+	return nil
 }
 
 // ActorFromContext returns the actor set by [WithActor].

@@ -73,7 +73,13 @@ func (s *Store) Lock(ctx context.Context, e *policy.Engine) (policy.Committer, f
 			return nil, nil, fmt.Errorf("%w: %w: %w", ErrConflict, ErrBehind, err)
 		}
 		// Outside the lock: a reload reads through a connection of its own.
-		if rerr := s.watcherOf(e).reloadNow(ctx, err.Error()); rerr != nil {
+		// The watcher may have been closed meanwhile (a shutdown): then
+		// there is nothing to reload with, and the change is refused.
+		w := s.watcherOf(e)
+		if w == nil {
+			return nil, nil, fmt.Errorf("%w: %w: %w (and the engine's watcher is closed)", ErrConflict, ErrBehind, err)
+		}
+		if rerr := w.reloadNow(ctx, err.Error()); rerr != nil {
 			return nil, nil, fmt.Errorf("%w: %w: %w", ErrConflict, ErrBehind, rerr)
 		}
 	}

@@ -30,7 +30,10 @@ import (
 // A PostgreSQL key=value DSN ("host=... dbname=...") is refused with
 // [ErrUnsupported] rather than taken for a SQLite file name, and so is a
 // postgres:// URL whose user-info does not parse (a password with an
-// unescaped "/" or "#", say) rather than misread. Errors never
+// unescaped "/" or "#", say) rather than misread, and an in-memory SQLite
+// database without a shared cache (":memory:"), of which each connection
+// of the pool would open its own, empty ("file::memory:?cache=shared" is
+// one database for the pool). Errors never
 // hold the DSN's passwords: they are masked in the DSN they quote and in
 // the driver's message (an error whose message had to be masked no longer
 // unwraps to the driver's error, but errors.Is still sees through it).
@@ -54,6 +57,8 @@ func Open(ctx context.Context, dsn string) (*gorm.DB, error) {
 		return nil, fmt.Errorf("%w: DSN scheme in %q", ErrUnsupported, safe)
 	case conninfoRE.MatchString(dsn):
 		return nil, fmt.Errorf("%w: key=value DSN %q: use a postgres:// URL", ErrUnsupported, safe)
+	case sqliteMemoryUnshared(dsn):
+		return nil, fmt.Errorf("%w: %q is an in-memory SQLite database, which each connection of the pool would open empty and on its own: use a file, or a shared cache (file::memory:?cache=shared)", ErrUnsupported, safe)
 	default:
 		d = sqlite.Open(sqliteDSN(dsn))
 	}
@@ -70,6 +75,19 @@ func Open(ctx context.Context, dsn string) (*gorm.DB, error) {
 		return nil, fmt.Errorf("store: connecting to %s: %w", safe, scrub(err, secrets))
 	}
 	return db, nil
+}
+
+// sqliteMemoryUnshared reports whether dsn names a SQLite in-memory
+// database without a shared cache (":memory:", "file::memory:",
+// "mode=memory"): every connection would have a database of its own.
+func sqliteMemoryUnshared(dsn string) bool {
+	path, query, _ := strings.Cut(dsn, "?")
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return false // let the driver report it
+	}
+	mem := strings.TrimPrefix(path, "file:") == ":memory:" || q.Get("mode") == "memory"
+	return mem && q.Get("cache") != "shared"
 }
 
 // conninfoRE matches a PostgreSQL key=value DSN: one that starts with a
