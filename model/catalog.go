@@ -6,6 +6,7 @@ import (
 	"math/bits"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -28,6 +29,30 @@ type Key struct {
 
 // String returns "object.action".
 func (k Key) String() string { return string(k.Object) + "." + string(k.Action) }
+
+// MarshalText encodes k as "object.action", so that a [Permissions] map
+// encodes to JSON as an object keyed by those strings. Names that no
+// catalog accepts (empty, or with characters other than [a-z0-9_]) are an
+// error wrapping [ErrInvalidKey].
+func (k Key) MarshalText() ([]byte, error) {
+	if !validName(string(k.Object)) || !validName(string(k.Action)) {
+		return nil, fmt.Errorf("%w: %q", ErrInvalidKey, k.String())
+	}
+	return []byte(k.String()), nil
+}
+
+// UnmarshalText decodes "object.action" (two names of [a-z0-9_], as
+// catalogs have). Any other text is an error wrapping [ErrInvalidKey] and
+// leaves k as it was. Whether the catalog has the key is for
+// [Permissions.Validate] to say.
+func (k *Key) UnmarshalText(b []byte) error {
+	o, a, ok := strings.Cut(string(b), ".")
+	if !ok || !validName(o) || !validName(a) {
+		return fmt.Errorf("%w: %q: want object.action, each 1 to %d of [a-z0-9_]", ErrInvalidKey, b, maxName)
+	}
+	*k = Key{Object: ObjectType(o), Action: Action(a)}
+	return nil
+}
 
 // Catalog says which actions each object type has. A Catalog is immutable and
 // safe for concurrent use. Each (object type, action) has a dense slot number

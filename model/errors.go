@@ -19,6 +19,9 @@ var (
 	// ErrInvalidScope is wrapped when a scope name is not one of none, own,
 	// all, or a Scope value is not one of the three scopes.
 	ErrInvalidScope = errors.New("invalid scope")
+	// ErrInvalidKey is wrapped when a key's text is not "object.action" of
+	// two catalog names ([Key.UnmarshalText]).
+	ErrInvalidKey = errors.New("invalid key")
 	// ErrInvalidCatalog is wrapped when a catalog cannot be built.
 	ErrInvalidCatalog = errors.New("invalid catalog")
 	// ErrUnknownUser is wrapped when an entity user does not exist. It is

@@ -1,6 +1,7 @@
 package model_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -60,5 +61,20 @@ func ExampleParseScope() {
 	// Output:
 	// all <nil>
 	// invalid scope: "everything" (want none, own or all)
+	// true
+}
+
+// Permissions encode to JSON keyed by "object.action", and decode back;
+// Validate then checks them against a catalog.
+func ExamplePermissions_json() {
+	b, _ := json.Marshal(model.Permissions{{Object: "payable", Action: "approve"}: model.AllowedForOwn})
+	fmt.Println(string(b))
+	var ps model.Permissions
+	err := json.Unmarshal([]byte(`{"payable.read":"allowed","payable.launch":"allowed"}`), &ps)
+	fmt.Println(len(ps), err)
+	fmt.Println(errors.Is(ps.Validate(model.DefaultCatalog()), model.ErrUnknownAction))
+	// Output:
+	// {"payable.approve":"allowed_for_own"}
+	// 2 <nil>
 	// true
 }

@@ -3,6 +3,7 @@ package model_test
 import (
 	"encoding/json"
 	"errors"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -421,4 +422,51 @@ func BenchmarkSlotOf(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestKeyText: keys encode as "object.action", so that Permissions (a map
+// keyed by Key) goes to JSON and back; malformed text is refused with
+// ErrInvalidKey and leaves the key as it was.
+func TestKeyText(t *testing.T) {
+	ps := model.Permissions{
+		{Object: "payable", Action: "approve"}:  model.AllowedForOwn,
+		{Object: "entity_user", Action: "read"}: model.Allowed,
+	}
+	b, err := json.Marshal(ps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"entity_user.read":"allowed","payable.approve":"allowed_for_own"}`; string(b) != want {
+		t.Fatalf("JSON %s, want %s", b, want)
+	}
+	var back model.Permissions
+	if err := json.Unmarshal(b, &back); err != nil || !maps.Equal(back, ps) {
+		t.Fatalf("round trip: %v, %v", back, err)
+	}
+	for _, s := range []string{"", "payable", "payable.", ".read", "payable.read.x", "Payable.read", "pay able.read", "payable.réad", strings.Repeat("a", 65) + ".read"} {
+		k := model.Key{Object: "keep", Action: "me"}
+		if err := k.UnmarshalText([]byte(s)); !errors.Is(err, model.ErrInvalidKey) || k.Object != "keep" || k.Action != "me" {
+			t.Errorf("UnmarshalText(%q): %v, key %v", s, err, k)
+		}
+	}
+	if _, err := (model.Key{Object: "payable"}).MarshalText(); !errors.Is(err, model.ErrInvalidKey) {
+		t.Errorf("MarshalText of a key without an action: %v", err)
+	}
+}
+
+// FuzzKeyText: never a panic; text that decodes encodes back the same.
+func FuzzKeyText(f *testing.F) {
+	for _, s := range []string{"payable.read", "a.b", "", ".", "x.y.z", "entity_user.update"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var k model.Key
+		if err := k.UnmarshalText([]byte(s)); err != nil {
+			return
+		}
+		b, err := k.MarshalText()
+		if err != nil || string(b) != s {
+			t.Fatalf("UnmarshalText(%q) gave %v, which encodes as %q, %v", s, k, b, err)
+		}
+	})
 }
