@@ -12,8 +12,9 @@
 //     entity-scoped route;
 //   - 403 for an entity-user token naming another entity, a partner token
 //     naming an entity it does not own (unknown entities look the same), an
-//     object type outside the token's APIs, an entity-user token on a
-//     partner-only route, or a decision that denies;
+//     object type outside the token's APIs (with an RFC 6750
+//     insufficient_scope challenge), an entity-user token on a partner-only
+//     route, or a decision that denies;
 //   - 404 when an owner lookup finds no object, 500 when the decision path
 //     fails or a route has no declaration, 503 when tokens cannot be verified
 //     or when [Config.Fresh] says the policies are stale (a replica behind

@@ -46,7 +46,8 @@ type Problem struct {
 }
 
 // ErrorWriter writes an error answer. The middleware sets the
-// WWW-Authenticate header (for token errors) and Retry-After (for 503)
+// WWW-Authenticate header (for token errors, and for a 403 outside the
+// token's APIs: insufficient_scope) and Retry-After (for 503)
 // before calling it; a writer must keep them and must not call the next
 // handler. [WriteProblem] is the default; [WriteMonite] speaks Monite's
 // dialect.

@@ -94,6 +94,9 @@ type Middleware struct {
 	pattern   func(*http.Request) string
 	fresh     func() error
 	challenge map[Code]string // WWW-Authenticate values
+	// scopeChallenge is the WWW-Authenticate value of a 403 for an object
+	// type outside the token's APIs (RFC 6750 section 3.1).
+	scopeChallenge string
 }
 
 // New checks cfg and returns a Middleware. Every configuration it cannot
@@ -144,6 +147,7 @@ func New(cfg Config) (*Middleware, error) {
 	for code, desc := range tokenErrors {
 		m.challenge[code] = base + `, error="invalid_token", error_description="` + desc.challenge + `"`
 	}
+	m.scopeChallenge = base + `, error="insufficient_scope", error_description="` + strings.TrimSuffix(detailAPI, ".") + `"`
 	return m, nil
 }
 

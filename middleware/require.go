@@ -221,6 +221,9 @@ func (m *Middleware) authorize(w http.ResponseWriter, r *http.Request, g *guard,
 		if ref.status == http.StatusServiceUnavailable {
 			w.Header().Set("Retry-After", "1")
 		}
+		if ref == refuseAPI {
+			w.Header().Set("WWW-Authenticate", m.scopeChallenge)
+		}
 		m.fail(w, r, ref.status, ref.code, ref.detail)
 		return
 	}
