@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gatehouse-authz/gatehouse/model"
@@ -180,7 +181,11 @@ func (s *Service) authenticateClient(ctx context.Context, id, secret string) (Cl
 		return ClientRecord{}, ErrInvalidClient
 	}
 	now := s.o.now()
-	if wait, ok := s.limiter.allow(id, now); !ok {
+	// The limiter counts an id in lower case: MySQL's default collation
+	// finds a client whatever the case of its id, and each spelling must
+	// not bring five fresh attempts. (Ids are made in lower case.)
+	key := strings.ToLower(id)
+	if wait, ok := s.limiter.allow(key, now); !ok {
 		return ClientRecord{}, &TooManyAttemptsError{RetryAfter: wait}
 	}
 	c, err := s.store.Client(ctx, id)
@@ -199,18 +204,19 @@ func (s *Service) authenticateClient(ctx context.Context, id, secret string) (Cl
 	okCur := subtle.ConstantTimeCompare(h, cur)
 	okPrev := subtle.ConstantTimeCompare(h, prev)
 	if !found || okCur|okPrev != 1 || secret == "" {
-		s.limiter.failed(id, now)
+		s.limiter.failed(key, now)
 		s.log.InfoContext(ctx, "client authentication failed", slog.String("client_id", id))
 		return ClientRecord{}, ErrInvalidClient
 	}
-	s.limiter.succeeded(id)
+	s.limiter.succeeded(key)
 	return c, nil
 }
 
 // recheckClient reads client c again right before a token is signed for it
 // after a slow step (the directory): a client deleted or revoked meanwhile
 // gets no token, since the token would outlive the client's revocation
-// (which lasts one token lifetime from the deletion). It returns the client
+// (which lasts the longest token lifetime the package allows from the
+// deletion). It returns the client
 // as stored now.
 func (s *Service) recheckClient(ctx context.Context, c ClientRecord) (ClientRecord, error) {
 	cur, err := s.store.Client(ctx, c.ID)

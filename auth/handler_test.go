@@ -198,6 +198,18 @@ func TestBruteForceLimit(t *testing.T) {
 	if r := try(c.ID, c.Secret); r.Status != http.StatusOK {
 		t.Fatalf("after cool-down: %d %s", r.Status, r.Raw)
 	}
+
+	// Spellings of one id in other cases share its count: on MySQL, whose
+	// default collation ignores case, each would find the client.
+	id := "00000000-0000-4000-8000-00000000beef"
+	for i, spelling := range []string{id, strings.ToUpper(id), "00000000-0000-4000-8000-00000000BEEF", "00000000-0000-4000-8000-00000000Beef", "00000000-0000-4000-8000-00000000bEEf"} {
+		if r := try(spelling, "wrong"); r.Status != http.StatusUnauthorized {
+			t.Fatalf("spelling %d: %d %s", i, r.Status, r.Raw)
+		}
+	}
+	if r := try("00000000-0000-4000-8000-00000000BeEf", "wrong"); r.Status != http.StatusTooManyRequests {
+		t.Fatalf("a sixth spelling after 5 failures: %d %s", r.Status, r.Raw)
+	}
 	// Success cleared the count: 4 new failures do not block.
 	for range 4 {
 		try(c.ID, "wrong")
