@@ -31,7 +31,9 @@
 // Claims: iss, sub ("partner:<id>" or "user:<id>"), exp, iat, nbf, jti, kind,
 // partner_id, entity_id, entity_user_id, client_id and apis. Keys rotate
 // ([Service.RotateSigningKey]): one key signs, retired keys verify until
-// their tokens have expired.
+// their tokens have expired. A leaked key is revoked at once
+// ([Service.RevokeSigningKey]): every token it signed is refused, on every
+// replica within the revocation poll interval.
 //
 // [Service.Authenticate] is the middleware's hook: it verifies a token and
 // returns its [Principal]. Verified tokens are cached (bounded, keyed by the

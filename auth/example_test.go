@@ -99,3 +99,26 @@ func ExampleService_RotateClientSecret() {
 	// true true true
 	// false
 }
+
+// A leaked signing key is revoked: its tokens are refused at once, and a
+// new key signs from then on.
+func ExampleService_RevokeSigningKey() {
+	ctx := context.Background()
+	svc, _ := auth.New(ctx, auth.NewMemoryStore(), users)
+	defer svc.Close()
+	creds, _ := svc.CreateClient(ctx, "partner-1")
+	leaked, _ := svc.IssuePartnerToken(ctx, creds)
+
+	err := svc.RevokeSigningKey(ctx, leaked.Principal.KeyID)
+	fmt.Println(err)
+	_, err = svc.Authenticate(ctx, leaked.AccessToken)
+	fmt.Println(errors.Is(err, auth.ErrRevokedToken))
+
+	fresh, _ := svc.IssuePartnerToken(ctx, creds)
+	_, err = svc.Authenticate(ctx, fresh.AccessToken)
+	fmt.Println(fresh.Principal.KeyID != leaked.Principal.KeyID, err)
+	// Output:
+	// <nil>
+	// true
+	// true <nil>
+}

@@ -50,6 +50,7 @@ type Principal struct {
 	UserID    model.UserID   // entity-user tokens only
 	ClientID  string         // the API client the token was issued to
 	TokenID   string         // the token's jti
+	KeyID     string         // the kid of the key that signed the token
 	// APIs are the object types the client is enabled for; nil means all.
 	// A non-nil empty list allows none.
 	APIs      []model.ObjectType

@@ -448,3 +448,74 @@ func TestConcurrentRotatedKeyDuringRateLimitedReload(t *testing.T) {
 		}
 	})
 }
+
+// TestReplicaRevokeSigningKey: revoking a signing key (a leaked one)
+// refuses every token it signed at once, here and, within the poll
+// interval, on another replica, cached or not; the service signs with a new
+// key from then on, and those tokens are good everywhere.
+func TestReplicaRevokeSigningKey(t *testing.T) {
+	for _, b := range append([]string{"memory"}, sqlBackends...) {
+		t.Run(b, func(t *testing.T) {
+			ctx := context.Background()
+			stA, stB := replicaStores(t, b)
+			var svcs []*Service
+			for _, st := range []Store{stA, stB} {
+				s, err := New(ctx, st, defaultDir, WithRevocationPoll(10*time.Millisecond))
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = s.Close() })
+				svcs = append(svcs, s)
+			}
+			a, other := svcs[0], svcs[1]
+			c, err := a.CreateClient(ctx, "partner-a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			old, err := a.IssuePartnerToken(ctx, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, s := range svcs { // both replicas cache it
+				if p, err := s.Authenticate(ctx, old.AccessToken); err != nil || p.KeyID != old.Principal.KeyID || p.KeyID == "" {
+					t.Fatalf("replica %d before: %+v, %v", i, p, err)
+				}
+			}
+			if err := a.RevokeSigningKey(ctx, "k-no-such-key"); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("unknown key: %v, want ErrNotFound", err)
+			}
+			if err := a.RevokeSigningKey(ctx, old.Principal.KeyID); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := a.Authenticate(ctx, old.AccessToken); !errors.Is(err, ErrRevokedToken) {
+				t.Fatalf("revoking replica: %v, want ErrRevokedToken", err)
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				_, err := other.Authenticate(ctx, old.AccessToken)
+				if errors.Is(err, ErrRevokedToken) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("other replica after 5 s: %v, want ErrRevokedToken", err)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			fresh, err := a.IssuePartnerToken(ctx, c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fresh.Principal.KeyID == old.Principal.KeyID {
+				t.Fatal("the revoked key still signs")
+			}
+			for i, s := range svcs {
+				if _, err := s.Authenticate(ctx, fresh.AccessToken); err != nil {
+					t.Fatalf("replica %d, token of the new key: %v", i, err)
+				}
+			}
+			if err := a.RevokeSigningKey(ctx, old.Principal.KeyID); err != nil {
+				t.Fatalf("revoking it again: %v", err)
+			}
+		})
+	}
+}

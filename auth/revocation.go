@@ -8,28 +8,35 @@ import (
 )
 
 // clientRevocationPrefix marks a revocation of every token of a client (a
-// deleted client). Token ids are base64url and never contain ':'.
-const clientRevocationPrefix = "client:"
+// deleted client), and keyRevocationPrefix of every token a signing key
+// signed (a compromised key). Token ids are base64url and never contain
+// ':'.
+const (
+	clientRevocationPrefix = "client:"
+	keyRevocationPrefix    = "key:"
+)
 
-// revokedSet is the in-memory copy of the revocation list: token ids and
-// client ids, each with the time after which the entry is useless.
+// revokedSet is the in-memory copy of the revocation list: token ids, client
+// ids and key ids, each with the time after which the entry is useless.
 type revokedSet struct {
 	mu      sync.RWMutex
 	tokens  map[string]int64
 	clients map[string]int64
+	keys    map[string]int64
 }
 
 func newRevokedSet() *revokedSet {
-	return &revokedSet{tokens: map[string]int64{}, clients: map[string]int64{}}
+	return &revokedSet{tokens: map[string]int64{}, clients: map[string]int64{}, keys: map[string]int64{}}
 }
 
-// has reports whether p's token or client is revoked.
+// has reports whether p's token, client or signing key is revoked.
 func (r *revokedSet) has(p *Principal) bool {
 	r.mu.RLock()
 	_, t := r.tokens[p.TokenID]
 	_, c := r.clients[p.ClientID]
+	_, k := r.keys[p.KeyID]
 	r.mu.RUnlock()
-	return t || c
+	return t || c || k
 }
 
 func (r *revokedSet) add(revs ...Revocation) {
@@ -38,6 +45,8 @@ func (r *revokedSet) add(revs ...Revocation) {
 	for _, v := range revs {
 		if id, ok := strings.CutPrefix(v.ID, clientRevocationPrefix); ok {
 			r.clients[id] = v.ExpiresAt.UnixNano()
+		} else if id, ok := strings.CutPrefix(v.ID, keyRevocationPrefix); ok {
+			r.keys[id] = v.ExpiresAt.UnixNano()
 		} else {
 			r.tokens[v.ID] = v.ExpiresAt.UnixNano()
 		}
@@ -49,7 +58,7 @@ func (r *revokedSet) prune(t time.Time) {
 	n := t.UnixNano()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, m := range []map[string]int64{r.tokens, r.clients} {
+	for _, m := range []map[string]int64{r.tokens, r.clients, r.keys} {
 		for id, exp := range m {
 			if exp < n {
 				delete(m, id)

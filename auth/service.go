@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -215,6 +216,39 @@ func (s *Service) RotateSigningKey(ctx context.Context) (string, error) {
 	}
 	s.log.InfoContext(ctx, "rotated signing key", slog.String("kid", k.ID))
 	return k.ID, nil
+}
+
+// RevokeSigningKey revokes the signing key kid at once, as when it has
+// leaked: every token it signed is refused from now on (on other replicas
+// within the revocation poll interval, cached or not), however long it had
+// left. When kid is the key that signs, a new key is made first
+// ([Service.RotateSigningKey]), so that tokens issued afterwards are good.
+// Errors wrap [ErrNotFound] for a key the store does not hold.
+func (s *Service) RevokeSigningKey(ctx context.Context, kid string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	recs, err := s.store.SigningKeys(ctx)
+	if err != nil {
+		return fmt.Errorf("auth: load signing keys: %w", err)
+	}
+	i := slices.IndexFunc(recs, func(r KeyRecord) bool { return r.ID == kid })
+	if i < 0 {
+		return fmt.Errorf("auth: revoke signing key %q: %w", kid, ErrNotFound)
+	}
+	if recs[i].RetiredAt.IsZero() {
+		if _, err := s.RotateSigningKey(ctx); err != nil {
+			return err
+		}
+	}
+	// Kept as long as any token of the key may live, whatever the TTL and
+	// leeway of the replica that signed it.
+	r := Revocation{ID: keyRevocationPrefix + kid, ExpiresAt: s.o.now().Add(maxTTL + 2*maxLeeway)}
+	if err := s.addRevocation(ctx, r); err != nil {
+		return err
+	}
+	s.log.WarnContext(ctx, "revoked signing key", slog.String("kid", kid))
+	return nil
 }
 
 // Authenticate verifies a bearer token and returns who it speaks for. It

@@ -73,7 +73,7 @@ func (s *Service) sign(p Principal) (Token, error) {
 	if err != nil {
 		return Token{}, err
 	}
-	p.ExpiresAt = c.ExpiresAt.Time
+	p.ExpiresAt, p.KeyID = c.ExpiresAt.Time, ks.signing.kid
 	return Token{AccessToken: str, TokenType: "Bearer", ExpiresIn: int(s.o.ttl / time.Second), ExpiresAt: p.ExpiresAt, Principal: p}, nil
 }
 
@@ -97,6 +97,7 @@ func parse(ks *keyset, token string) (Principal, *verifyKey, error) {
 	if err != nil || k == nil {
 		return Principal{}, nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
 	}
+	p.KeyID = kid
 	if expired {
 		return p, k, ErrExpiredToken
 	}
