@@ -68,8 +68,9 @@ func newClientID() string {
 // validateClientID accepts what model.ValidateID accepts.
 func validateClientID(id string) error { return model.ValidateID("client id", id) }
 
-// maxSecretLen bounds the secrets looked at; ours are 48 bytes.
-const maxSecretLen = 512
+// MaxSecretLen is the longest client secret the service looks at, in bytes
+// (its own are 48): a longer one is refused as a wrong secret.
+const MaxSecretLen = 512
 
 // hashSecret returns SHA-256(secret), or HMAC-SHA-256(pepper, secret) with a
 // pepper. A slow password hash is not needed: secrets are 256-bit random.
@@ -175,9 +176,9 @@ func (s *Service) authenticateClient(ctx context.Context, id, secret string) (Cl
 	if err := ctx.Err(); err != nil {
 		return ClientRecord{}, err
 	}
-	if validateClientID(id) != nil || len(secret) > maxSecretLen {
+	if validateClientID(id) != nil || len(secret) > MaxSecretLen {
 		// Not tracked by the limiter (not a possible id), refused alike.
-		s.hashSecret(secret[:min(len(secret), maxSecretLen)])
+		s.hashSecret(secret[:min(len(secret), MaxSecretLen)])
 		return ClientRecord{}, ErrInvalidClient
 	}
 	now := s.o.now()

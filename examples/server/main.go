@@ -32,7 +32,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -141,13 +140,22 @@ func sharedDatabase(dsn string) bool {
 	return false
 }
 
-// redact hides a password in a DSN for the log.
+// redact returns what the log may show of a DSN: where the database is,
+// not who connects nor how. The user-info and the query, where passwords
+// also go (pgx's ?password= and ?sslpassword=, SQLite's _auth_pass), are
+// left out; so is a whole key=value DSN that names a password.
 func redact(dsn string) string {
-	if !strings.Contains(dsn, "@") {
-		return dsn
+	scheme, rest, ok := strings.Cut(dsn, "://")
+	if !ok {
+		if strings.Contains(strings.ToLower(dsn), "password") {
+			return "(a DSN with credentials)"
+		}
+		path, _, _ := strings.Cut(dsn, "?")
+		return path
 	}
-	if u, err := url.Parse(dsn); err == nil && u.User != nil {
-		return u.Redacted()
+	if i := strings.LastIndex(rest, "@"); i >= 0 { // the last: a password may hold an unescaped "@"
+		rest = rest[i+1:]
 	}
-	return "(a DSN with credentials)"
+	rest, _, _ = strings.Cut(rest, "?")
+	return scheme + "://" + rest
 }

@@ -1,6 +1,9 @@
 package main
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestSharedDatabase(t *testing.T) {
 	for _, tc := range []struct {
@@ -23,12 +26,23 @@ func TestSharedDatabase(t *testing.T) {
 
 func TestRedact(t *testing.T) {
 	for dsn, want := range map[string]string{
-		"gatehouse.db":                       "gatehouse.db",
-		"postgres://app:hunter2@db:5432/app": "postgres://app:xxxxx@db:5432/app",
-		"mysql://root:pw@tcp(db:3306)/x":     "(a DSN with credentials)",
+		"gatehouse.db":                                       "gatehouse.db",
+		"postgres://app:hunter2@db:5432/app":                 "postgres://db:5432/app",
+		"mysql://root:hunter2@tcp(db:3306)/x?parseTime=true": "mysql://tcp(db:3306)/x",
+		// Found in review: passwords in the query were logged.
+		"postgres://db.internal:5432/app?user=app&password=hunter2":  "postgres://db.internal:5432/app",
+		"postgres://app@db.internal:5432/app?password=hunter2":       "postgres://db.internal:5432/app",
+		"postgres://app:pw@db.internal:5432/app?sslpassword=hunter2": "postgres://db.internal:5432/app",
+		"postgres://app:hun@ter2@db:5432/app":                        "postgres://db:5432/app",
+		"file:g.db?_auth&_auth_user=admin&_auth_pass=hunter2":        "file:g.db",
+		"host=db user=app password=hunter2 dbname=app":               "(a DSN with credentials)",
 	} {
-		if got := redact(dsn); got != want {
+		got := redact(dsn)
+		if got != want {
 			t.Errorf("redact(%q) = %q, want %q", dsn, got, want)
+		}
+		if strings.Contains(got, "hunter2") || strings.Contains(got, "ter2") {
+			t.Errorf("redact(%q) = %q shows the password", dsn, got)
 		}
 	}
 }

@@ -208,7 +208,10 @@ func (s *Server) CreateClient(ctx context.Context, partner model.PartnerID) (aut
 
 // EnsureClient makes sure an API client with exactly these credentials
 // exists for partner (the bootstrap client of the command, from the
-// environment): it creates it, or replaces its secret when it differs.
+// environment): it creates it, or replaces its secret when it differs. An
+// id or secret that the token endpoint would refuse (an id that is not a
+// valid identifier, a secret of fewer than 16 or more than
+// [auth.MaxSecretLen] bytes) is an error.
 //
 // The token service has no call to import a client with a given secret,
 // so EnsureClient writes the client record itself, with the secret's
@@ -217,8 +220,11 @@ func (s *Server) EnsureClient(ctx context.Context, partner model.PartnerID, cred
 	if err := partner.Validate(); err != nil {
 		return err
 	}
-	if creds.ID == "" || len(creds.Secret) < 16 {
-		return errors.New("api: the client id must be set and the secret at least 16 characters long")
+	if err := model.ValidateID("client id", creds.ID); err != nil {
+		return fmt.Errorf("api: bootstrap client: %w", err) // the token endpoint would refuse it
+	}
+	if len(creds.Secret) < 16 || len(creds.Secret) > auth.MaxSecretLen {
+		return fmt.Errorf("api: bootstrap client: the secret must be 16 to %d bytes long", auth.MaxSecretLen)
 	}
 	sum := sha256.Sum256([]byte(creds.Secret))
 	rec, err := s.clients.Client(ctx, creds.ID)

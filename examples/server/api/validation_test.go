@@ -1,9 +1,14 @@
 package api_test
 
 import (
+	"context"
 	"encoding/json"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gatehouse-authz/gatehouse/auth"
+	"github.com/gatehouse-authz/gatehouse/examples/server/api"
 )
 
 // TestStoredText: every string the server stores is refused with 422 when
@@ -103,4 +108,30 @@ func TestStoredText(t *testing.T) {
 			t.Errorf("%d entities, want 2", len(ents.Data))
 		}
 	})
+}
+
+// TestEnsureClientRefusesWhatTokensRefuse: the bootstrap client's
+// credentials are checked as the token endpoint checks them; credentials it
+// would always refuse are an error at start-up, not a client that can never
+// get a token (found in review). Good ones get a token.
+func TestEnsureClientRefusesWhatTokensRefuse(t *testing.T) {
+	e := newEnv(t, api.Config{DSN: filepath.Join(t.TempDir(), "boot.db")})
+	ctx := context.Background()
+	for _, creds := range []auth.ClientCredentials{
+		{ID: "my client", Secret: "0123456789abcdef"},
+		{ID: "", Secret: "0123456789abcdef"},
+		{ID: "ok-client", Secret: "short"},
+		{ID: "ok-client", Secret: strings.Repeat("s", auth.MaxSecretLen+1)},
+	} {
+		if err := e.srv.EnsureClient(ctx, "partner-1", creds); err == nil {
+			t.Errorf("EnsureClient(%q, %d-byte secret) accepted", creds.ID, len(creds.Secret))
+		}
+	}
+	good := auth.ClientCredentials{ID: "ok-client", Secret: strings.Repeat("s", auth.MaxSecretLen)}
+	if err := e.srv.EnsureClient(ctx, "partner-1", good); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.srv.Tokens.IssuePartnerToken(ctx, good); err != nil {
+		t.Fatalf("token for the bootstrap client: %v", err)
+	}
 }
