@@ -41,6 +41,21 @@ import (
 // The returned *gorm.DB is an ordinary pool that the application may share;
 // GORM's logger is silenced. Close it with its DB().Close().
 func Open(ctx context.Context, dsn string) (*gorm.DB, error) {
+	return open(ctx, dsn, false)
+}
+
+// OpenReadOnly is [Open] for a program that only reads the policies (a
+// command-line tool, an audit): a SQLite database is opened read-only
+// (mode=ro), so that the file is never changed, its journal mode
+// included, and a missing file is an error rather than a new database;
+// PostgreSQL and MySQL open as with Open (connect as a role that may only
+// read to be sure: a [Store] only reads unless changes are made through
+// it).
+func OpenReadOnly(ctx context.Context, dsn string) (*gorm.DB, error) {
+	return open(ctx, dsn, true)
+}
+
+func open(ctx context.Context, dsn string, readOnly bool) (*gorm.DB, error) {
 	safe, secrets := redact(dsn)
 	var d gorm.Dialector
 	switch {
@@ -59,6 +74,8 @@ func Open(ctx context.Context, dsn string) (*gorm.DB, error) {
 		return nil, fmt.Errorf("%w: key=value DSN %q: use a postgres:// URL", ErrUnsupported, safe)
 	case sqliteMemoryUnshared(dsn):
 		return nil, fmt.Errorf("%w: %q is an in-memory SQLite database, which each connection of the pool would open empty and on its own: use a file, or a shared cache (file::memory:?cache=shared)", ErrUnsupported, safe)
+	case readOnly:
+		d = sqlite.Open(sqliteReadOnlyDSN(dsn))
 	default:
 		d = sqlite.Open(sqliteDSN(dsn))
 	}
@@ -82,17 +99,45 @@ func Open(ctx context.Context, dsn string) (*gorm.DB, error) {
 // "mode=memory"): every connection would have a database of its own.
 func sqliteMemoryUnshared(dsn string) bool {
 	path, query, _ := strings.Cut(dsn, "?")
+	if !strings.HasPrefix(path, "file:") {
+		// The driver passes parameters to SQLite only in a "file:" URI:
+		// ":memory:?cache=shared" is a private database all the same.
+		return path == ":memory:"
+	}
 	q, err := url.ParseQuery(query)
 	if err != nil {
 		return false // let the driver report it
 	}
-	mem := strings.TrimPrefix(path, "file:") == ":memory:" || q.Get("mode") == "memory"
+	mem := path == "file::memory:" || q.Get("mode") == "memory"
 	return mem && q.Get("cache") != "shared"
 }
 
 // conninfoRE matches a PostgreSQL key=value DSN: one that starts with a
 // libpq keyword and "=".
 var conninfoRE = regexp.MustCompile(`^\s*(host|hostaddr|port|dbname|user|password|passfile|sslmode|sslpassword|service|connect_timeout|application_name|options|target_session_attrs)\s*=`)
+
+// sqliteReadOnlyDSN makes a SQLite DSN read-only: a "file:" URI (the
+// driver passes parameters such as mode to SQLite only then) with mode=ro,
+// without the parameters that would write (a journal mode, immediate
+// transactions), with a busy timeout unless it sets one.
+func sqliteReadOnlyDSN(dsn string) string {
+	path, query, _ := strings.Cut(dsn, "?")
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		q = url.Values{} // the driver would report it; read-only all the same
+	}
+	for _, k := range []string{"_journal_mode", "_journal", "_txlock", "mode"} {
+		q.Del(k)
+	}
+	q.Set("mode", "ro")
+	if !q.Has("_busy_timeout") && !q.Has("_timeout") {
+		q.Set("_busy_timeout", "5000")
+	}
+	if !strings.HasPrefix(path, "file:") {
+		path = "file:" + path
+	}
+	return path + "?" + q.Encode()
+}
 
 // sqliteDSN adds Gatehouse's connection parameters to a SQLite DSN unless
 // it sets them itself.

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,8 @@ import (
 
 	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
+
+	"github.com/gatehouse-authz/gatehouse/policy"
 )
 
 func TestSQLiteDSN(t *testing.T) {
@@ -58,6 +61,9 @@ func TestOpenErrors(t *testing.T) {
 		{"in-memory SQLite URI", "file::memory:", ErrUnsupported},
 		{"in-memory SQLite by mode", "file:x.db?mode=memory", ErrUnsupported},
 		{"in-memory SQLite, private cache", "file::memory:?cache=private", ErrUnsupported},
+		// Found in review: the driver drops the parameters of a name that
+		// is not a "file:" URI, so this one is not shared.
+		{"in-memory SQLite, shared but not a URI", ":memory:?cache=shared", ErrUnsupported},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -266,5 +272,60 @@ func TestOpenSharedMemory(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatalf("a change while another connection is busy: %v", err)
+	}
+}
+
+// TestOpenReadOnly: a SQLite database opened read-only loads, refuses
+// changes (ErrStorage, nothing stored) and is left as it was; a missing
+// one is an error, not a new file.
+func TestOpenReadOnly(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ro.db")
+	b := sqliteBackend(t)
+	rw, err := Open(ctx, path+"?_journal_mode=DELETE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := newStore(t, b, rw, DefaultTablePrefix)
+	if _, err := newEngine(t, st).CreateEntity(ctx, "p1", "e1"); err != nil {
+		t.Fatal(err)
+	}
+	if sqlDB, err := rw.DB(); err == nil {
+		_ = sqlDB.Close()
+	}
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ro, err := OpenReadOnly(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rst, err := New(ctx, ro)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := newEngine(t, rst)
+	if _, err := eng.GetEntity(ctx, "e1"); err != nil {
+		t.Fatalf("reading: %v", err)
+	}
+	if _, err := eng.CreateEntity(ctx, "p1", "e2"); !errors.Is(err, policy.ErrStorage) {
+		t.Fatalf("writing through a read-only database: %v, want ErrStorage", err)
+	}
+	if sqlDB, err := ro.DB(); err == nil {
+		_ = sqlDB.Close()
+	}
+	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+		t.Error("the database file changed")
+	}
+
+	missing := filepath.Join(dir, "none.db")
+	if _, err := OpenReadOnly(ctx, missing); err == nil {
+		t.Error("a missing database opened")
+	}
+	if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the missing database was created: %v", err)
 	}
 }

@@ -13,7 +13,8 @@
 //	gatehouse export  (-f fixture.yaml | -db DSN) [-model gatehouse.conf] [-policy policy.csv]
 //
 // The policy comes from a fixture file (YAML, see package policytest) or from
-// a database (a DSN as package store opens it; the database is only read).
+// a database (a DSN as package store opens it; the database is only read,
+// and a SQLite file is opened read-only: store.OpenReadOnly).
 // A database is read with Monite's catalog of object types and actions unless
 // -catalog names a JSON file holding the service's own (as
 // model.ParseCatalogJSON reads it: {"payable": ["read", "approve"], ...}).
@@ -198,7 +199,7 @@ func (s *source) open(ctx context.Context, needFixture bool) (*policytest.Fixtur
 		if err := sqliteExists(s.dsn); err != nil {
 			return nil, nil, nop, err
 		}
-		db, err := store.Open(ctx, s.dsn)
+		db, err := store.OpenReadOnly(ctx, s.dsn)
 		if err != nil {
 			return nil, nil, nop, err
 		}

@@ -146,6 +146,53 @@ func TestDatabaseSource(t *testing.T) {
 	}
 }
 
+// TestDatabaseUnchanged: reading a SQLite database changes nothing in it,
+// not even its journal mode, and a missing one is not created, whatever its
+// path (found in review: the command opened databases as the store does,
+// switching them to WAL, and a path with "=" in it skipped the check for a
+// missing file, which the driver then created).
+func TestDatabaseUnchanged(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "g.db")
+	fix, err := policytest.Load("testdata/acme.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fix.Catalog = nil
+	if err := seedDB(ctx, path+"?_journal_mode=DELETE", fix); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, errOut, code := gh(t, "check", "-db", path, "-subject", "user:bob", "-entity", "acme", "-object", "payable", "-action", "pay"); code != 0 {
+		t.Fatalf("exit %d, %q %q", code, out, errOut)
+	}
+	after, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(before, after) {
+		t.Errorf("the database file changed (journal mode bytes %v -> %v)", before[18:20], after[18:20])
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("files beside the database: %v", ents)
+	}
+
+	odd := filepath.Join(t.TempDir(), "env=prod")
+	if err := os.Mkdir(odd, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := gh(t, "matrix", "-db", filepath.Join(odd, "none.db"), "-entity", "e"); code != 2 {
+		t.Errorf("missing database under %s: exit %d, stderr %q", odd, code, errOut)
+	}
+	if ents, _ := os.ReadDir(odd); len(ents) != 0 {
+		t.Errorf("the command created %v", ents)
+	}
+}
+
 // TestDatabaseCatalog: rules of a service with its own catalog load with
 // -catalog; without it they are reported, and export refuses to print a
 // partial policy.
