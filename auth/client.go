@@ -158,12 +158,15 @@ func (s *Service) DeleteClient(ctx context.Context, clientID string) error {
 	// unusable. The revocation outlives every token the client may hold:
 	// one issued now by any replica, whatever its TTL and leeway (up to the
 	// package's limits), not only by this one.
-	r := Revocation{ID: clientRevocationPrefix + clientID, PartnerID: c.PartnerID,
+	//
+	// The id is the stored one, which tokens carry: on MySQL, whose default
+	// collation ignores case, clientID may be spelt otherwise.
+	r := Revocation{ID: clientRevocationPrefix + c.ID, PartnerID: c.PartnerID,
 		ExpiresAt: s.o.now().Add(maxTTL + 2*maxLeeway)}
 	if err := s.addRevocation(ctx, r); err != nil {
 		return err
 	}
-	if err := s.store.DeleteClient(ctx, clientID); err != nil {
+	if err := s.store.DeleteClient(ctx, c.ID); err != nil {
 		return fmt.Errorf("auth: delete client %q: %w", clientID, err)
 	}
 	return nil
