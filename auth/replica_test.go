@@ -502,16 +502,23 @@ func TestReplicaRevokeSigningKey(t *testing.T) {
 				}
 				time.Sleep(10 * time.Millisecond)
 			}
-			fresh, err := a.IssuePartnerToken(ctx, c)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if fresh.Principal.KeyID == old.Principal.KeyID {
-				t.Fatal("the revoked key still signs")
-			}
-			for i, s := range svcs {
-				if _, err := s.Authenticate(ctx, fresh.AccessToken); err != nil {
-					t.Fatalf("replica %d, token of the new key: %v", i, err)
+			// Both replicas sign with another key from now on: the other
+			// one, which knows of the revocation, reloads its keys rather
+			// than sign with the revoked one (found in review: it did, for
+			// up to its key reload interval).
+			for _, i := range []int{1, 0} { // the other first: before anything else made it reload its keys
+				s := svcs[i]
+				fresh, err := s.IssuePartnerToken(ctx, c)
+				if err != nil {
+					t.Fatalf("replica %d: %v", i, err)
+				}
+				if fresh.Principal.KeyID == old.Principal.KeyID {
+					t.Fatalf("replica %d signs with the revoked key", i)
+				}
+				for j, s := range svcs {
+					if _, err := s.Authenticate(ctx, fresh.AccessToken); err != nil {
+						t.Fatalf("replica %d, token of replica %d's new key: %v", j, i, err)
+					}
 				}
 			}
 			if err := a.RevokeSigningKey(ctx, old.Principal.KeyID); err != nil {

@@ -39,6 +39,14 @@ func (r *revokedSet) has(p *Principal) bool {
 	return t || c || k
 }
 
+// hasKey reports whether signing key kid is revoked.
+func (r *revokedSet) hasKey(kid string) bool {
+	r.mu.RLock()
+	_, k := r.keys[kid]
+	r.mu.RUnlock()
+	return k
+}
+
 func (r *revokedSet) add(revs ...Revocation) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

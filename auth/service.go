@@ -391,7 +391,7 @@ func (s *Service) IssuePartnerToken(ctx context.Context, creds ClientCredentials
 	if err != nil {
 		return Token{}, err
 	}
-	return s.sign(Principal{Kind: KindPartner, PartnerID: c.PartnerID, ClientID: c.ID, APIs: c.APIs})
+	return s.sign(ctx, Principal{Kind: KindPartner, PartnerID: c.PartnerID, ClientID: c.ID, APIs: c.APIs})
 }
 
 // IssueEntityUserToken authenticates the client and issues a token for the
@@ -428,5 +428,5 @@ func (s *Service) IssueEntityUserToken(ctx context.Context, creds ClientCredenti
 	if c, err = s.recheckClient(ctx, c); err != nil {
 		return Token{}, err
 	}
-	return s.sign(Principal{Kind: KindEntityUser, PartnerID: c.PartnerID, EntityID: entity, UserID: user, ClientID: c.ID, APIs: c.APIs})
+	return s.sign(ctx, Principal{Kind: KindEntityUser, PartnerID: c.PartnerID, EntityID: entity, UserID: user, ClientID: c.ID, APIs: c.APIs})
 }

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -36,9 +37,19 @@ type claims struct {
 }
 
 // sign issues a token for p (Kind, ids, ClientID and APIs set) with the
-// current signing key.
-func (s *Service) sign(p Principal) (Token, error) {
+// current signing key. A signing key revoked meanwhile (on another
+// replica, which made a new one) is never used: the keys are reloaded
+// first, and if the store still has no other, no token is issued.
+func (s *Service) sign(ctx context.Context, p Principal) (Token, error) {
 	ks := s.keys.Load()
+	if ks != nil && ks.signing != nil && s.revoked.hasKey(ks.signing.kid) {
+		if err := s.loadKeys(ctx); err != nil {
+			return Token{}, err
+		}
+		if ks = s.keys.Load(); ks.signing != nil && s.revoked.hasKey(ks.signing.kid) {
+			return Token{}, fmt.Errorf("%w: the signing key %s is revoked and the store holds no other", ErrUnavailable, ks.signing.kid)
+		}
+	}
 	if ks == nil || ks.signing == nil {
 		return Token{}, errors.New("no signing key")
 	}
