@@ -247,7 +247,7 @@ func (e *Engine) commit(ctx context.Context, c Committer, ch *Change) error {
 	}
 	if d := deferredOf(ctx); d != nil {
 		rev := ch.Revision
-		d.note(e, rm, add)
+		d.note(rm, add)
 		d.apply(func() {
 			e.mu.Lock()
 			defer e.mu.Unlock()
@@ -267,72 +267,81 @@ func (e *Engine) commit(ctx context.Context, c Committer, ch *Change) error {
 type deferKey struct{}
 
 // deferred is the state of a [WithDeferredApply] context: how to publish,
-// what its committed but unpublished changes make of the entities they
-// change (view, a batch never published), and the ids those changes
-// created, which the index does not hold yet. The management calls made
-// with the context read the entities through view, so that each change is
-// checked against the state the transaction's earlier changes leave (a role
-// made the default cannot then be deleted, an entity a user joined is
-// removed with the user), and check the ids too, so that one transaction
-// cannot create the same entity, user or role id (or a role name in one
-// entity) twice. It is read and written under the engine's change lock.
+// and the changes committed with it but not published yet (their facts, in
+// order), with the entities they touch. The management calls made with the
+// context read an entity they touch as those changes leave it: its current
+// snapshot with their facts replayed onto a private batch, never published
+// (see [Engine.snapshot]), so that each change is checked against the state
+// the transaction's earlier changes leave (a role made the default cannot
+// then be deleted, an entity a user joined is removed with the user, a name
+// freed by a rename can be taken), and ids are unique across what the
+// index holds and what the changes made. Replaying onto the current
+// snapshot, rather than keeping a copy, shares nothing with another read
+// and sees changes published meanwhile from other contexts (with a store
+// that is not a [LockingStore], or after a Reload). mu guards the log:
+// reads with the context may run beside a change.
 type deferred struct {
 	apply func(apply func())
-	view  *index.Batch                               // nil until the first change
-	ids   map[string]bool                            // as rules write them: "entity:e", "user:u", "role:r"
-	names map[model.EntityID]map[string]model.RoleID // declared role names
+
+	mu      sync.Mutex
+	log     []factChange
+	touched map[model.EntityID]bool
 }
+
+// factChange is one committed, unpublished change.
+type factChange struct{ rm, add []rules.Fact }
 
 func deferredOf(ctx context.Context) *deferred {
 	d, _ := ctx.Value(deferKey{}).(*deferred)
 	return d
 }
 
-// note records a committed change of e's: its facts go to the view, and
-// the ids that it adds are noted.
-func (d *deferred) note(e *Engine, rm, add []rules.Fact) {
-	if d.view == nil {
-		d.view = e.ix.Load().Begin()
-	}
-	for _, f := range rm {
-		d.view.Remove(f)
-	}
-	for _, f := range add {
-		d.view.Add(f)
-	}
-	for _, f := range add {
-		switch f.Kind {
-		case rules.KindOwner:
-			d.ids[rules.EntityPrefix+string(f.Entity)] = true
-		case rules.KindMember:
-			d.ids[rules.UserPrefix+string(f.User)] = true
-		case rules.KindRole:
-			d.ids[rules.RolePrefix+string(f.Role)] = true
-			if d.names[f.Entity] == nil {
-				d.names[f.Entity] = map[string]model.RoleID{}
-			}
-			d.names[f.Entity][f.Name] = f.Role
+// note records a committed change.
+func (d *deferred) note(rm, add []rules.Fact) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.log = append(d.log, factChange{rm, add})
+	for _, fs := range [][]rules.Fact{rm, add} {
+		for _, f := range fs {
+			d.touched[f.Entity] = true
 		}
 	}
 }
 
-// pending reports whether an earlier change made with ctx, not yet
-// published, created id (prefixed as rules write it: rules.EntityPrefix,
-// rules.UserPrefix, rules.RolePrefix).
-func pending(ctx context.Context, prefix, id string) bool {
-	d := deferredOf(ctx)
-	return d != nil && d.ids[prefix+id]
+// entities returns the entities the context's unpublished changes touch.
+func (d *deferred) entities() []model.EntityID {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]model.EntityID, 0, len(d.touched))
+	for id := range d.touched {
+		out = append(out, id)
+	}
+	return out
 }
 
-// pendingName reports whether an earlier unpublished change made with ctx
-// gave a role other than except the name in entity.
-func pendingName(ctx context.Context, entity model.EntityID, name string, except model.RoleID) bool {
-	d := deferredOf(ctx)
-	if d == nil {
-		return false
+// view returns entity id of ix with the context's unpublished changes
+// replayed onto it, and whether they touch it at all (nil when they leave
+// it empty).
+func (d *deferred) view(ix *index.Index, id model.EntityID) (*index.Entity, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.touched[id] {
+		return nil, false
 	}
-	r, ok := d.names[entity][name]
-	return ok && r != except
+	b := ix.Begin()
+	for _, ch := range d.log {
+		for _, f := range ch.rm {
+			if f.Entity == id {
+				b.Remove(f)
+			}
+		}
+		for _, f := range ch.add {
+			if f.Entity == id {
+				b.Add(f)
+			}
+		}
+	}
+	return b.View(id)
 }
 
 // WithDeferredApply returns a context under which a change is committed to
@@ -344,14 +353,12 @@ func pendingName(ctx context.Context, entity model.EntityID, name string, except
 // The management calls made with the returned context do: they read and
 // check an entity as the earlier changes made with the context leave it (a
 // role made the default cannot then be deleted; a role created can be
-// given to a user). They cannot create an entity, user or role id (or a
-// role name in an entity) that an earlier one of them created: that is a
-// conflict, as it would be once published; nor, conservatively, an id that
-// an earlier one removed from another entity. [Engine.ListEntities] does
-// not see the changes. Use one such context per transaction.
+// given to a user; a user removed can be added again), and so do the reads
+// made with it ([Engine.GetRole], [Engine.ListUsers], ...), except
+// [Engine.ListEntities] and [Engine.LookupEntityUser], which read the
+// published index. Use one such context per transaction.
 func WithDeferredApply(ctx context.Context, defer_ func(apply func())) context.Context {
-	return context.WithValue(ctx, deferKey{}, &deferred{apply: defer_,
-		ids: map[string]bool{}, names: map[model.EntityID]map[string]model.RoleID{}})
+	return context.WithValue(ctx, deferKey{}, &deferred{apply: defer_, touched: map[model.EntityID]bool{}})
 }
 
 // bump records that a change of revision rev (0 when the store does not

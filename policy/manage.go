@@ -100,12 +100,42 @@ func (e *Engine) entity(ctx context.Context, id model.EntityID) (*index.Entity, 
 // snapshot returns entity id's snapshot, or nil: the index's, or under
 // [WithDeferredApply] the one the context's unpublished changes make.
 func (e *Engine) snapshot(ctx context.Context, id model.EntityID) *index.Entity {
-	if d := deferredOf(ctx); d != nil && d.view != nil {
-		if en, changed := d.view.View(id); changed {
+	ix := e.ix.Load()
+	if d := deferredOf(ctx); d != nil {
+		if en, changed := d.view(ix, id); changed {
 			return en
 		}
 	}
-	return e.ix.Load().Entity(id)
+	return ix.Entity(id)
+}
+
+// idTaken reports whether an entity holds id as ctx sees it (see
+// [Engine.snapshot]): one of those the index lists for it (published), or
+// one that ctx's unpublished changes touch. has says whether an entity
+// holds the id.
+func (e *Engine) idTaken(ctx context.Context, published []model.EntityID, has func(*index.Entity) bool) bool {
+	seen := make(map[model.EntityID]bool, len(published))
+	check := func(id model.EntityID) bool {
+		if seen[id] {
+			return false
+		}
+		seen[id] = true
+		en := e.snapshot(ctx, id)
+		return en != nil && has(en)
+	}
+	for _, id := range published {
+		if check(id) {
+			return true
+		}
+	}
+	if d := deferredOf(ctx); d != nil {
+		for _, id := range d.entities() {
+			if check(id) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // declaredRole returns role id of en, if it exists.
@@ -156,7 +186,7 @@ func (e *Engine) CreateEntity(ctx context.Context, partner model.PartnerID, id m
 		return Entity{}, err
 	}
 	defer done()
-	if e.snapshot(ctx, id) != nil || pending(ctx, rules.EntityPrefix, string(id)) {
+	if e.snapshot(ctx, id) != nil {
 		return Entity{}, fmt.Errorf("%w: entity %q exists", ErrConflict, id)
 	}
 	ch := &Change{Op: "entity.create", Entity: id, Add: []model.Rule{rules.Owner(partner, id)}}
@@ -270,10 +300,10 @@ func (e *Engine) CreateRole(ctx context.Context, entity model.EntityID, spec Rol
 	if err != nil {
 		return Role{}, err
 	}
-	if _, taken := e.ix.Load().RoleEntity(spec.ID); taken || pending(ctx, rules.RolePrefix, string(spec.ID)) {
+	if e.idTaken(ctx, e.ix.Load().RoleEntities(spec.ID), func(en *index.Entity) bool { return en.Role(spec.ID) != nil }) {
 		return Role{}, fmt.Errorf("%w: role id %q exists", ErrConflict, spec.ID)
 	}
-	if err := nameFree(ctx, en, spec.Name, ""); err != nil {
+	if err := nameFree(en, spec.Name, ""); err != nil {
 		return Role{}, err
 	}
 	if err := e.guardGrant(ctx, entity, spec.Permissions); err != nil {
@@ -291,14 +321,11 @@ func (e *Engine) CreateRole(ctx context.Context, entity model.EntityID, spec Rol
 		CreatedAt: time.UnixMilli(now).UTC(), UpdatedAt: time.UnixMilli(now).UTC()}, nil
 }
 
-func nameFree(ctx context.Context, en *index.Entity, name string, except model.RoleID) error {
+func nameFree(en *index.Entity, name string, except model.RoleID) error {
 	for _, r := range en.Roles {
 		if r != nil && r.Declared && r.Name == name && r.ID != except {
 			return fmt.Errorf("%w: entity %q has a role named %q", ErrConflict, en.ID, name)
 		}
-	}
-	if pendingName(ctx, en.ID, name, except) {
-		return fmt.Errorf("%w: entity %q has a role named %q", ErrConflict, en.ID, name)
 	}
 	return nil
 }
@@ -368,7 +395,7 @@ func (e *Engine) UpdateRole(ctx context.Context, entity model.EntityID, id model
 	}
 	name := r.Name
 	if u.Name != nil {
-		if err := nameFree(ctx, en, *u.Name, id); err != nil {
+		if err := nameFree(en, *u.Name, id); err != nil {
 			return Role{}, err
 		}
 		name = *u.Name
@@ -455,7 +482,7 @@ func (e *Engine) AddUser(ctx context.Context, entity model.EntityID, user model.
 	if err != nil {
 		return User{}, err
 	}
-	if _, taken := e.ix.Load().UserEntity(user); taken || pending(ctx, rules.UserPrefix, string(user)) {
+	if e.idTaken(ctx, e.ix.Load().UserEntities(user), func(en *index.Entity) bool { _, ok := en.Users[user]; return ok }) {
 		return User{}, fmt.Errorf("%w: user %q exists", ErrConflict, user)
 	}
 	if role != "" {

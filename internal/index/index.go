@@ -525,6 +525,18 @@ func (ix *Index) RoleEntity(r model.RoleID) (model.EntityID, bool) {
 	return ix.roleEnt.first(string(r))
 }
 
+// UserEntities returns every entity user u is a member of (one, unless
+// rules made elsewhere make it a member of several).
+func (ix *Index) UserEntities(u model.UserID) []model.EntityID {
+	return ix.userEnt.all(string(u))
+}
+
+// RoleEntities returns every entity that uses role id r (one, unless rules
+// made elsewhere use it in several).
+func (ix *Index) RoleEntities(r model.RoleID) []model.EntityID {
+	return ix.roleEnt.all(string(r))
+}
+
 // idEnts maps an id (a user's, a role's) to the entities that have it: a
 // model.EntityID, or for the rare id in several entities (rules the engine
 // does not write) a sorted []model.EntityID, replaced and never changed in
