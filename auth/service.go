@@ -24,9 +24,9 @@ type Service struct {
 	o     options
 	log   *slog.Logger
 
-	keys       atomic.Pointer[keyset]
-	keysMu     sync.Mutex   // serialises key reloads and rotations
-	lastReload atomic.Int64 // monotonic nanoseconds since start of the last reload on an unknown kid
+	keys    atomic.Pointer[keyset]
+	keysMu  sync.Mutex // serialises key reloads and rotations
+	reloads keyReloads // of the keys, for tokens of unknown kids
 
 	cache   *tokenCache
 	revoked *revokedSet
@@ -36,6 +36,7 @@ type Service struct {
 	start    time.Time    // monotonic origin
 	lastSync atomic.Int64 // monotonic nanoseconds since start of the last good revocation read
 	closed   atomic.Bool
+	bg       context.Context // the poller's and key reloads'; cancelled by Close
 	cancel   context.CancelFunc
 	done     chan struct{}
 	once     sync.Once
@@ -84,7 +85,7 @@ func New(ctx context.Context, store Store, dir Directory, opts ...Option) (*Serv
 	}
 	s.lastSync.Store(int64(time.Since(s.start)))
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s.cancel = cancel
+	s.bg, s.cancel = bg, cancel
 	go s.run(bg, &rs)
 	return s, nil
 }
@@ -255,8 +256,10 @@ func (s *Service) RevokeSigningKey(ctx context.Context, kid string) error {
 // fails closed: any doubt gives an error wrapping [ErrInvalidToken]
 // ([ErrExpiredToken] and [ErrRevokedToken] wrap it too), or [ErrUnavailable]
 // when the revocation list is stale, the service closed, or a token names a
-// key unknown here that could not be reloaded (the store failed, or keys
-// were reloaded less than a second before: retry). It never panics.
+// key unknown here and the keys could not be reloaded (the store failed, or
+// ctx ended first). A token of an unknown key waits for a reload of the
+// keys (at most one a second, shared by the requests that wait for it), so
+// that a key just rotated on another replica is known. It never panics.
 //
 // A verified token is cached (keyed by the whole string) until
 // it expires; the revocation list is consulted on every call, cached or not.
@@ -286,7 +289,7 @@ func (s *Service) Authenticate(ctx context.Context, token string) (p Principal, 
 			return p, nil
 		}
 	}
-	p, k, err := s.verify(ctx, token, false)
+	p, k, err := s.verify(ctx, token)
 	if err != nil {
 		return Principal{}, err
 	}
@@ -304,38 +307,89 @@ func (s *Service) Authenticate(ctx context.Context, token string) (p Principal, 
 }
 
 // verify checks the token's signature and claims. On an unknown kid it
-// reloads the keys from the store and tries again, so that a key rotated on
-// another replica is picked up: at most once a second, or always with force
-// (for calls of authenticated clients, such as a revocation, which must not
-// be lost to the rate limit). A failed reload gives [ErrUnavailable]: the
-// token may be good. So does an unknown kid when the rate limit skips the
-// reload: verify waits for a reload in flight and tries its keys, and if
-// the kid is still unknown the key may have been rotated since the last
-// reload, so the caller is asked to retry rather than told the token is bad.
-func (s *Service) verify(ctx context.Context, token string, force bool) (Principal, *verifyKey, error) {
+// waits for a reload of the keys from the store that starts after the call
+// (see awaitKeyReload) and tries again, so that a key rotated on another
+// replica is picked up, and a token whose kid is still unknown then is
+// invalid. A failed reload gives [ErrUnavailable] (the token may be good),
+// and so does ctx ending first.
+func (s *Service) verify(ctx context.Context, token string) (Principal, *verifyKey, error) {
 	p, k, err := parse(s.keys.Load(), token)
 	if err == nil || !errors.Is(err, errUnknownKID) {
 		return p, k, err
 	}
-	if !force && !s.mayReload() {
-		s.keysMu.Lock() // wait for a reload or rotation in flight
-		s.keysMu.Unlock()
-		if p, k, err = parse(s.keys.Load(), token); err == nil || !errors.Is(err, errUnknownKID) {
-			return p, k, err
+	if lerr := s.awaitKeyReload(ctx); lerr != nil {
+		if ctx.Err() == nil {
+			s.log.WarnContext(ctx, "reloading signing keys failed", slog.Any("error", lerr))
 		}
-		return Principal{}, nil, fmt.Errorf("%w: %v (keys reloaded less than a second ago; retry)", ErrUnavailable, err)
-	}
-	if lerr := s.loadKeys(ctx); lerr != nil {
-		s.log.WarnContext(ctx, "reloading signing keys failed", slog.Any("error", lerr))
 		return Principal{}, nil, fmt.Errorf("%w: %w", ErrUnavailable, lerr)
 	}
 	return parse(s.keys.Load(), token)
 }
 
-func (s *Service) mayReload() bool {
-	now := int64(time.Since(s.start))
-	last := s.lastReload.Load()
-	return (last == 0 || now-last >= int64(time.Second)) && s.lastReload.CompareAndSwap(last, now)
+// keyReloads coalesces the reloads of the signing keys that tokens of
+// unknown key ids ask for: at most one a second (a made-up kid costs no
+// signature, so each must not cost a store read), each shared by every
+// request that came before it started.
+type keyReloads struct {
+	mu        sync.Mutex
+	next      *keyReload // the reload due next, not started yet; nil when none is
+	lastStart time.Time
+}
+
+// keyReload is one reload; done is closed when err is set.
+type keyReload struct {
+	done chan struct{}
+	err  error
+}
+
+// keyReloadTimeout bounds one reload of the keys.
+const keyReloadTimeout = 10 * time.Second
+
+// awaitKeyReload waits for a reload of the signing keys that starts after
+// the call: the one due next, or a new one, which starts a second after the
+// last one at the earliest. Keys rotated before the call are thus known
+// after it. It returns the reload's error, or ctx's when ctx ends first (the
+// reload goes on for the others).
+func (s *Service) awaitKeyReload(ctx context.Context) error {
+	r := &s.reloads
+	r.mu.Lock()
+	c := r.next
+	if c == nil {
+		c = &keyReload{done: make(chan struct{})}
+		r.next = c
+		go s.runKeyReload(c, time.Until(r.lastStart.Add(time.Second)))
+	}
+	r.mu.Unlock()
+	select {
+	case <-c.done:
+		return c.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// runKeyReload runs reload c after wait, on the service's context.
+func (s *Service) runKeyReload(c *keyReload, wait time.Duration) {
+	defer close(c.done)
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-s.bg.Done():
+			t.Stop()
+		}
+	}
+	r := &s.reloads
+	r.mu.Lock()
+	r.next, r.lastStart = nil, time.Now() // from here, a new request waits for the next one
+	r.mu.Unlock()
+	if s.bg.Err() != nil {
+		c.err = errors.New("service closed")
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.bg, keyReloadTimeout)
+	defer cancel()
+	c.err = s.loadKeys(ctx)
 }
 
 // Revoke revokes a token issued by this service (or a replica): it is refused
@@ -357,7 +411,7 @@ func (s *Service) revoke(ctx context.Context, token string, owner model.PartnerI
 	if len(token) == 0 || len(token) > maxTokenLen {
 		return ErrInvalidToken
 	}
-	p, _, err := s.verify(ctx, token, true)
+	p, _, err := s.verify(ctx, token)
 	if err != nil && !errors.Is(err, ErrExpiredToken) {
 		return err
 	}

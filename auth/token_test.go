@@ -222,9 +222,6 @@ func TestAuthenticateRefusals(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			// Each case as on a service that has not reloaded its keys in
-			// the last second (see TestConcurrentRotatedKeyDuringRateLimitedReload).
-			tc.svc.lastReload.Store(0)
 			p, err := tc.svc.Authenticate(ctx, tc.token)
 			if !errors.Is(err, tc.want) || !errors.Is(err, ErrInvalidToken) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
