@@ -25,7 +25,7 @@ func checkAgainstCasbin(t testing.TB, w *world, n int) int {
 func checkDecisions(t testing.TB, w *world, rs []model.Rule, n int) int {
 	t.Helper()
 	o := newOracle(t, rs)
-	for range n {
+	for i := range n {
 		r := w.request()
 		d := w.eng.Decide(&r)
 		if d.Err != nil {
@@ -42,6 +42,17 @@ func checkDecisions(t testing.TB, w *world, rs []model.Rule, n int) int {
 		scope, err := w.eng.Scope(r.Subject, r.Entity, r.Object, r.Action)
 		if err != nil || scope != wantScope {
 			t.Fatalf("Scope(%+v) = %v, %v; casbin says %v\nrules:\n%s", r, scope, err, wantScope, dump(rs))
+		}
+		if i%8 == 0 {
+			// The escalation guard reads what a subject holds from the
+			// index by itself: it may grant exactly what Casbin's scope
+			// covers.
+			for _, p := range []model.Permission{model.AllowedForOwn, model.Allowed} {
+				err := w.eng.CheckGrant(r.Subject, r.Entity, model.Permissions{{Object: r.Object, Action: r.Action}: p})
+				if ok := model.ScopeOf(p) <= wantScope; ok != (err == nil) {
+					t.Fatalf("CheckGrant(%v, %s, %s.%s=%s) = %v; casbin's scope %v\nrules:\n%s", r.Subject, r.Entity, r.Object, r.Action, p, err, wantScope, dump(rs))
+				}
+			}
 		}
 	}
 	return n

@@ -674,6 +674,24 @@ func TestDeferredApplyConflicts(t *testing.T) {
 		{"entity removed, then created again",
 			func(ctx context.Context, eng *policy.Engine) error { return eng.RemoveEntity(ctx, "e2") },
 			func(ctx context.Context, eng *policy.Engine) error { return errOf(eng.CreateEntity(ctx, "p2", "e2")) }, nil},
+		// Found in review: the escalation guard decided from the
+		// published index, where the partner did not own e3 yet.
+		{"entity created, then a role made in it with its partner as grantor",
+			func(ctx context.Context, eng *policy.Engine) error { return errOf(eng.CreateEntity(ctx, "p1", "e3")) },
+			func(ctx context.Context, eng *policy.Engine) error {
+				return errOf(eng.CreateRole(policy.WithGrantor(ctx, model.Partner("p1")), "e3",
+					policy.RoleSpec{ID: "ry", Name: "Y", Permissions: model.Permissions{kPay: model.Allowed}}))
+			}, nil},
+		{"a role widened, then given by a user who holds it",
+			func(ctx context.Context, eng *policy.Engine) error {
+				if _, err := eng.AddUser(context.Background(), "e1", "g", "r"); err != nil {
+					return err
+				}
+				return errOf(eng.UpdateRole(ctx, "e1", "r", policy.RoleUpdate{Permissions: model.Permissions{kPay: model.Allowed}}))
+			},
+			func(ctx context.Context, eng *policy.Engine) error {
+				return errOf(eng.AddUser(policy.WithGrantor(ctx, model.User("g")), "e1", "v", "r"))
+			}, nil},
 		{"two entities, one change each",
 			func(ctx context.Context, eng *policy.Engine) error { return errOf(eng.AddUser(ctx, "e1", "u", "r")) },
 			func(ctx context.Context, eng *policy.Engine) error { return errOf(eng.AddUser(ctx, "e2", "v", "")) }, nil},
