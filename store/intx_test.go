@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -173,5 +174,65 @@ func testInTransactionSeesItsChanges(t *testing.T, b backend) {
 	fresh := newEngine(t, newStore(t, b, db, prefix))
 	if got, want := sortedRules(fresh.Rules()), sortedRules(eng.Rules()); !slices.Equal(got, want) {
 		t.Fatalf("database holds %v; engine %v", got, want)
+	}
+}
+
+func TestHoldChangeLockSQLite(t *testing.T)   { testHoldChangeLock(t, sqliteBackend(t)) }
+func TestHoldChangeLockPostgres(t *testing.T) { testHoldChangeLock(t, postgresBackend(t)) }
+func TestHoldChangeLockMySQL(t *testing.T)    { testHoldChangeLock(t, mysqlBackend(t)) }
+
+// testHoldChangeLock: inside InTransaction, HoldChangeLock catches the
+// engine up with another replica's change and keeps every replica's next
+// change waiting until the transaction ends; it numbers nothing. Outside
+// InTransaction it is refused.
+func testHoldChangeLock(t *testing.T, b backend) {
+	ctx := context.Background()
+	prefix := newPrefix()
+	stA := newStore(t, b, b.open(t), prefix)
+	stB := newStore(t, b, b.open(t), prefix)
+	engA, engB := newEngine(t, stA), newEngine(t, stB)
+	newWatcher(t, stA, engA, WithPollInterval(time.Hour), WithListen(false))
+	if err := stA.HoldChangeLock(ctx, engA); !errors.Is(err, ErrNotInTransaction) {
+		t.Fatalf("outside InTransaction: %v", err)
+	}
+	if _, err := engB.CreateEntity(ctx, "p1", "e1"); err != nil { // A has not read it
+		t.Fatal(err)
+	}
+	before, err := stA.readRevision(stA.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	err = stA.InTransaction(ctx, func(ctx context.Context, _ *gorm.DB) error {
+		if err := stA.HoldChangeLock(ctx, engA); err != nil {
+			return err
+		}
+		if _, err := engA.GetEntity(ctx, "e1"); err != nil {
+			return fmt.Errorf("not caught up: %w", err)
+		}
+		go func() {
+			_, err := engB.CreateEntity(ctx, "p1", "e2")
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			return fmt.Errorf("another replica's change went through while the lock was held: %v", err)
+		case <-time.After(300 * time.Millisecond):
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the other replica's change after the transaction: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the other replica's change still waits after the transaction")
+	}
+	if rev, err := stA.readRevision(stA.db); err != nil || rev != before+1 {
+		t.Fatalf("revision %d (%v), want %d (the other replica's change alone): the held lock numbered a change", rev, err, before+1)
 	}
 }

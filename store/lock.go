@@ -248,3 +248,49 @@ func (l *lockedIn) release() {
 	}
 	l.b.mu.Unlock()
 }
+
+// ErrNotInTransaction is returned by [Store.HoldChangeLock] called with a
+// context that is not an [Store.InTransaction]'s.
+var ErrNotInTransaction = errors.New("store: not inside InTransaction")
+
+// HoldChangeLock takes the store's change lock inside the application's
+// transaction (ctx must be the one [Store.InTransaction] gives fn) and holds
+// it until that transaction ends, with e caught up with every change
+// committed before: until then no replica commits a policy change, so
+// what the application reads of e (a user's role, say) stays true while it
+// writes rows of its own that depend on it. It changes no policy and
+// numbers no change. A management call is not needed for that: it takes
+// the lock itself (see [Store.Lock]), and releases it at once if it
+// changes nothing.
+func (s *Store) HoldChangeLock(ctx context.Context, e *policy.Engine) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b, ok := ctx.Value(txKey{}).(txBinding)
+	if !ok || b.s != s {
+		return ErrNotInTransaction
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	tx := b.tx.WithContext(ctx)
+	// An update that changes nothing locks the revision row (SQLite: the
+	// database) until the transaction ends, as numbering a change does.
+	res := tx.Exec("UPDATE " + s.revision + " SET revision = revision WHERE id = 1")
+	if res.Error != nil {
+		return fmt.Errorf("store: taking the change lock: %w", res.Error)
+	}
+	if res.RowsAffected != 1 && s.dialect != dialectMySQL { // MySQL counts changed rows, not matched ones
+		return ErrNotMigrated
+	}
+	rev, err := s.readRevision(tx)
+	if err != nil {
+		return err
+	}
+	if err := s.catchUp(ctx, tx, e, rev, b.last); err != nil {
+		if errors.Is(err, errNeedReload) {
+			err = fmt.Errorf("%w: %w: %w", ErrConflict, ErrBehind, err)
+		}
+		return err
+	}
+	return nil
+}

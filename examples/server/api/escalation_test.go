@@ -173,6 +173,24 @@ func TestEscalationUnderLock(t *testing.T) {
 				},
 			},
 			{
+				// Details alone, no role: the target is promoted in the
+				// window (found in review: only the early check ran, and
+				// the promoted user's login and email were rewritten).
+				name: "change the details of a user promoted meanwhile", method: "PATCH", path: "/entity_users/" + dave,
+				body:   map[string]any{"login": "pwned", "email": "attacker@example.com"},
+				demote: func() { setRole(dave, admin) }, restore: func() { setRole(dave, viewer) },
+				ok: 200,
+				afterRefusal: func() {
+					var u struct {
+						Login string `json:"login"`
+					}
+					e.do("GET", "/entity_users/"+dave, pt, ent, nil, 200, &u)
+					if u.Login != "dave" {
+						t.Errorf("dave's login %q after a refused change", u.Login)
+					}
+				},
+			},
+			{
 				name: "delete user", method: "DELETE", path: "/entity_users/" + carol,
 				ok:           204,
 				afterRefusal: func() { e.do("GET", "/entity_users/"+carol, pt, ent, nil, 200, nil) },
