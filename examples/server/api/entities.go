@@ -292,8 +292,9 @@ func (s *Server) updateEntitySettings(w http.ResponseWriter, r *http.Request) {
 // (lockEntity), which the writes that need the entity (a payable's
 // creation, the entity's update) lock too: none of them can come between
 // the deletion of the entity's rows and its commit, so none is left
-// behind. Its users' tokens are refused from then on (403): the entity
-// they name no longer exists.
+// behind. Its users' tokens are refused from then on: 403 on the guarded
+// routes (the entity they name no longer exists), 404 from GET
+// /entity_users/me (the user no longer exists).
 func (s *Server) deleteEntity(w http.ResponseWriter, r *http.Request) {
 	p, _ := middleware.PrincipalFromContext(r.Context())
 	err := s.store.InTransaction(r.Context(), func(ctx context.Context, tx *gorm.DB) error {
