@@ -106,18 +106,6 @@ func testInTransactionPublishAfterReload(t *testing.T, b backend) {
 	}
 }
 
-func TestInTransactionSeesItsChangesSQLite(t *testing.T) {
-	testInTransactionSeesItsChanges(t, sqliteBackend(t))
-}
-
-func TestInTransactionSeesItsChangesPostgres(t *testing.T) {
-	testInTransactionSeesItsChanges(t, postgresBackend(t))
-}
-
-func TestInTransactionSeesItsChangesMySQL(t *testing.T) {
-	testInTransactionSeesItsChanges(t, mysqlBackend(t))
-}
-
 // testInTransactionSeesItsChanges: the changes of one InTransaction are
 // checked against the state its earlier changes leave, not the published
 // one (found in review: a default role set and then deleted, or a user
@@ -176,10 +164,6 @@ func testInTransactionSeesItsChanges(t *testing.T, b backend) {
 		t.Fatalf("database holds %v; engine %v", got, want)
 	}
 }
-
-func TestHoldChangeLockSQLite(t *testing.T)   { testHoldChangeLock(t, sqliteBackend(t)) }
-func TestHoldChangeLockPostgres(t *testing.T) { testHoldChangeLock(t, postgresBackend(t)) }
-func TestHoldChangeLockMySQL(t *testing.T)    { testHoldChangeLock(t, mysqlBackend(t)) }
 
 // testHoldChangeLock: inside InTransaction, HoldChangeLock catches the
 // engine up with another replica's change and keeps every replica's next

@@ -41,6 +41,8 @@ func runSuite(t *testing.T, b backend) {
 		{"DatabaseReset", testDatabaseReset},
 		{"LockReloads", testLockReloads},
 		{"LoadDuringWrite", testLoadDuringWrite},
+		{"InTransactionSeesItsChanges", testInTransactionSeesItsChanges},
+		{"HoldChangeLock", testHoldChangeLock},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })
