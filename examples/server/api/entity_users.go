@@ -170,11 +170,10 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request) {
 // the escalation rule for the role that applies to the user now (for a
 // user without a role of its own, the entity's default role), as removing
 // the user does; changing the role, for the one that will apply too:
-// checked early, then, for a change of the role, by the engine under its
-// change lock (guardedWrite). A change of the user's details alone makes
-// no policy change for the engine to check: the handler takes the change
-// lock itself and checks again under it (holdAndRecheck), so that the user
-// cannot be promoted between the check and the write.
+// checked early, then under the change lock: the handler takes it and
+// checks the role that applies again (holdAndRecheck), so that the user
+// cannot be promoted between the check and the write, and the engine
+// checks a change of the role (guardedWrite).
 func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) {
 	subject, entity := caller(r)
 	row, user, err := s.loadUser(r.Context(), entity, r.PathValue("entity_user_id"))
@@ -225,14 +224,17 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) {
 	row.UpdatedAt = time.Now()
 	updated := user
 	err = s.guardedWrite(r.Context(), subject, func(ctx context.Context, tx *gorm.DB) error {
+		// Hold the lock and check the role that applies now first, even
+		// for a change of the role: one that repeats the current role
+		// makes no change, and the engine then checks nothing.
 		var err error
-		if changeRole {
-			updated, err = s.Engine.SetUserRole(ctx, entity, user.ID, role)
-		} else {
-			updated, err = s.holdAndRecheck(ctx, subject, entity, user.ID)
-		}
-		if err != nil {
+		if updated, err = s.holdAndRecheck(ctx, subject, entity, user.ID); err != nil {
 			return err
+		}
+		if changeRole {
+			if updated, err = s.Engine.SetUserRole(ctx, entity, user.ID, role); err != nil {
+				return err
+			}
 		}
 		return tx.Table(s.t.users).Where("id = ?", row.ID).Select("*").Omit("created_at", "created_by", "entity_id").Updates(&row).Error
 	})
@@ -339,18 +341,13 @@ func (s *Server) loadUser(ctx context.Context, entity model.EntityID, id string)
 	return row, user, err
 }
 
-// checkApplies applies the escalation rule to the role that applies to a
-// user given role, whether it is assigned or taken away: role itself or,
-// when it is empty, the entity's default role (none is fine). The engine
-// checks the same under policy.WithGrantor (AddUser, SetUserRole,
-// RemoveUser); this is the early check.
 // holdAndRecheck takes the store's change lock for the rest of the
 // transaction of ctx (store.Store.HoldChangeLock: no replica changes a
 // policy until it ends), then checks again, on policies now current, that
 // subject holds the role that applies to user, and returns the user as the
-// engine holds it. A change of a user's details alone uses it (found in
-// review: with the early check only, a user promoted in between could have
-// its login and email rewritten by a caller who holds less).
+// engine holds it. Every change of a user uses it (found in review: with
+// the early check only, a user promoted in between could have its login
+// and email rewritten by a caller who holds less).
 func (s *Server) holdAndRecheck(ctx context.Context, subject model.Subject, entity model.EntityID, user model.UserID) (policy.User, error) {
 	if err := s.store.HoldChangeLock(ctx, s.Engine); err != nil {
 		return policy.User{}, err
@@ -365,6 +362,11 @@ func (s *Server) holdAndRecheck(ctx context.Context, subject model.Subject, enti
 	return u, nil
 }
 
+// checkApplies applies the escalation rule to the role that applies to a
+// user given role, whether it is assigned or taken away: role itself or,
+// when it is empty, the entity's default role (none is fine). The engine
+// checks the same under policy.WithGrantor (AddUser, SetUserRole,
+// RemoveUser); this is the early check.
 func (s *Server) checkApplies(ctx context.Context, subject model.Subject, entity model.EntityID, role model.RoleID) error {
 	if role == "" {
 		e, err := s.Engine.GetEntity(ctx, entity)

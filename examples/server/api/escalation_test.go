@@ -38,6 +38,7 @@ func TestEscalationUnderLock(t *testing.T) {
 		carol := e.id("POST", "/entity_users", pt, ent, map[string]any{"login": "carol", "first_name": "Carol", "role_id": approver}, 200)
 		dave := e.id("POST", "/entity_users", pt, ent, map[string]any{"login": "dave", "first_name": "Dave", "role_id": viewer}, 200)
 		frank := e.id("POST", "/entity_users", pt, ent, map[string]any{"login": "frank", "first_name": "Frank", "role_id": viewer}, 200)
+		hank := e.id("POST", "/entity_users", pt, ent, map[string]any{"login": "hank", "first_name": "Hank"}, 200)
 		at := e.userToken(creds, alice)
 
 		setDefault := func(role string) {
@@ -50,6 +51,22 @@ func TestEscalationUnderLock(t *testing.T) {
 			t.Helper()
 			if _, err := e.srv.Engine.SetUserRole(ctx, eid, model.UserID(user), model.RoleID(role)); err != nil {
 				t.Fatalf("SetUserRole(%s, %s): %v", user, role, err)
+			}
+		}
+		setPerms := func(role string, perms ...string) {
+			t.Helper()
+			ps := model.Permissions{}
+			for _, p := range perms {
+				k, v, _ := strings.Cut(p, "=")
+				o, a, _ := strings.Cut(k, ".")
+				pv, err := model.ParsePermission(v)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ps[model.Key{Object: model.ObjectType(o), Action: model.Action(a)}] = pv
+			}
+			if _, err := e.srv.Engine.UpdateRole(ctx, eid, model.RoleID(role), policy.RoleUpdate{Permissions: ps}); err != nil {
+				t.Fatalf("UpdateRole(%s): %v", role, err)
 			}
 		}
 		count := func(path string) int {
@@ -189,6 +206,23 @@ func TestEscalationUnderLock(t *testing.T) {
 						t.Errorf("dave's login %q after a refused change", u.Login)
 					}
 				},
+			},
+			{
+				// The same, with the user's current role repeated in the
+				// body: a role "change" that changes nothing (found in
+				// review: the engine made no change and checked nothing,
+				// and the handler skipped its own recheck).
+				name: "repeat the role of a user whose role is widened meanwhile", method: "PATCH", path: "/entity_users/" + dave,
+				body:    map[string]any{"role_id": viewer, "login": "pwned2"},
+				demote:  func() { setPerms(viewer, "payable.read=allowed", "payable.delete=allowed") },
+				restore: func() { setPerms(viewer, "payable.read=allowed") },
+				ok:      200,
+			},
+			{
+				name: "repeat no role for a user whose default role is promoted meanwhile", method: "PATCH", path: "/entity_users/" + hank,
+				body:   map[string]any{"role_id": nil, "login": "hank2"},
+				demote: func() { setDefault(admin) }, restore: func() { setDefault("") },
+				ok: 200,
 			},
 			{
 				name: "delete user", method: "DELETE", path: "/entity_users/" + carol,
