@@ -220,3 +220,54 @@ func testHoldChangeLock(t *testing.T, b backend) {
 		t.Fatalf("revision %d (%v), want %d (the other replica's change alone): the held lock numbered a change", rev, err, before+1)
 	}
 }
+
+// testHoldChangeLockAfterRead: HoldChangeLock catches the engine up with a
+// change committed after the application's transaction read something
+// (found in review: on MySQL, REPEATABLE READ, a plain read of the
+// revision saw the transaction's snapshot, and the engine stayed behind).
+func testHoldChangeLockAfterRead(t *testing.T, b backend) {
+	ctx := context.Background()
+	prefix := newPrefix()
+	stA := newStore(t, b, b.open(t), prefix)
+	stB := newStore(t, b, b.open(t), prefix)
+	engA, engB := newEngine(t, stA), newEngine(t, stB)
+	wA := newWatcher(t, stA, engA, WithPollInterval(time.Hour), WithListen(false))
+	if _, err := engB.CreateEntity(ctx, "p1", "e0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := wA.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	committed := make(chan error, 1)
+	err := stA.InTransaction(ctx, func(ctx context.Context, tx *gorm.DB) error {
+		if _, err := stA.readRevision(tx); err != nil { // the application reads first
+			return err
+		}
+		go func() { // SQLite: A's transaction holds the database; B waits
+			_, err := engB.CreateEntity(context.Background(), "p1", "e1")
+			committed <- err
+		}()
+		if b.name != "sqlite" {
+			if err := <-committed; err != nil {
+				return err
+			}
+		}
+		if err := stA.HoldChangeLock(ctx, engA); err != nil {
+			return err
+		}
+		if b.name != "sqlite" {
+			if _, err := engA.GetEntity(ctx, "e1"); err != nil {
+				return fmt.Errorf("under the lock, the engine is behind: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.name == "sqlite" {
+		if err := <-committed; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

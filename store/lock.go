@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/gatehouse-authz/gatehouse/policy"
 )
@@ -282,7 +283,10 @@ func (s *Store) HoldChangeLock(ctx context.Context, e *policy.Engine) error {
 	if res.RowsAffected != 1 && s.dialect != dialectMySQL { // MySQL counts changed rows, not matched ones
 		return ErrNotMigrated
 	}
-	rev, err := s.readRevision(tx)
+	// A locking read: a plain one, in a transaction that already read
+	// something, sees MySQL's snapshot of then (REPEATABLE READ), and the
+	// update above changed nothing there to make it read the latest.
+	rev, err := s.readRevision(s.lockingRead(tx))
 	if err != nil {
 		return err
 	}
@@ -293,4 +297,14 @@ func (s *Store) HoldChangeLock(ctx context.Context, e *policy.Engine) error {
 		return err
 	}
 	return nil
+}
+
+// lockingRead makes the reads of tx locking reads (FOR UPDATE), which see
+// the latest committed rows whatever the transaction's snapshot; SQLite,
+// which has no such clause, holds the database's write lock already.
+func (s *Store) lockingRead(tx *gorm.DB) *gorm.DB {
+	if s.dialect == dialectSQLite {
+		return tx
+	}
+	return tx.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate})
 }

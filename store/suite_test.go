@@ -43,6 +43,7 @@ func runSuite(t *testing.T, b backend) {
 		{"LoadDuringWrite", testLoadDuringWrite},
 		{"InTransactionSeesItsChanges", testInTransactionSeesItsChanges},
 		{"HoldChangeLock", testHoldChangeLock},
+		{"HoldChangeLockAfterRead", testHoldChangeLockAfterRead},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })
