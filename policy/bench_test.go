@@ -227,3 +227,51 @@ func benchTwoMapReqs(b *testing.B, ds *gen.Dataset, reqs []policy.Request) {
 	}
 	_ = s
 }
+
+// BenchmarkTransaction measures one transaction (WithDeferredApply, as
+// store.InTransaction makes) of N entities, each created and given a user,
+// and of N users added to one entity: each call reads the entities it
+// checks as the transaction leaves them, which must not make a large
+// transaction cost more than in proportion (per change: ns/op ÷ N).
+func BenchmarkTransaction(b *testing.B) {
+	ctx := context.Background()
+	for _, n := range []int{100, 1_000} {
+		b.Run(fmt.Sprintf("entities=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				eng, err := policy.New(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				tx := policy.WithDeferredApply(ctx, func(func()) {})
+				for i := range n {
+					e := model.EntityID(fmt.Sprintf("e%d", i))
+					if _, err := eng.CreateEntity(tx, "p1", e); err != nil {
+						b.Fatal(err)
+					}
+					if _, err := eng.AddUser(tx, e, model.UserID(fmt.Sprintf("u%d", i)), ""); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("users=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				eng, err := policy.New(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := eng.CreateEntity(ctx, "p1", "e"); err != nil {
+					b.Fatal(err)
+				}
+				tx := policy.WithDeferredApply(ctx, func(func()) {})
+				for i := range n {
+					if _, err := eng.AddUser(tx, "e", model.UserID(fmt.Sprintf("u%d", i)), ""); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
+}

@@ -283,12 +283,13 @@ type deferKey struct{}
 type deferred struct {
 	apply func(apply func())
 
-	mu      sync.Mutex
-	log     []factChange
-	touched map[model.EntityID]bool
+	mu    sync.Mutex
+	log   map[model.EntityID][]factChange // by entity: entities are independent
+	users map[model.UserID][]model.EntityID
+	roles map[model.RoleID][]model.EntityID
 }
 
-// factChange is one committed, unpublished change.
+// factChange is one committed, unpublished change's facts of one entity.
 type factChange struct{ rm, add []rules.Fact }
 
 func deferredOf(ctx context.Context) *deferred {
@@ -296,49 +297,71 @@ func deferredOf(ctx context.Context) *deferred {
 	return d
 }
 
-// note records a committed change.
+// note records a committed change: its facts in the log of each entity
+// they name, and the entities that name each user and role id.
 func (d *deferred) note(rm, add []rules.Fact) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.log = append(d.log, factChange{rm, add})
-	for _, fs := range [][]rules.Fact{rm, add} {
-		for _, f := range fs {
-			d.touched[f.Entity] = true
+	byEnt := map[model.EntityID]*factChange{}
+	part := func(f rules.Fact) *factChange {
+		ch := byEnt[f.Entity]
+		if ch == nil {
+			ch = &factChange{}
+			byEnt[f.Entity] = ch
 		}
+		if f.User != "" && !slices.Contains(d.users[f.User], f.Entity) {
+			d.users[f.User] = append(d.users[f.User], f.Entity)
+		}
+		if f.Role != "" && !slices.Contains(d.roles[f.Role], f.Entity) {
+			d.roles[f.Role] = append(d.roles[f.Role], f.Entity)
+		}
+		return ch
+	}
+	for _, f := range rm {
+		ch := part(f)
+		ch.rm = append(ch.rm, f)
+	}
+	for _, f := range add {
+		ch := part(f)
+		ch.add = append(ch.add, f)
+	}
+	for id, ch := range byEnt {
+		d.log[id] = append(d.log[id], *ch)
 	}
 }
 
-// entities returns the entities the context's unpublished changes touch.
-func (d *deferred) entities() []model.EntityID {
+// userEntities and roleEntities return the entities whose logged facts
+// name user u or role r.
+func (d *deferred) userEntities(u model.UserID) []model.EntityID {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	out := make([]model.EntityID, 0, len(d.touched))
-	for id := range d.touched {
-		out = append(out, id)
-	}
-	return out
+	return slices.Clone(d.users[u])
+}
+
+func (d *deferred) roleEntities(r model.RoleID) []model.EntityID {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.roles[r])
 }
 
 // view returns entity id of ix with the context's unpublished changes
 // replayed onto it, and whether they touch it at all (nil when they leave
-// it empty).
+// it empty). It costs the entity's copy and the entity's own log, not the
+// whole transaction's.
 func (d *deferred) view(ix *index.Index, id model.EntityID) (*index.Entity, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if !d.touched[id] {
+	log, ok := d.log[id]
+	if !ok {
 		return nil, false
 	}
 	b := ix.Begin()
-	for _, ch := range d.log {
+	for _, ch := range log {
 		for _, f := range ch.rm {
-			if f.Entity == id {
-				b.Remove(f)
-			}
+			b.Remove(f)
 		}
 		for _, f := range ch.add {
-			if f.Entity == id {
-				b.Add(f)
-			}
+			b.Add(f)
 		}
 	}
 	return b.View(id)
@@ -358,7 +381,8 @@ func (d *deferred) view(ix *index.Index, id model.EntityID) (*index.Entity, bool
 // [Engine.ListEntities] and [Engine.LookupEntityUser], which read the
 // published index. Use one such context per transaction.
 func WithDeferredApply(ctx context.Context, defer_ func(apply func())) context.Context {
-	return context.WithValue(ctx, deferKey{}, &deferred{apply: defer_, touched: map[model.EntityID]bool{}})
+	return context.WithValue(ctx, deferKey{}, &deferred{apply: defer_, log: map[model.EntityID][]factChange{},
+		users: map[model.UserID][]model.EntityID{}, roles: map[model.RoleID][]model.EntityID{}})
 }
 
 // bump records that a change of revision rev (0 when the store does not

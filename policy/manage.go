@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 	"unicode"
@@ -109,30 +110,19 @@ func (e *Engine) snapshot(ctx context.Context, id model.EntityID) *index.Entity 
 	return ix.Entity(id)
 }
 
-// idTaken reports whether an entity holds id as ctx sees it (see
-// [Engine.snapshot]): one of those the index lists for it (published), or
-// one that ctx's unpublished changes touch. has says whether an entity
-// holds the id.
-func (e *Engine) idTaken(ctx context.Context, published []model.EntityID, has func(*index.Entity) bool) bool {
-	seen := make(map[model.EntityID]bool, len(published))
-	check := func(id model.EntityID) bool {
+// idTaken reports whether an entity holds an id as ctx sees it (see
+// [Engine.snapshot]): one of those the index lists for it (published) or
+// one whose facts logged by ctx's unpublished changes name it (logged).
+// has says whether an entity holds the id.
+func (e *Engine) idTaken(ctx context.Context, published, logged []model.EntityID, has func(*index.Entity) bool) bool {
+	seen := make(map[model.EntityID]bool, len(published)+len(logged))
+	for _, id := range slices.Concat(published, logged) {
 		if seen[id] {
-			return false
+			continue
 		}
 		seen[id] = true
-		en := e.snapshot(ctx, id)
-		return en != nil && has(en)
-	}
-	for _, id := range published {
-		if check(id) {
+		if en := e.snapshot(ctx, id); en != nil && has(en) {
 			return true
-		}
-	}
-	if d := deferredOf(ctx); d != nil {
-		for _, id := range d.entities() {
-			if check(id) {
-				return true
-			}
 		}
 	}
 	return false
@@ -300,7 +290,11 @@ func (e *Engine) CreateRole(ctx context.Context, entity model.EntityID, spec Rol
 	if err != nil {
 		return Role{}, err
 	}
-	if e.idTaken(ctx, e.ix.Load().RoleEntities(spec.ID), func(en *index.Entity) bool { return en.Role(spec.ID) != nil }) {
+	var logged []model.EntityID
+	if d := deferredOf(ctx); d != nil {
+		logged = d.roleEntities(spec.ID)
+	}
+	if e.idTaken(ctx, e.ix.Load().RoleEntities(spec.ID), logged, func(en *index.Entity) bool { return en.Role(spec.ID) != nil }) {
 		return Role{}, fmt.Errorf("%w: role id %q exists", ErrConflict, spec.ID)
 	}
 	if err := nameFree(en, spec.Name, ""); err != nil {
@@ -482,7 +476,11 @@ func (e *Engine) AddUser(ctx context.Context, entity model.EntityID, user model.
 	if err != nil {
 		return User{}, err
 	}
-	if e.idTaken(ctx, e.ix.Load().UserEntities(user), func(en *index.Entity) bool { _, ok := en.Users[user]; return ok }) {
+	var logged []model.EntityID
+	if d := deferredOf(ctx); d != nil {
+		logged = d.userEntities(user)
+	}
+	if e.idTaken(ctx, e.ix.Load().UserEntities(user), logged, func(en *index.Entity) bool { _, ok := en.Users[user]; return ok }) {
 		return User{}, fmt.Errorf("%w: user %q exists", ErrConflict, user)
 	}
 	if role != "" {
