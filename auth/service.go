@@ -371,6 +371,12 @@ func (s *Service) awaitKeyReload(ctx context.Context) error {
 // runKeyReload runs reload c after wait, on the service's context.
 func (s *Service) runKeyReload(c *keyReload, wait time.Duration) {
 	defer close(c.done)
+	defer func() { // a Store that panics fails the reload, not the process
+		if r := recover(); r != nil {
+			s.log.Error("panic while reloading signing keys", slog.Any("panic", r))
+			c.err = fmt.Errorf("auth: reloading signing keys: panic: %v", r)
+		}
+	}()
 	if wait > 0 {
 		t := time.NewTimer(wait)
 		select {
