@@ -344,13 +344,17 @@ func TestRevokeRightAfterRotationElsewhere(t *testing.T) {
 	}
 }
 
-// keyFailStore fails reading the signing keys while fail is set.
+// keyFailStore fails reading the signing keys while fail is set, and
+// panics while panics is.
 type keyFailStore struct {
 	Store
-	fail atomic.Bool
+	fail, panics atomic.Bool
 }
 
 func (s *keyFailStore) SigningKeys(ctx context.Context) ([]KeyRecord, error) {
+	if s.panics.Load() {
+		panic("store bug")
+	}
 	if s.fail.Load() {
 		return nil, errors.New("database down")
 	}

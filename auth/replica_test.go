@@ -602,31 +602,18 @@ func TestDeleteClientOtherCase(t *testing.T) {
 	}
 }
 
-// panicKeysStore panics when the signing keys are read.
-type panicKeysStore struct {
-	Store
-	armed atomic.Bool
-}
-
-func (s *panicKeysStore) SigningKeys(ctx context.Context) ([]KeyRecord, error) {
-	if s.armed.Load() {
-		panic("store bug")
-	}
-	return s.Store.SigningKeys(ctx)
-}
-
 // TestKeyReloadPanic: a store that panics while the keys are reloaded for
 // a token of an unknown key fails that request (ErrUnavailable) instead of
 // the process: the reload runs outside Authenticate's own recover.
 func TestKeyReloadPanic(t *testing.T) {
 	ctx := context.Background()
-	st := &panicKeysStore{Store: NewMemoryStore()}
+	st := &keyFailStore{Store: NewMemoryStore()}
 	s, err := New(ctx, st, defaultDir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	st.armed.Store(true)
+	st.panics.Store(true)
 	bogus := "eyJhbGciOiJIUzI1NiIsImtpZCI6Im5vcGUiLCJ0eXAiOiJKV1QifQ.e30.AAAA"
 	if _, err := s.Authenticate(ctx, bogus); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("err = %v, want ErrUnavailable", err)

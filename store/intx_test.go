@@ -171,11 +171,7 @@ func testInTransactionSeesItsChanges(t *testing.T, b backend) {
 // InTransaction it is refused.
 func testHoldChangeLock(t *testing.T, b backend) {
 	ctx := context.Background()
-	prefix := newPrefix()
-	stA := newStore(t, b, b.open(t), prefix)
-	stB := newStore(t, b, b.open(t), prefix)
-	engA, engB := newEngine(t, stA), newEngine(t, stB)
-	newWatcher(t, stA, engA, WithPollInterval(time.Hour), WithListen(false))
+	stA, engA, _, engB := watchedAndOther(t, b)
 	if err := stA.HoldChangeLock(ctx, engA); !errors.Is(err, ErrNotInTransaction) {
 		t.Fatalf("outside InTransaction: %v", err)
 	}
@@ -227,11 +223,7 @@ func testHoldChangeLock(t *testing.T, b backend) {
 // revision saw the transaction's snapshot, and the engine stayed behind).
 func testHoldChangeLockAfterRead(t *testing.T, b backend) {
 	ctx := context.Background()
-	prefix := newPrefix()
-	stA := newStore(t, b, b.open(t), prefix)
-	stB := newStore(t, b, b.open(t), prefix)
-	engA, engB := newEngine(t, stA), newEngine(t, stB)
-	wA := newWatcher(t, stA, engA, WithPollInterval(time.Hour), WithListen(false))
+	stA, engA, wA, engB := watchedAndOther(t, b)
 	if _, err := engB.CreateEntity(ctx, "p1", "e0"); err != nil {
 		t.Fatal(err)
 	}
@@ -270,4 +262,16 @@ func testHoldChangeLockAfterRead(t *testing.T, b backend) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// watchedAndOther returns two replicas on one database of b: A, whose
+// engine a watcher follows (it polls only when asked), and B's engine.
+func watchedAndOther(t *testing.T, b backend) (*Store, *policy.Engine, *Watcher, *policy.Engine) {
+	t.Helper()
+	prefix := newPrefix()
+	stA := newStore(t, b, b.open(t), prefix)
+	stB := newStore(t, b, b.open(t), prefix)
+	engA, engB := newEngine(t, stA), newEngine(t, stB)
+	wA := newWatcher(t, stA, engA, WithPollInterval(time.Hour), WithListen(false))
+	return stA, engA, wA, engB
 }
