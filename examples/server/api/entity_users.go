@@ -211,17 +211,6 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) {
 		s.writeEngineError(w, r, err)
 		return
 	}
-	for _, p := range []struct{ dst, src *string }{{&row.Login, req.Login}, {&row.FirstName, req.FirstName}} {
-		if p.src != nil {
-			*p.dst = *p.src
-		}
-	}
-	for _, p := range []struct{ dst, src **string }{{&row.LastName, &req.LastName}, {&row.Email, &req.Email}, {&row.Phone, &req.Phone}, {&row.Title, &req.Title}} {
-		if *p.src != nil {
-			*p.dst = *p.src
-		}
-	}
-	row.UpdatedAt = time.Now()
 	updated := user
 	err = s.guardedWrite(r.Context(), subject, func(ctx context.Context, tx *gorm.DB) error {
 		// Hold the lock and check the role that applies now first, even
@@ -236,6 +225,26 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) {
 				return err
 			}
 		}
+		// The row as it is now, under the lock (every change of a user
+		// takes it): a concurrent PATCH of other fields is kept, not
+		// overwritten with what was read before.
+		if err := tx.Table(s.t.users).Where("id = ? AND entity_id = ?", row.ID, string(entity)).Take(&row).Error; err != nil {
+			if errors.Is(err, gorm.ErrRecordNotFound) {
+				return fmt.Errorf("entity user %w", errNotFound)
+			}
+			return err
+		}
+		for _, p := range []struct{ dst, src *string }{{&row.Login, req.Login}, {&row.FirstName, req.FirstName}} {
+			if p.src != nil {
+				*p.dst = *p.src
+			}
+		}
+		for _, p := range []struct{ dst, src **string }{{&row.LastName, &req.LastName}, {&row.Email, &req.Email}, {&row.Phone, &req.Phone}, {&row.Title, &req.Title}} {
+			if *p.src != nil {
+				*p.dst = *p.src
+			}
+		}
+		row.UpdatedAt = time.Now()
 		return tx.Table(s.t.users).Where("id = ?", row.ID).Select("*").Omit("created_at", "created_by", "entity_id").Updates(&row).Error
 	})
 	if err != nil {
