@@ -121,6 +121,11 @@ func Parse(data []byte) (f *Fixture, err error) {
 		return nil, err
 	}
 	file, perr := parser.ParseBytes(data, 0)
+	if perr == nil {
+		if err := checkDocument(file); err != nil {
+			return nil, err
+		}
+	}
 	f = new(Fixture)
 	if err := yaml.UnmarshalWithOptions(data, f, yaml.DisallowUnknownField()); err != nil {
 		if perr == nil {
@@ -176,6 +181,14 @@ func (f *Fixture) checkCases() error {
 	for i, c := range f.Cases {
 		at := fmt.Sprintf("$.cases[%d]", i)
 		switch {
+		case c.Subject == "":
+			return f.errorf(at, "case %d: subject is required (partner:<id> or user:<id>)", i+1)
+		case c.Entity == "":
+			return f.errorf(at, "case %d: entity is required", i+1)
+		case c.Object == "":
+			return f.errorf(at, "case %d: object is required", i+1)
+		case c.Action == "":
+			return f.errorf(at, "case %d: action is required", i+1)
 		case c.Expect == "":
 			return f.errorf(at, "case %d: expect is required (allow, deny or error)", i+1)
 		case !expects[c.Expect]:
@@ -190,6 +203,97 @@ func (f *Fixture) checkCases() error {
 			return f.errorf(at+".name", "case name %q is used by case %d too", c.Name, j+1)
 		}
 		names[c.Name] = i
+	}
+	return nil
+}
+
+// checkDocument returns an error, with its position, for what the decoder
+// would take without a word but the schema does not mean: a second YAML
+// document (the decoder reads the first only, and the cases after "---"
+// would never run); a number or a boolean where the schema has a string,
+// id or name (the decoder turns 0123 into "83", 0x10 into "16", true into
+// "true"), as a value or as a key; and a "default" without true or false
+// (null would read as "not given", dropping the expectation).
+func checkDocument(file *ast.File) error {
+	docs := 0
+	for _, doc := range file.Docs {
+		if doc.Body == nil {
+			continue
+		}
+		if docs++; docs > 1 {
+			return fmt.Errorf("%w: %sa second YAML document: a fixture is one document (remove the \"---\")", ErrFixture, tokenPos(doc.Body.GetToken()))
+		}
+	}
+	var walk func(n ast.Node, key string) error
+	scalar := func(n ast.Node, key string) error {
+		what := ""
+		switch n.(type) {
+		case *ast.IntegerNode, *ast.FloatNode, *ast.InfinityNode, *ast.NanNode:
+			what = "a number"
+		case *ast.BoolNode:
+			if key == "default" {
+				return nil
+			}
+			what = "a boolean"
+		case *ast.NullNode:
+			if key == "default" {
+				return fmt.Errorf("%w: %sdefault must be true or false", ErrFixture, tokenPos(n.GetToken()))
+			}
+			return nil
+		default:
+			if key == "default" {
+				if _, ok := n.(*ast.StringNode); ok {
+					return fmt.Errorf("%w: %sdefault must be true or false, not %s", ErrFixture, tokenPos(n.GetToken()), n.String())
+				}
+			}
+			return nil
+		}
+		if key == "default" {
+			return fmt.Errorf("%w: %sdefault must be true or false, not %s", ErrFixture, tokenPos(n.GetToken()), n.String())
+		}
+		return fmt.Errorf("%w: %s%s is %s, where a string is expected: quote it (\"%s\")", ErrFixture, tokenPos(n.GetToken()), n.String(), what, n.String())
+	}
+	walk = func(n ast.Node, key string) error {
+		switch n := n.(type) {
+		case nil:
+			return nil
+		case *ast.MappingNode:
+			for _, kv := range n.Values {
+				if err := walk(kv, key); err != nil {
+					return err
+				}
+			}
+		case *ast.MappingValueNode:
+			k := n.Key
+			if mk, ok := k.(*ast.MappingKeyNode); ok {
+				k, _ = mk.Value.(ast.MapKeyNode)
+			}
+			if k == nil {
+				return nil
+			}
+			if err := scalar(k, ""); err != nil {
+				return err
+			}
+			return walk(n.Value, k.String())
+		case *ast.SequenceNode:
+			for _, v := range n.Values {
+				if err := walk(v, key); err != nil {
+					return err
+				}
+			}
+		case *ast.AnchorNode:
+			return walk(n.Value, key)
+		case *ast.TagNode, *ast.AliasNode, *ast.CommentGroupNode:
+			return nil // tags are refused before; an alias repeats what its anchor holds
+		default:
+			return scalar(n, key)
+		}
+		return nil
+	}
+	for _, doc := range file.Docs {
+		if err := walk(doc.Body, ""); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -137,3 +137,37 @@ func TestApplyErrorsNameFileAndPosition(t *testing.T) {
 		t.Fatalf("Engine: %v", err)
 	}
 }
+
+// TestParseRefusesWhatItWouldMisread: YAML the decoder would take without
+// an error but not as written is refused, with its position (found in
+// review: each made a case pass or vanish without a word).
+func TestParseRefusesWhatItWouldMisread(t *testing.T) {
+	const ent = "entities: [{id: e, partner: p, roles: [{id: r, permissions: {payable: {read: allowed}}}], users: [{id: u, role: r}]}]\n"
+	const c = "{subject: user:u, entity: e, object: payable, action: read, expect: allow}"
+	for _, tt := range []struct{ name, yaml, want string }{
+		{"a second document", ent + "cases: [" + c + "]\n---\ncases: [" + c + "]\n", "[4:6] a second YAML document"},
+		{"an octal id", "entities: [{id: 0123, partner: p}]\n", "[1:17] 0123 is a number"},
+		{"a hex id", "entities: [{id: e, partner: 0x10}]\n", "[1:29] 0x10 is a number"},
+		{"a number as a user", "entities: [{id: e, partner: p, users: [{id: 1_000}]}]\n", "1_000 is a number"},
+		{"a boolean as a name", "entities: [{id: e, partner: p, roles: [{id: r, name: true}]}]\n", "true is a boolean"},
+		{"a number as a permission", "entities: [{id: e, partner: p, roles: [{id: r, permissions: {payable: {read: 2}}}]}]\n", "2 is a number"},
+		{"a number as an action key", "entities: [{id: e, partner: p, roles: [{id: r, permissions: {payable: {1: allowed}}}]}]\n", "1 is a number"},
+		{"default without a value", ent + "cases: [{subject: user:u, entity: e, object: payable, action: read, expect: allow, default: ~}]\n", "default must be true or false"},
+		{"a case without entity", ent + "cases: [{subject: user:u, object: payable, action: read, expect: deny}]\n", "entity is required"},
+		{"a case without subject", ent + "cases: [{entity: e, object: payable, action: read, expect: deny}]\n", "subject is required"},
+		{"a case without object", ent + "cases: [{subject: user:u, entity: e, action: read, expect: deny}]\n", "object is required"},
+		{"a case without action", ent + "cases: [{subject: user:u, entity: e, object: payable, expect: deny}]\n", "action is required"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := policytest.Parse([]byte(tt.yaml))
+			if f != nil || !errors.Is(err, policytest.ErrFixture) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Parse = %v, %v; want an ErrFixture error with %q", f, err, tt.want)
+			}
+		})
+	}
+	// Quoted, the same values are strings, as written.
+	f, err := policytest.Parse([]byte("entities: [{id: \"0123\", partner: \"0x10\", users: [{id: \"1_000\"}]}]\n"))
+	if err != nil || f.Entities[0].ID != "0123" || f.Entities[0].Partner != "0x10" || f.Entities[0].Users[0].ID != "1_000" {
+		t.Fatalf("quoted ids: %+v, %v", f, err)
+	}
+}
