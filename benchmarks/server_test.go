@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
@@ -73,7 +74,9 @@ func (l *latencies) quantile(q float64) time.Duration {
 	}
 	s := slices.Clone(l.d)
 	slices.Sort(s)
-	return s[min(len(s)-1, int(q*float64(len(s))))]
+	// Nearest rank: the smallest value with at least q of them at or
+	// below it (p99 of 100 values is the 99th, not the largest).
+	return s[max(0, min(len(s)-1, int(math.Ceil(q*float64(len(s))))-1))]
 }
 
 func buildServer(dir string) (*serverFixture, error) {
@@ -178,4 +181,18 @@ func exampleServer(b *testing.B) *serverFixture {
 	}
 	b.Cleanup(fx.closeSrv)
 	return fx
+}
+
+// TestQuantileNearestRank: of 1..100 ms, p50 is 50 ms and p99 is 99 ms (not
+// the largest value, as the first version gave).
+func TestQuantileNearestRank(t *testing.T) {
+	l := &latencies{}
+	for i := 100; i >= 1; i-- {
+		l.d = append(l.d, time.Duration(i)*time.Millisecond)
+	}
+	for q, want := range map[float64]time.Duration{0.5: 50 * time.Millisecond, 0.99: 99 * time.Millisecond, 1: 100 * time.Millisecond, 0: time.Millisecond} {
+		if got := l.quantile(q); got != want {
+			t.Errorf("quantile(%v) = %v, want %v", q, got, want)
+		}
+	}
 }

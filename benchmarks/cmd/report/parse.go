@@ -95,6 +95,20 @@ func Parse(r io.Reader) (*Output, error) {
 		case strings.HasPrefix(trimmed, "--- FAIL: "):
 			out.Failures = append(out.Failures, note(trimmed, "--- FAIL: ", lastName, lastMsg))
 			pending = &out.Failures
+		case strings.HasPrefix(line, "Benchmark") && inlineNote(line) > 0:
+			// Without -v, a benchmark that fails or skips after its first
+			// run has its name and the "--- FAIL: ..." on one line.
+			i := inlineNote(line)
+			rest := line[i:]
+			lastName, lastMsg = "", ""
+			if strings.HasPrefix(rest, "--- SKIP: ") {
+				out.Skips = append(out.Skips, note(rest, "--- SKIP: ", "", ""))
+				pending = &out.Skips
+			} else {
+				out.Failures = append(out.Failures, note(rest, "--- FAIL: ", "", ""))
+				pending = &out.Failures
+			}
+			continue
 		case strings.HasPrefix(line, "Benchmark"):
 			res, ok, err := parseLine(line)
 			if err != nil {
@@ -114,6 +128,17 @@ func Parse(r io.Reader) (*Output, error) {
 		}
 	}
 	return out, sc.Err()
+}
+
+// inlineNote returns the index of a "--- FAIL: " or "--- SKIP: " that
+// follows a benchmark's name on its line, or -1.
+func inlineNote(line string) int {
+	for _, p := range []string{"--- FAIL: ", "--- SKIP: "} {
+		if i := strings.Index(line, p); i > 0 {
+			return i
+		}
+	}
+	return -1
 }
 
 // note makes the Note of a "--- SKIP: Name" line, with the message logged
@@ -163,7 +188,7 @@ func splitProcs(name string) (string, int) {
 }
 
 // parseLine reads "BenchmarkX/rules=10-2  100  12.5 ns/op  0 B/op ...".
-// A benchmark name printed alone (as with -v, or before a failure) is not a
+// A benchmark name printed alone (as with -v) is not a
 // result and gives ok false; any other line starting with "Benchmark" must
 // be a result: the name, a positive iteration count and value/unit pairs,
 // or it is an error (a truncated or garbled line must not silently drop a

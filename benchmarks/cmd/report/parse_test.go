@@ -298,3 +298,29 @@ func TestReportMemoryFloor(t *testing.T) {
 		t.Errorf("report lacks the memory floor table %q:\n%s", want, s)
 	}
 }
+
+// TestParseInlineFailure reads plain (non -v) output of a benchmark that
+// fails after its first run: go test prints its name and "--- FAIL: ..."
+// on one line (found in review: the line was read as a result, and the
+// whole report failed with "bad iteration count").
+func TestParseInlineFailure(t *testing.T) {
+	in := "BenchmarkDecide/rules=1000-2 \t 1000 \t 50.0 ns/op\n" +
+		"BenchmarkHTTP-2   \t--- FAIL: BenchmarkHTTP-2\n" +
+		"    http_test.go:80: server answered 500\n" +
+		"BenchmarkCasbinEnforce/rules=1000000-2 \t--- SKIP: BenchmarkCasbinEnforce/rules=1000000-2\n" +
+		"    fixtures_test.go:360: too slow: skipped\n" +
+		"FAIL\n"
+	o, err := Parse(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(o.Results) != 1 || o.Results[0].Bench != "Decide" {
+		t.Errorf("results: %+v", o.Results)
+	}
+	if len(o.Failures) != 1 || o.Failures[0] != (Note{"BenchmarkHTTP", "server answered 500"}) {
+		t.Errorf("failures: %+v", o.Failures)
+	}
+	if len(o.Skips) != 1 || o.Skips[0] != (Note{"BenchmarkCasbinEnforce/rules=1000000", "too slow: skipped"}) {
+		t.Errorf("skips: %+v", o.Skips)
+	}
+}
