@@ -331,14 +331,21 @@ func (d *deferred) note(rm, add []rules.Fact) {
 }
 
 // userEntities and roleEntities return the entities whose logged facts
-// name user u or role r.
+// name user u or role r; none for a nil d (a context without
+// WithDeferredApply).
 func (d *deferred) userEntities(u model.UserID) []model.EntityID {
+	if d == nil {
+		return nil
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return slices.Clone(d.users[u])
 }
 
 func (d *deferred) roleEntities(r model.RoleID) []model.EntityID {
+	if d == nil {
+		return nil
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return slices.Clone(d.roles[r])

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -69,20 +70,27 @@ const MaxNameLen = 100
 func invalid(err error) error { return fmt.Errorf("%w: %w", ErrInvalid, err) }
 
 func validateName(name string) error {
-	switch {
-	case name == "":
+	if name == "" {
 		return fmt.Errorf("%w: role name is empty", ErrInvalid)
-	case len(name) > MaxNameLen:
-		return fmt.Errorf("%w: role name is longer than %d bytes", ErrInvalid, MaxNameLen)
-	case !utf8.ValidString(name):
-		return fmt.Errorf("%w: role name is not UTF-8", ErrInvalid)
 	}
-	for _, c := range name {
-		if unicode.IsControl(c) {
-			return fmt.Errorf("%w: role name has a control character", ErrInvalid)
-		}
+	if why := badText(name, MaxNameLen); why != "" {
+		return fmt.Errorf("%w: role name %s", ErrInvalid, why)
 	}
 	return nil
+}
+
+// badText says what is wrong with s as text the stores keep (at most max
+// bytes of UTF-8 without control characters), or "" when nothing is.
+func badText(s string, max int) string {
+	switch {
+	case len(s) > max:
+		return fmt.Sprintf("is longer than %d bytes", max)
+	case !utf8.ValidString(s):
+		return "is not UTF-8"
+	case strings.IndexFunc(s, unicode.IsControl) >= 0:
+		return "has a control character"
+	}
+	return ""
 }
 
 // entity returns the snapshot of an existing (partner-owned) entity: as
@@ -290,11 +298,7 @@ func (e *Engine) CreateRole(ctx context.Context, entity model.EntityID, spec Rol
 	if err != nil {
 		return Role{}, err
 	}
-	var logged []model.EntityID
-	if d := deferredOf(ctx); d != nil {
-		logged = d.roleEntities(spec.ID)
-	}
-	if e.idTaken(ctx, e.ix.Load().RoleEntities(spec.ID), logged, func(en *index.Entity) bool { return en.Role(spec.ID) != nil }) {
+	if e.idTaken(ctx, e.ix.Load().RoleEntities(spec.ID), deferredOf(ctx).roleEntities(spec.ID), func(en *index.Entity) bool { return en.Role(spec.ID) != nil }) {
 		return Role{}, fmt.Errorf("%w: role id %q exists", ErrConflict, spec.ID)
 	}
 	if err := nameFree(en, spec.Name, ""); err != nil {
@@ -476,11 +480,7 @@ func (e *Engine) AddUser(ctx context.Context, entity model.EntityID, user model.
 	if err != nil {
 		return User{}, err
 	}
-	var logged []model.EntityID
-	if d := deferredOf(ctx); d != nil {
-		logged = d.userEntities(user)
-	}
-	if e.idTaken(ctx, e.ix.Load().UserEntities(user), logged, func(en *index.Entity) bool { _, ok := en.Users[user]; return ok }) {
+	if e.idTaken(ctx, e.ix.Load().UserEntities(user), deferredOf(ctx).userEntities(user), func(en *index.Entity) bool { _, ok := en.Users[user]; return ok }) {
 		return User{}, fmt.Errorf("%w: user %q exists", ErrConflict, user)
 	}
 	if role != "" {

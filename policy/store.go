@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/casbin/casbin/v2/persist"
 
@@ -200,13 +197,8 @@ const MaxActorLen = 255
 
 // validateActor checks an actor set by WithActor.
 func validateActor(a string) error {
-	switch {
-	case len(a) > MaxActorLen:
-		return fmt.Errorf("%w: actor of %d bytes: at most %d", ErrInvalid, len(a), MaxActorLen)
-	case !utf8.ValidString(a):
-		return fmt.Errorf("%w: actor is not valid UTF-8", ErrInvalid)
-	case strings.IndexFunc(a, unicode.IsControl) >= 0:
-		return fmt.Errorf("%w: actor has a control character", ErrInvalid)
+	if why := badText(a, MaxActorLen); why != "" {
+		return fmt.Errorf("%w: actor %s", ErrInvalid, why)
 	}
 	return nil
 }
