@@ -61,14 +61,13 @@ func (m *Middleware) Entity() func(http.Handler) http.Handler {
 				return
 			}
 			if m.stale(r) { // the entity's owners may have changed since
-				w.Header().Set("Retry-After", "1")
-				m.fail(w, r, refuseStale.status, refuseStale.code, refuseStale.detail)
+				m.refuse(w, r, refuseStale)
 				return
 			}
 			if ref := m.resolveEntity(st, r); ref.status != 0 {
 				m.log.DebugContext(r.Context(), "gatehouse: entity refused",
 					slog.String("subject", st.p.Subject().String()), slog.String("reason", ref.reason))
-				m.fail(w, r, ref.status, ref.code, ref.detail)
+				m.refuse(w, r, ref)
 				return
 			}
 			next.ServeHTTP(w, r)

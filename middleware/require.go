@@ -218,17 +218,24 @@ func (m *Middleware) authorize(w http.ResponseWriter, r *http.Request, g *guard,
 			m.log.DebugContext(r.Context(), "gatehouse: request refused", slog.String("subject", st.p.Subject().String()),
 				slog.String("object", string(g.obj)), slog.String("action", string(act)), slog.Int("status", ref.status))
 		}
-		if ref.status == http.StatusServiceUnavailable {
-			w.Header().Set("Retry-After", "1")
-		}
-		if ref == refuseAPI {
-			w.Header().Set("WWW-Authenticate", m.scopeChallenge)
-		}
-		m.fail(w, r, ref.status, ref.code, ref.detail)
+		m.refuse(w, r, ref)
 		return
 	}
 	st.scope, st.hasScope = d.Scope, true
 	next.ServeHTTP(w, r)
+}
+
+// refuse answers ref: its headers (Retry-After for a 503, the
+// insufficient_scope challenge for an object type outside the token's
+// APIs), then the error body.
+func (m *Middleware) refuse(w http.ResponseWriter, r *http.Request, ref refusal) {
+	if ref.status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	if ref == refuseAPI {
+		w.Header().Set("WWW-Authenticate", m.scopeChallenge)
+	}
+	m.fail(w, r, ref.status, ref.code, ref.detail)
 }
 
 var (
