@@ -97,17 +97,11 @@ func (s *Store) lockIn(ctx context.Context, b txBinding, e *policy.Engine) (poli
 	}
 	rev, err := s.number(tx)
 	if err == nil {
-		// A change written earlier in the transaction is not published
-		// before the commit: the engine is as current as it can be.
-		err = s.catchUp(ctx, tx, e, rev-1, b.last)
+		err = s.catchUpInTx(ctx, tx, e, rev-1, b)
 	}
 	if err != nil {
 		tx.RollbackTo(sp)
 		b.mu.Unlock()
-		if errors.Is(err, errNeedReload) {
-			// The application's transaction holds the lock: no reload now.
-			err = fmt.Errorf("%w: %w: %w", ErrConflict, ErrBehind, err)
-		}
 		return nil, nil, err
 	}
 	if b.eng == nil {
@@ -274,37 +268,37 @@ func (s *Store) HoldChangeLock(ctx context.Context, e *policy.Engine) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	tx := b.tx.WithContext(ctx)
-	// An update that changes nothing locks the revision row (SQLite: the
-	// database) until the transaction ends, as numbering a change does.
-	res := tx.Exec("UPDATE " + s.revision + " SET revision = revision WHERE id = 1")
-	if res.Error != nil {
-		return fmt.Errorf("store: taking the change lock: %w", res.Error)
+	var rev int64
+	var err error
+	if s.dialect == dialectSQLite {
+		// An update that changes nothing takes the database's write lock
+		// until the transaction ends (Open's transactions hold it already).
+		if err := tx.Exec("UPDATE " + s.revision + " SET revision = revision WHERE id = 1").Error; err != nil {
+			return fmt.Errorf("store: taking the change lock: %w", err)
+		}
+		rev, err = s.readRevision(tx)
+	} else {
+		// A locking read locks the revision row until the transaction
+		// ends, as numbering a change does, and reads the latest revision
+		// whatever the transaction's snapshot: a plain read, in a
+		// transaction that already read something, sees MySQL's snapshot
+		// of then (REPEATABLE READ).
+		rev, err = s.readRevision(tx.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate}))
 	}
-	if res.RowsAffected != 1 && s.dialect != dialectMySQL { // MySQL counts changed rows, not matched ones
-		return ErrNotMigrated
-	}
-	// A locking read: a plain one, in a transaction that already read
-	// something, sees MySQL's snapshot of then (REPEATABLE READ), and the
-	// update above changed nothing there to make it read the latest.
-	rev, err := s.readRevision(s.lockingRead(tx))
 	if err != nil {
 		return err
 	}
-	if err := s.catchUp(ctx, tx, e, rev, b.last); err != nil {
-		if errors.Is(err, errNeedReload) {
-			err = fmt.Errorf("%w: %w: %w", ErrConflict, ErrBehind, err)
-		}
-		return err
-	}
-	return nil
+	return s.catchUpInTx(ctx, tx, e, rev, b)
 }
 
-// lockingRead makes the reads of tx locking reads (FOR UPDATE), which see
-// the latest committed rows whatever the transaction's snapshot; SQLite,
-// which has no such clause, holds the database's write lock already.
-func (s *Store) lockingRead(tx *gorm.DB) *gorm.DB {
-	if s.dialect == dialectSQLite {
-		return tx
+// catchUpInTx is catchUp inside the application's transaction of b, which
+// holds the change lock: a change written earlier in it is not published
+// before the commit (the engine is as current as it can be), and a whole
+// reload cannot run now, so a feed that asks for one is a refusal.
+func (s *Store) catchUpInTx(ctx context.Context, tx *gorm.DB, e *policy.Engine, prev int64, b txBinding) error {
+	err := s.catchUp(ctx, tx, e, prev, b.last)
+	if errors.Is(err, errNeedReload) {
+		err = fmt.Errorf("%w: %w: %w", ErrConflict, ErrBehind, err)
 	}
-	return tx.Clauses(clause.Locking{Strength: clause.LockingStrengthUpdate})
+	return err
 }
