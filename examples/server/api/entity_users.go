@@ -228,10 +228,7 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) {
 		// The row as it is now, under the lock (every change of a user
 		// takes it): a concurrent PATCH of other fields is kept, not
 		// overwritten with what was read before.
-		if err := tx.Table(s.t.users).Where("id = ? AND entity_id = ?", row.ID, string(entity)).Take(&row).Error; err != nil {
-			if errors.Is(err, gorm.ErrRecordNotFound) {
-				return fmt.Errorf("entity user %w", errNotFound)
-			}
+		if row, err = s.userRow(tx, entity, row.ID); err != nil {
 			return err
 		}
 		for _, p := range []struct{ dst, src *string }{{&row.Login, req.Login}, {&row.FirstName, req.FirstName}} {
@@ -338,16 +335,22 @@ func (s *Server) entityUser(w http.ResponseWriter, r *http.Request) (auth.Princi
 
 // loadUser reads a user of entity: its details and its membership.
 func (s *Server) loadUser(ctx context.Context, entity model.EntityID, id string) (userRow, policy.User, error) {
-	var row userRow
-	err := s.DB.WithContext(ctx).Table(s.t.users).Where("id = ? AND entity_id = ?", id, string(entity)).Take(&row).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return row, policy.User{}, fmt.Errorf("entity user %w", errNotFound)
-	}
+	row, err := s.userRow(s.DB.WithContext(ctx), entity, id)
 	if err != nil {
 		return row, policy.User{}, err
 	}
 	user, err := s.Engine.GetUser(ctx, entity, model.UserID(id))
 	return row, user, err
+}
+
+// userRow reads the row of user id of entity through db.
+func (s *Server) userRow(db *gorm.DB, entity model.EntityID, id string) (userRow, error) {
+	var row userRow
+	err := db.Table(s.t.users).Where("id = ? AND entity_id = ?", id, string(entity)).Take(&row).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return row, fmt.Errorf("entity user %w", errNotFound)
+	}
+	return row, err
 }
 
 // holdAndRecheck takes the store's change lock for the rest of the
