@@ -220,8 +220,7 @@ func (s *Service) authenticateClient(ctx context.Context, id, secret string) (Cl
 // after a slow step (the directory): a client deleted or revoked meanwhile
 // gets no token, since the token would outlive the client's revocation
 // (which lasts the longest token lifetime the package allows from the
-// deletion). It returns the client
-// as stored now.
+// deletion). It returns the client as stored now.
 func (s *Service) recheckClient(ctx context.Context, c ClientRecord) (ClientRecord, error) {
 	cur, err := s.store.Client(ctx, c.ID)
 	if err != nil && !errors.Is(err, ErrNotFound) {

@@ -79,6 +79,12 @@ func Parse(r io.Reader) (*Output, error) {
 			}
 			continue
 		}
+		if i := inlineNote(line); i > 0 && strings.HasPrefix(line, "Benchmark") {
+			// Without -v, a benchmark that fails or skips after its first
+			// run has its name and the "--- FAIL: ..." on one line: read
+			// the note as if on a line of its own.
+			trimmed, lastName, lastMsg = line[i:], "", ""
+		}
 		switch {
 		case strings.HasPrefix(line, "goos: "):
 			out.Goos = strings.TrimPrefix(line, "goos: ")
@@ -95,20 +101,6 @@ func Parse(r io.Reader) (*Output, error) {
 		case strings.HasPrefix(trimmed, "--- FAIL: "):
 			out.Failures = append(out.Failures, note(trimmed, "--- FAIL: ", lastName, lastMsg))
 			pending = &out.Failures
-		case strings.HasPrefix(line, "Benchmark") && inlineNote(line) > 0:
-			// Without -v, a benchmark that fails or skips after its first
-			// run has its name and the "--- FAIL: ..." on one line.
-			i := inlineNote(line)
-			rest := line[i:]
-			lastName, lastMsg = "", ""
-			if strings.HasPrefix(rest, "--- SKIP: ") {
-				out.Skips = append(out.Skips, note(rest, "--- SKIP: ", "", ""))
-				pending = &out.Skips
-			} else {
-				out.Failures = append(out.Failures, note(rest, "--- FAIL: ", "", ""))
-				pending = &out.Failures
-			}
-			continue
 		case strings.HasPrefix(line, "Benchmark"):
 			res, ok, err := parseLine(line)
 			if err != nil {
