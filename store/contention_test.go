@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,6 +20,35 @@ import (
 func TestReplicaContendedSQLite(t *testing.T)   { runContended(t, sqliteBackend(t)) }
 func TestReplicaContendedPostgres(t *testing.T) { runContended(t, postgresBackend(t)) }
 func TestReplicaContendedMySQL(t *testing.T)    { runContended(t, mysqlBackend(t)) }
+
+// TestReplicaContendedPostgresIsolation is runContended on a PostgreSQL
+// whose default isolation is REPEATABLE READ or SERIALIZABLE (set for the
+// connection in the DSN, as ALTER DATABASE or ALTER ROLE would set it for
+// every one). The store's transactions run at READ COMMITTED all the same:
+// under the stricter levels, the change lock's UPDATE of a row another
+// replica had just committed failed with a serialization error (40001).
+func TestReplicaContendedPostgresIsolation(t *testing.T) {
+	b := postgresBackend(t)
+	for _, tc := range []struct{ param, show string }{
+		{"repeatable%20read", "repeatable read"},
+		{"serializable", "serializable"},
+	} {
+		t.Run(tc.show, func(t *testing.T) {
+			dsn := dsnOf(t, b)
+			sep := "?"
+			if strings.Contains(dsn, "?") {
+				sep = "&"
+			}
+			dsn += sep + "default_transaction_isolation=" + tc.param
+			// The server takes the setting: else the test proves nothing.
+			var got string
+			if err := openDSN(t, dsn).Raw("SHOW default_transaction_isolation").Scan(&got).Error; err != nil || got != tc.show {
+				t.Fatalf("default_transaction_isolation = %q, %v; want %q", got, err, tc.show)
+			}
+			runContended(t, backend{b.name, func(t testing.TB) *gorm.DB { return openDSN(t, dsn) }})
+		})
+	}
+}
 
 // runContended: replica B commits continuously while replica A makes n
 // changes, each called once, with no retry, and each after B committed

@@ -54,7 +54,7 @@ func (s *Store) Lock(ctx context.Context, e *policy.Engine) (policy.Committer, f
 		return s.lockIn(ctx, b, e)
 	}
 	for attempt := 1; ; attempt++ {
-		tx := s.db.WithContext(ctx).Begin()
+		tx := s.db.WithContext(ctx).Begin(s.txOpts...)
 		if tx.Error != nil {
 			return nil, nil, fmt.Errorf("store: beginning a transaction: %w", tx.Error)
 		}

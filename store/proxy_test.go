@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"net"
 	"regexp"
 	"strings"
@@ -119,6 +118,10 @@ func (p *faultProxy) track(cs ...net.Conn) bool {
 	return true
 }
 
+// commitStmt matches a COMMIT statement, and not the "read committed" of
+// a BEGIN that sets the isolation level.
+var commitStmt = regexp.MustCompile(`(?i)\bcommit\b`)
+
 // pipe copies src to dst; fromClient tells the direction.
 func (p *faultProxy) pipe(src, dst net.Conn, fromClient bool, lost *atomic.Bool) {
 	defer src.Close()
@@ -137,7 +140,7 @@ func (p *faultProxy) pipe(src, dst net.Conn, fromClient bool, lost *atomic.Bool)
 			n = 0 // held back until the client side closes the connection
 		}
 		if n > 0 {
-			drop := fromClient && bytes.Contains(bytes.ToLower(buf[:n]), []byte("commit")) && p.dropCommit.CompareAndSwap(true, false)
+			drop := fromClient && commitStmt.Match(buf[:n]) && p.dropCommit.CompareAndSwap(true, false)
 			if drop {
 				lost.Store(true)
 			}

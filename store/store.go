@@ -46,9 +46,10 @@ const (
 type Store struct {
 	db                       *gorm.DB
 	dialect                  string
-	rules, changes, revision string // table names
-	channel                  string // PostgreSQL NOTIFY channel
-	origin                   string // marks the feed rows this store wrote
+	txOpts                   []*sql.TxOptions // of the transactions that change: see writeTxOptions
+	rules, changes, revision string           // table names
+	channel                  string           // PostgreSQL NOTIFY channel
+	origin                   string           // marks the feed rows this store wrote
 	log                      *slog.Logger
 	now                      func() time.Time
 	batchSize                int
@@ -117,6 +118,7 @@ func New(ctx context.Context, db *gorm.DB, opts ...Option) (*Store, error) {
 	s := &Store{
 		db:        db,
 		dialect:   dialect,
+		txOpts:    writeTxOptions(dialect),
 		rules:     o.prefix + "rules",
 		changes:   o.prefix + "changes",
 		revision:  o.prefix + "revision",
@@ -191,6 +193,24 @@ func (s *Store) readRevision(db *gorm.DB) (int64, error) {
 		return 0, ErrNotMigrated
 	}
 	return rows[0].Revision, nil
+}
+
+// writeTxOptions returns the options of the transactions in which a store
+// of the dialect changes the database (changes, the change lock and
+// [Store.InTransaction]). On PostgreSQL, they run at READ COMMITTED,
+// PostgreSQL's own default, whatever default_transaction_isolation the
+// server, database or role sets: the change lock is an UPDATE of the
+// revision row, which must wait for the last holder and then see the row
+// as it committed it. Under REPEATABLE READ or SERIALIZABLE, PostgreSQL
+// refuses to update a row changed since the transaction's snapshot
+// (SQLSTATE 40001), and every change made while another replica committed
+// failed. MySQL's locking reads see the latest rows at every level, and
+// SQLite has one.
+func writeTxOptions(dialect string) []*sql.TxOptions {
+	if dialect == dialectPostgres {
+		return []*sql.TxOptions{{Isolation: sql.LevelReadCommitted}}
+	}
+	return nil
 }
 
 // readSnapshot runs fn in a read-only snapshot transaction. On SQLite it
@@ -510,7 +530,7 @@ func (s *Store) Commit(ctx context.Context, ch *policy.Change) error {
 			settle = s.committing(rev)
 		}
 		return err
-	})
+	}, s.txOpts...)
 	if settle != nil {
 		err = settle(err) // the COMMIT's
 	}
@@ -706,6 +726,11 @@ func (s *Store) wake() {
 // its watcher already holds (read from the change feed, or included in a
 // reload that ran between the commit and the publication, perhaps with
 // later changes of other replicas) is not replayed.
+//
+// On PostgreSQL the transaction runs at READ COMMITTED, whatever the
+// server's default isolation: the change lock needs it (see
+// writeTxOptions). An application that needs a stricter level for its own
+// reads takes row locks (SELECT ... FOR UPDATE) in tx.
 func (s *Store) InTransaction(ctx context.Context, fn func(ctx context.Context, tx *gorm.DB) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -740,7 +765,7 @@ func (s *Store) InTransaction(ctx context.Context, fn func(ctx context.Context, 
 			s.unsettle(st.first, st.last)
 		}
 		return nil
-	})
+	}, s.txOpts...)
 	if pub {
 		defer s.pubMu.Unlock()
 		if err != nil {

@@ -666,7 +666,7 @@ func (w *Watcher) Update() error {
 	err := w.st.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		_, err := w.st.commitIn(ctx, tx, &policy.Change{Op: "casbin.update"}, true, 0)
 		return err
-	})
+	}, w.st.txOpts...)
 	if err != nil {
 		return err
 	}
