@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -123,8 +124,9 @@ func (s *Server) createPayable(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Under the entity's row lock, which its deletion takes too: a payable
-	// is never created in an entity being deleted.
-	err := s.DB.WithContext(r.Context()).Transaction(func(tx *gorm.DB) error {
+	// is never created in an entity being deleted. (In the store's
+	// transaction, for its isolation level: see updateEntity.)
+	err := s.store.InTransaction(r.Context(), func(_ context.Context, tx *gorm.DB) error {
 		if _, err := s.lockEntity(tx, row.EntityID, "", lockShare); err != nil {
 			return err
 		}
