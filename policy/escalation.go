@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/gatehouse-authz/gatehouse/internal/index"
@@ -107,6 +108,11 @@ type grantorKey struct{}
 //     after (a grantor moves only users whose role it holds);
 //   - [Engine.RemoveUser]: the role that applies to the user.
 //
+// Entities are a partner's to manage: under a grantor,
+// [Engine.CreateEntity] goes through only when the grantor is the partner
+// the entity is created for, and [Engine.RemoveEntity] only when it is a
+// partner that owns the entity.
+//
 // A refused call returns an error wrapping [ErrEscalation] and changes
 // nothing. Calling CheckGrant first remains useful to refuse early, outside
 // the lock.
@@ -127,6 +133,17 @@ func (e *Engine) guardGrant(ctx context.Context, entity model.EntityID, perms mo
 		return e.checkGrantIn(s, e.snapshot(ctx, entity), perms)
 	}
 	return nil
+}
+
+// guardEntity applies the guard of [WithGrantor] to a change of a whole
+// entity, which only a partner makes: the grantor, if ctx has one, must be
+// one of owners.
+func guardEntity(ctx context.Context, entity model.EntityID, owners ...model.PartnerID) error {
+	s, ok := GrantorFromContext(ctx)
+	if !ok || s.Kind == model.KindPartner && slices.Contains(owners, model.PartnerID(s.ID)) {
+		return nil
+	}
+	return fmt.Errorf("%w: %s may not create or remove entity %q: only its partner may", ErrEscalation, s, entity)
 }
 
 // guardRole applies the guard of [WithGrantor] to a change that takes

@@ -184,6 +184,9 @@ func (e *Engine) CreateEntity(ctx context.Context, partner model.PartnerID, id m
 		return Entity{}, err
 	}
 	defer done()
+	if err := guardEntity(ctx, id, partner); err != nil {
+		return Entity{}, err
+	}
 	if e.snapshot(ctx, id) != nil {
 		return Entity{}, fmt.Errorf("%w: entity %q exists", ErrConflict, id)
 	}
@@ -228,6 +231,9 @@ func (e *Engine) RemoveEntity(ctx context.Context, id model.EntityID) error {
 	defer done()
 	en, err := e.entity(ctx, id)
 	if err != nil {
+		return err
+	}
+	if err := guardEntity(ctx, id, en.Owners...); err != nil {
 		return err
 	}
 	return e.commit(ctx, c, &Change{Op: "entity.remove", Entity: id, Remove: entityRules(e.cat, en)})

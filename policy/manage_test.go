@@ -361,7 +361,8 @@ func TestEscalationGuard(t *testing.T) {
 }
 
 // TestWithGrantor: under WithGrantor, every management call that grants or
-// assigns checks the grantor under the change lock: a refused call returns
+// assigns, and every change of a whole entity, checks the grantor under the
+// change lock: a refused call returns
 // ErrEscalation and changes nothing; an allowed one goes through.
 func TestWithGrantor(t *testing.T) {
 	ctx := context.Background()
@@ -468,6 +469,27 @@ func TestWithGrantor(t *testing.T) {
 			_, err := eng.SetUserRole(ctx, "e1", "u", "big")
 			return err
 		}, false, nil},
+		{"a member removes the entity", model.User("m"), func(ctx context.Context, eng *policy.Engine) error {
+			return eng.RemoveEntity(ctx, "e1")
+		}, false, nil},
+		{"another partner removes the entity", model.Partner("p2"), func(ctx context.Context, eng *policy.Engine) error {
+			return eng.RemoveEntity(ctx, "e1")
+		}, false, nil},
+		{"its partner removes the entity", model.Partner("p1"), func(ctx context.Context, eng *policy.Engine) error {
+			return eng.RemoveEntity(ctx, "e1")
+		}, true, nil},
+		{"a member creates an entity", model.User("m"), func(ctx context.Context, eng *policy.Engine) error {
+			_, err := eng.CreateEntity(ctx, "p1", "e2")
+			return err
+		}, false, nil},
+		{"a partner creates another's entity", model.Partner("p2"), func(ctx context.Context, eng *policy.Engine) error {
+			_, err := eng.CreateEntity(ctx, "p1", "e2")
+			return err
+		}, false, nil},
+		{"a partner creates its entity", model.Partner("p1"), func(ctx context.Context, eng *policy.Engine) error {
+			_, err := eng.CreateEntity(ctx, "p1", "e2")
+			return err
+		}, true, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
