@@ -31,16 +31,16 @@ func (m mapAuth) Authenticate(_ context.Context, token string) (auth.Principal, 
 type chanDecider chan struct{}
 
 func (chanDecider) Decide(*policy.Request) policy.Decision { return policy.Decision{} }
-func (chanDecider) GetEntity(context.Context, model.EntityID) (policy.Entity, error) {
-	return policy.Entity{}, errors.New("no entity")
+func (chanDecider) OwnsEntity(context.Context, model.PartnerID, model.EntityID) (bool, error) {
+	return false, errors.New("no entity")
 }
 
 // valueDecider is a non-nilable kind: its zero value is usable.
 type valueDecider struct{}
 
 func (valueDecider) Decide(*policy.Request) policy.Decision { return policy.Decision{} }
-func (valueDecider) GetEntity(context.Context, model.EntityID) (policy.Entity, error) {
-	return policy.Entity{}, errors.New("no entity")
+func (valueDecider) OwnsEntity(context.Context, model.PartnerID, model.EntityID) (bool, error) {
+	return false, errors.New("no entity")
 }
 
 func TestNewNilDependencies(t *testing.T) {

@@ -102,14 +102,14 @@ func (m *Middleware) resolveEntity(st *state, r *http.Request) refusal {
 		if e == "" {
 			return refuseMissingEntity
 		}
-		en, err := m.eng.GetEntity(r.Context(), e)
+		owns, err := m.eng.OwnsEntity(r.Context(), st.p.PartnerID, e)
 		switch {
 		case errors.Is(err, policy.ErrNotFound):
 			return refuseForeignEntity
 		case err != nil:
 			m.log.ErrorContext(r.Context(), "gatehouse: looking up the entity failed", slog.String("entity", string(e)), slog.Any("error", err))
 			return refuseInternal
-		case en.Partner != st.p.PartnerID:
+		case !owns:
 			return refuseForeignEntity
 		}
 	default:

@@ -22,15 +22,15 @@ import (
 // brokenEngine is a policy engine whose entity lookups or decisions fail.
 type brokenEngine struct {
 	*policy.Engine
-	getErr    error // returned by GetEntity
+	getErr    error // returned by OwnsEntity
 	decideErr error // set as Decision.Err
 }
 
-func (b *brokenEngine) GetEntity(ctx context.Context, id model.EntityID) (policy.Entity, error) {
+func (b *brokenEngine) OwnsEntity(ctx context.Context, partner model.PartnerID, id model.EntityID) (bool, error) {
 	if b.getErr != nil {
-		return policy.Entity{}, b.getErr
+		return false, b.getErr
 	}
-	return b.Engine.GetEntity(ctx, id)
+	return b.Engine.OwnsEntity(ctx, partner, id)
 }
 
 func (b *brokenEngine) Decide(r *policy.Request) policy.Decision {

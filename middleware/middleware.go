@@ -29,7 +29,7 @@ type Authenticator interface {
 // allocation more per decision.
 type Decider interface {
 	Decide(*policy.Request) policy.Decision
-	GetEntity(ctx context.Context, id model.EntityID) (policy.Entity, error)
+	OwnsEntity(ctx context.Context, partner model.PartnerID, id model.EntityID) (bool, error)
 }
 
 var (

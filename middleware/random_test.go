@@ -187,8 +187,8 @@ func (w *randomWorld) inRealm(p auth.Principal, e model.EntityID) bool {
 	if p.Kind == auth.KindEntityUser {
 		return e == p.EntityID
 	}
-	en, err := w.eng.GetEntity(context.Background(), e)
-	return err == nil && en.Partner == p.PartnerID
+	owns, err := w.eng.OwnsEntity(context.Background(), p.PartnerID, e)
+	return err == nil && owns
 }
 
 // TestFilterScopeProperty: for random policies, rows and subjects, the list

@@ -206,6 +206,18 @@ func (e *Engine) GetEntity(ctx context.Context, id model.EntityID) (Entity, erro
 	return toEntity(en), nil
 }
 
+// OwnsEntity reports whether partner owns entity id and may so act in it
+// as its partner: the entity's partner or, for an entity that rules
+// written by other tools give several owners, any of them, as
+// [Engine.Decide] decides. An unknown entity is [ErrNotFound].
+func (e *Engine) OwnsEntity(ctx context.Context, partner model.PartnerID, id model.EntityID) (bool, error) {
+	en, err := e.entity(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	return en.OwnedBy(partner), nil
+}
+
 // ListEntities returns the entities of partner, sorted by id.
 func (e *Engine) ListEntities(ctx context.Context, partner model.PartnerID) ([]Entity, error) {
 	if err := partner.Validate(); err != nil {
