@@ -30,7 +30,9 @@ var _ Store = (*GormStore)(nil)
 type GormOption func(*GormStore)
 
 // WithTablePrefix sets the prefix of the table and index names (default
-// "gatehouse_"): letters, digits and underscores, at most 32 bytes.
+// "gatehouse_"): lowercase letters, digits and underscores, at most 32
+// bytes. (PostgreSQL folds the unquoted names of Migrate's SQL to lower
+// case, while GORM quotes them: a capital letter would name two tables.)
 func WithTablePrefix(prefix string) GormOption {
 	return func(g *GormStore) {
 		g.clients, g.keys, g.revoks = prefix+"clients", prefix+"signing_keys", prefix+"revoked_tokens"
@@ -53,7 +55,7 @@ func NewGormStore(db *gorm.DB, opts ...GormOption) (*GormStore, error) {
 		return nil, fmt.Errorf("%w: table prefix longer than 32 bytes", ErrInvalidRequest)
 	}
 	for i := 0; i < len(prefix); i++ {
-		if c := prefix[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_') {
+		if c := prefix[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_') {
 			return nil, fmt.Errorf("%w: table prefix %q", ErrInvalidRequest, prefix)
 		}
 	}
