@@ -1,9 +1,11 @@
 package middleware
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/gatehouse-authz/gatehouse/model"
@@ -34,9 +36,10 @@ type Routes []Route
 // Routes returns one middleware for a whole router, which authorizes each
 // request as its entry in table says (as [Middleware.Require],
 // [Middleware.RequireOwned] or [Middleware.PartnerOnly] would). The table is
-// checked first: a malformed or repeated pattern, a missing object type, an
-// object type or action outside the engine's catalog, or a method with no
-// default action is an error.
+// checked first: a malformed pattern (a wildcard's braces unbalanced, a
+// wildcard without a name, a name twice) or a repeated one, a missing
+// object type, an object type or action outside the engine's catalog, or a
+// method with no default action is an error.
 //
 // A request's pattern is r.Pattern (set by http.ServeMux and chi once they
 // have matched, so the middleware may wrap each handler or sit in chi's
@@ -221,5 +224,49 @@ func splitPattern(p string) (method, path string, err error) {
 	if path == "" || strings.ContainsAny(path, " \t") {
 		return "", "", fmt.Errorf("%w: pattern %q: want [METHOD ]path", ErrConfig, p)
 	}
+	if err := checkWildcards(path); err != nil {
+		return "", "", fmt.Errorf("%w: pattern %q: %w", ErrConfig, p, err)
+	}
 	return method, path, nil
+}
+
+// checkWildcards checks the {name} wildcards of a pattern's path as
+// http.ServeMux and chi both write them: braces balanced (a chi regular
+// expression may nest its own, as in {id:[0-9]{3}}; a '}' outside one is
+// a literal), each wildcard named, and no name twice.
+func checkWildcards(path string) error {
+	var names []string
+	depth, start := 0, 0
+	for i := 0; i < len(path); i++ {
+		switch path[i] {
+		case '{':
+			if depth == 0 {
+				start = i + 1
+			}
+			depth++
+		case '}':
+			if depth == 0 {
+				continue // a literal, to http.ServeMux
+			}
+			if depth--; depth > 0 {
+				continue
+			}
+			name := path[start:i]
+			if j := strings.IndexByte(name, ':'); j >= 0 { // chi's {name:regexp}
+				name = name[:j]
+			}
+			name = strings.TrimSuffix(name, "...") // ServeMux's {name...}
+			if name == "" {
+				return errors.New("a wildcard without a name")
+			}
+			if name != "$" && slices.Contains(names, name) {
+				return fmt.Errorf("wildcard {%s} twice", name)
+			}
+			names = append(names, name)
+		}
+	}
+	if depth != 0 {
+		return errors.New("a '{' is not closed")
+	}
+	return nil
 }

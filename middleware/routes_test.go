@@ -2,6 +2,7 @@ package middleware_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -161,9 +162,19 @@ func TestRoutesTableErrors(t *testing.T) {
 		{{Pattern: "OPTIONS /x", Object: "payable"}},
 		{{Pattern: "GET /x", Object: "payable"}, {Pattern: "GET  /x", Object: "payable"}},
 		{{Pattern: "POST /entities", PartnerOnly: true, Object: "entity"}},
+		{{Pattern: "GET /payables/{id", Object: "payable"}},
+		{{Pattern: "GET /payables/{}", Object: "payable"}},
+		{{Pattern: "GET /receivables/{id}/{id}", Object: "receivable"}},
+		{{Pattern: "GET /receivables/{id}/{id...}", Object: "receivable"}},
 	} {
-		if _, err := mw.Routes(table); err == nil {
-			t.Errorf("Routes(%+v) succeeded", table)
+		if _, err := mw.Routes(table); !errors.Is(err, middleware.ErrConfig) {
+			t.Errorf("Routes(%+v) = %v, want ErrConfig", table, err)
+		}
+	}
+	// Wildcards as ServeMux and chi write them.
+	for _, p := range []string{"GET /payables/{id}", "GET /files/{path...}", "GET /{$}", "/payables/{id:[0-9]{3}}", "GET /e/{a}/u/{b}"} {
+		if _, err := mw.Routes(middleware.Routes{{Pattern: p, Object: "payable"}}); err != nil {
+			t.Errorf("Routes(%q): %v", p, err)
 		}
 	}
 }
@@ -474,4 +485,41 @@ func TestGuardsPassCatalogStrings(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzRoutesPattern: Routes never panics on a pattern, refuses with
+// ErrConfig, and accepts every pattern http.ServeMux accepts whose method
+// (if any) is of upper-case letters and whose path has no blanks.
+func FuzzRoutesPattern(f *testing.F) {
+	for _, p := range []string{"GET /payables/{id}", "/x/{a}/{b...}", "GET /{$}", "/p/{id:[0-9]{3}}", "GET /p/{id", "/r/{id}/{id}", "POST example.com/x/{y}", "{}", "}{"} {
+		f.Add(p)
+	}
+	wd := newWorld(f)
+	mw, err := middleware.New(middleware.Config{Authenticator: wd.auth, Engine: wd.eng})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		_, err := mw.Routes(middleware.Routes{{Pattern: p, Object: "payable", Action: "read"}})
+		if err != nil && !errors.Is(err, middleware.ErrConfig) {
+			t.Fatalf("Routes(%q) = %v, not ErrConfig", p, err)
+		}
+		muxOK := func() (ok bool) {
+			defer func() {
+				if recover() != nil {
+					ok = false
+				}
+			}()
+			http.NewServeMux().Handle(p, http.NotFoundHandler())
+			return true
+		}()
+		method, path, spaced := strings.Cut(p, " ")
+		if !spaced {
+			path = p
+		}
+		upper := !spaced || method != "" && strings.Trim(method, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") == ""
+		if muxOK && err != nil && upper && !strings.ContainsAny(path, " \t") {
+			t.Fatalf("Routes(%q) = %v, but http.ServeMux accepts it", p, err)
+		}
+	})
 }
