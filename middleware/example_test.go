@@ -123,7 +123,9 @@ func (noTokens) Authenticate(context.Context, string) (auth.Principal, error) {
 
 // Routes declares a whole API in one table and guards an http.ServeMux with
 // it: routes without an action take their method's default, and a
-// registered route missing from the table is refused.
+// registered route missing from the table is refused. A route on one object
+// declares how to find its creator (Owner), so that a role allowed the
+// action only on its own objects gets it on those alone.
 func ExampleMiddleware_Routes() {
 	ctx := context.Background()
 	eng, _ := policy.New(ctx)
@@ -133,11 +135,18 @@ func ExampleMiddleware_Routes() {
 	}})
 	_, _ = eng.AddUser(ctx, "acme", "ann", "viewer")
 	mw, _ := middleware.New(middleware.Config{Authenticator: noTokens{}, Engine: eng})
+	creators := map[string]model.Subject{"p1": model.User("bob")} // the application's payables
+	creator := func(r *http.Request) (model.Subject, error) {
+		if s, ok := creators[r.PathValue("id")]; ok {
+			return s, nil
+		}
+		return model.Subject{}, middleware.ErrNotFound
+	}
 
 	guard, err := mw.Routes(middleware.Routes{
 		{Pattern: "GET /payables", Object: "payable"},  // read
 		{Pattern: "POST /payables", Object: "payable"}, // create
-		{Pattern: "POST /payables/{id}/approve", Object: "payable", Action: "approve"},
+		{Pattern: "POST /payables/{id}/approve", Object: "payable", Action: "approve", Owner: creator},
 		{Pattern: "POST /entities", PartnerOnly: true},
 	})
 	if err != nil {

@@ -44,9 +44,9 @@ type guard struct {
 // and PATCH update, DELETE delete; other methods are refused with 403).
 //
 // It authenticates the request (401) unless a principal is already in the
-// context, resolves the entity as [Middleware.Entity] does (400, 403),
-// refuses object types outside the token's APIs (403) and asks the engine
-// (403 on deny). When the role allows the action on own objects only, the
+// context, refuses object types outside the token's APIs (403, before the
+// entity is looked at), resolves the entity as [Middleware.Entity] does
+// (400, 403) and asks the engine (403 on deny). When the role allows the action on own objects only, the
 // request goes through with [model.ScopeOwn] in the context
 // ([ScopeFromContext]): the handler must restrict itself to the subject's
 // objects (see [FilterScope]); use [Middleware.RequireOwned] for routes
