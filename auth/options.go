@@ -126,7 +126,8 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 func WithSigningAlgorithm(a Algorithm) Option { return func(o *options) { o.alg = a } }
 
 // WithCacheSize bounds the cache of verified tokens (default 10,000 entries;
-// 0 disables the cache).
+// 0 disables the cache). The cache is split in 32 shards of ⌈n/32⌉ entries
+// each, so it holds up to n rounded up to a multiple of 32 (32 for n < 32).
 func WithCacheSize(n int) Option { return func(o *options) { o.cacheSize = n } }
 
 // WithRevocationPoll sets how often the service reads new revocations from
