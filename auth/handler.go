@@ -75,9 +75,10 @@ func (s *Service) TokenHandler() http.Handler {
 // RevokeTokenPayload ({"client_id", "client_secret", "token"}) as JSON or
 // form-encoded (the client may also use HTTP Basic). A client may revoke
 // only tokens of its own partner. It answers 200 {"message": "Token
-// revoked"} (also for an expired or already revoked token), or an RFC 6749
-// error: invalid_client (401), invalid_grant (400) for a token that does not
-// verify or belongs to another partner, server_error (503) when the token's
+// revoked"} (also for an expired or already revoked token, while the key
+// that signed it is kept), or an RFC 6749 error: invalid_client (401),
+// invalid_grant (400) for a token that does not verify (one whose key has
+// been dropped included) or belongs to another partner, server_error (503) when the token's
 // key is unknown here and the keys cannot be reloaded from the store (the
 // client should retry).
 func (s *Service) RevokeHandler() http.Handler {
