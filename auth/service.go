@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gatehouse-authz/gatehouse/internal/nilcheck"
 	"github.com/gatehouse-authz/gatehouse/model"
 )
 
@@ -53,8 +54,13 @@ type Service struct {
 // after 30 s without a successful poll, 5 failed client authentications per
 // minute then a one-minute cool-down, bodies up to 16 KiB.
 func New(ctx context.Context, store Store, dir Directory, opts ...Option) (*Service, error) {
-	if store == nil {
-		return nil, fmt.Errorf("%w: nil store", ErrInvalidRequest)
+	// A typed nil (a nil *GormStore, a nil *policy.Engine) would panic at
+	// its first call: it is refused, where a nil dir interface means none.
+	if nilcheck.IsNil(store) {
+		return nil, fmt.Errorf("%w: store is required (got %s)", ErrInvalidRequest, nilcheck.Name(store))
+	}
+	if dir != nil && nilcheck.IsNil(dir) {
+		return nil, fmt.Errorf("%w: directory is %s (pass a nil Directory for none)", ErrInvalidRequest, nilcheck.Name(dir))
 	}
 	o := defaultOptions()
 	for _, opt := range opts {

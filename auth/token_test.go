@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-authz/gatehouse/model"
+	"github.com/gatehouse-authz/gatehouse/policy"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -409,6 +410,35 @@ func TestKeyEncryptionAtRest(t *testing.T) {
 			t.Errorf("%s: New succeeded", name)
 		}
 	}
+}
+
+// TestNewRejectsNilDependencies: a nil store, or a typed nil store or
+// directory (which would panic at the first call), is refused with
+// ErrInvalidRequest; a nil Directory interface means no directory.
+func TestNewRejectsNilDependencies(t *testing.T) {
+	ctx := context.Background()
+	var gs *GormStore
+	var eng *policy.Engine
+	for name, tc := range map[string]struct {
+		st  Store
+		dir Directory
+	}{
+		"nil store":       {nil, nil},
+		"typed nil store": {gs, nil},
+		"typed nil dir":   {NewMemoryStore(), eng},
+	} {
+		if s, err := New(ctx, tc.st, tc.dir); !errors.Is(err, ErrInvalidRequest) {
+			if s != nil {
+				s.Close()
+			}
+			t.Errorf("%s: err = %v, want ErrInvalidRequest", name, err)
+		}
+	}
+	s, err := New(ctx, NewMemoryStore(), nil)
+	if err != nil {
+		t.Fatalf("no directory: %v", err)
+	}
+	s.Close()
 }
 
 func TestNewRejectsBadOptions(t *testing.T) {

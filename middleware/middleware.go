@@ -7,10 +7,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/textproto"
-	"reflect"
 	"strings"
 
 	"github.com/gatehouse-authz/gatehouse/auth"
+	"github.com/gatehouse-authz/gatehouse/internal/nilcheck"
 	"github.com/gatehouse-authz/gatehouse/model"
 	"github.com/gatehouse-authz/gatehouse/policy"
 )
@@ -106,11 +106,11 @@ func New(cfg Config) (*Middleware, error) {
 	// A typed nil (a nil *auth.Service or *policy.Engine in the interface)
 	// is as missing as a nil interface: it would panic on the first request,
 	// or at once when asked for its catalog below.
-	if isNil(cfg.Authenticator) {
-		return nil, fmt.Errorf("%w: Config.Authenticator is required (got %s)", ErrConfig, nilName(cfg.Authenticator))
+	if nilcheck.IsNil(cfg.Authenticator) {
+		return nil, fmt.Errorf("%w: Config.Authenticator is required (got %s)", ErrConfig, nilcheck.Name(cfg.Authenticator))
 	}
-	if isNil(cfg.Engine) {
-		return nil, fmt.Errorf("%w: Config.Engine is required (got %s)", ErrConfig, nilName(cfg.Engine))
+	if nilcheck.IsNil(cfg.Engine) {
+		return nil, fmt.Errorf("%w: Config.Engine is required (got %s)", ErrConfig, nilcheck.Name(cfg.Engine))
 	}
 	m := &Middleware{
 		authn: cfg.Authenticator, eng: cfg.Engine, writeErr: cfg.ErrorWriter,
@@ -149,28 +149,6 @@ func New(cfg Config) (*Middleware, error) {
 	}
 	m.scopeChallenge = base + `, error="insufficient_scope", error_description="` + strings.TrimSuffix(detailAPI, ".") + `"`
 	return m, nil
-}
-
-// isNil reports whether v is nil or holds a nil pointer, func, map, chan,
-// slice or interface: a typed nil in an interface compares unequal to nil.
-func isNil(v any) bool {
-	if v == nil {
-		return true
-	}
-	switch rv := reflect.ValueOf(v); rv.Kind() {
-	case reflect.Pointer, reflect.Func, reflect.Map, reflect.Chan, reflect.Slice, reflect.Interface, reflect.UnsafePointer:
-		return rv.IsNil()
-	}
-	return false
-}
-
-// nilName describes the nil v for an error message: "nil", or the type of
-// a typed nil such as "nil *policy.Engine".
-func nilName(v any) string {
-	if v == nil {
-		return "nil"
-	}
-	return fmt.Sprintf("nil %T", v)
 }
 
 func validHeaderName(s string) bool {
