@@ -14,7 +14,7 @@ func TestIsNil(t *testing.T) {
 		m  map[int]int
 		c  chan int
 		s  []int
-		ok           = strings.NewReader("x")
+		ok = strings.NewReader("x")
 	)
 	for _, tc := range []struct {
 		name string
