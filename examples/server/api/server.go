@@ -412,6 +412,25 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 }
 
 // migrate creates or completes the server's own tables and their indexes.
+// binaryCollation converts MySQL table name to utf8mb4 with the binary
+// collation, if it is not already: ids compare as the engine compares them
+// (under MySQL's default, case-insensitive collation, partner "ACME" read
+// and deleted partner "acme"'s entities), and text outside latin1 is kept
+// (a database created latin1 refused it, or turned it into "?").
+func binaryCollation(db *gorm.DB, name string) error {
+	if db.Dialector.Name() != "mysql" {
+		return nil
+	}
+	var coll string
+	if err := db.Raw("SELECT table_collation FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?", name).Scan(&coll).Error; err != nil {
+		return fmt.Errorf("reading the collation of %s: %w", name, err)
+	}
+	if coll == "utf8mb4_bin" {
+		return nil
+	}
+	return db.Exec("ALTER TABLE " + name + " CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_bin").Error
+}
+
 func (s *Server) migrate(ctx context.Context) error {
 	db := s.DB.WithContext(ctx)
 	for _, t := range []struct {
@@ -419,6 +438,9 @@ func (s *Server) migrate(ctx context.Context) error {
 		row  any
 	}{{s.t.entities, &entityRow{}}, {s.t.users, &userRow{}}, {s.t.roles, &roleRow{}}, {s.t.payables, &payableRow{}}} {
 		if err := db.Table(t.name).AutoMigrate(t.row); err != nil {
+			return err
+		}
+		if err := binaryCollation(db, t.name); err != nil {
 			return err
 		}
 		if db.Dialector.Name() == "mysql" || t.name == s.t.entities {
