@@ -221,10 +221,7 @@ func (s *Server) updateEntity(w http.ResponseWriter, r *http.Request) {
 	}
 	p, _ := middleware.PrincipalFromContext(r.Context())
 	var row entityRow
-	// In the store's transaction, which runs at READ COMMITTED on
-	// PostgreSQL whatever the server's default: a row lock then waits for
-	// the holder and reads what it committed, where REPEATABLE READ fails.
-	err := s.store.InTransaction(r.Context(), func(_ context.Context, tx *gorm.DB) error {
+	err := s.write(r.Context(), func(tx *gorm.DB) error {
 		var err error
 		if row, err = s.lockEntity(tx, r.PathValue("entity_id"), p.PartnerID, lockUpdate); err != nil {
 			return err

@@ -12,11 +12,12 @@ import (
 
 // TestConcurrentWritesUnderRepeatableRead: on a PostgreSQL whose default
 // isolation is REPEATABLE READ (as ALTER DATABASE can set it), concurrent
-// PATCHes of one entity and payables created in it all
-// succeed: the server's transactions run at READ COMMITTED, where a row
-// lock waits for the holder and then reads what it committed. Under the
-// server's default, the lock of a row another request had just changed
-// failed with a serialization error (500).
+// PATCHes of one entity and payables created in it all succeed, and
+// concurrent changes of one payable answer 200 or 409: the server's writes
+// run at READ COMMITTED, where a row lock or an update waits for the holder
+// and then sees what it committed. Under the server's default, locking or
+// updating a row another request had just changed failed with a
+// serialization error (500).
 func TestConcurrentWritesUnderRepeatableRead(t *testing.T) {
 	dsn := os.Getenv("GATEHOUSE_TEST_POSTGRES_DSN")
 	if dsn == "" {
@@ -56,8 +57,30 @@ func TestConcurrentWritesUnderRepeatableRead(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	// Changes of one payable: PATCHes and an approval race; each answers
+	// 200, or 409 once the payable is approved, never 500.
+	pay := e.id("POST", "/payables", pt, ent, map[string]any{"currency": "EUR", "total_amount": 1}, 200)
+	bad := make(chan string, n+1)
+	for i := range n + 1 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			method, path, body := "PATCH", "/payables/"+pay, any(map[string]any{"total_amount": 10 + i})
+			if i == n/2 {
+				method, path, body = "POST", "/payables/"+pay+"/approve_payment_operation", nil
+			}
+			if status, got, err := e.send(method, path, pt, ent, body); err != nil || status != 200 && status != 409 {
+				bad <- fmt.Sprintf("%s %s: %d %v %s", method, path, status, err, got)
+			}
+		}()
+	}
+	wg.Wait()
 	close(errs)
+	close(bad)
 	for msg := range errs {
+		t.Error(msg)
+	}
+	for msg := range bad {
 		t.Error(msg)
 	}
 }

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -124,9 +123,8 @@ func (s *Server) createPayable(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Under the entity's row lock, which its deletion takes too: a payable
-	// is never created in an entity being deleted. (In the store's
-	// transaction, for its isolation level: see updateEntity.)
-	err := s.store.InTransaction(r.Context(), func(_ context.Context, tx *gorm.DB) error {
+	// is never created in an entity being deleted.
+	err := s.write(r.Context(), func(tx *gorm.DB) error {
 		if _, err := s.lockEntity(tx, row.EntityID, "", lockShare); err != nil {
 			return err
 		}
@@ -199,10 +197,13 @@ func (s *Server) updatePayable(w http.ResponseWriter, r *http.Request) {
 // deletePayable serves DELETE /payables/{payable_id}.
 func (s *Server) deletePayable(w http.ResponseWriter, r *http.Request) {
 	_, entity := caller(r)
-	res := s.DB.WithContext(r.Context()).Table(s.t.payables).
-		Where("id = ? AND entity_id = ?", r.PathValue("payable_id"), string(entity)).Delete(&payableRow{})
-	if res.Error != nil {
-		s.writeEngineError(w, r, res.Error)
+	var res *gorm.DB
+	err := s.write(r.Context(), func(tx *gorm.DB) error {
+		res = tx.Table(s.t.payables).Where("id = ? AND entity_id = ?", r.PathValue("payable_id"), string(entity)).Delete(&payableRow{})
+		return res.Error
+	})
+	if err != nil {
+		s.writeEngineError(w, r, err)
 		return
 	}
 	if res.RowsAffected == 0 {
@@ -230,11 +231,15 @@ func (s *Server) approvePayable(w http.ResponseWriter, r *http.Request) {
 // says why, with done naming the change refused ("updated", "approved").
 func (s *Server) changeNewPayable(r *http.Request, done string, values map[string]any) (payableRow, error) {
 	_, entity := caller(r)
-	res := s.DB.WithContext(r.Context()).Table(s.t.payables).
-		Where("id = ? AND entity_id = ? AND status = ?", r.PathValue("payable_id"), string(entity), payableNew).
-		Updates(values)
-	if res.Error != nil {
-		return payableRow{}, res.Error
+	var res *gorm.DB
+	err := s.write(r.Context(), func(tx *gorm.DB) error {
+		res = tx.Table(s.t.payables).
+			Where("id = ? AND entity_id = ? AND status = ?", r.PathValue("payable_id"), string(entity), payableNew).
+			Updates(values)
+		return res.Error
+	})
+	if err != nil {
+		return payableRow{}, err
 	}
 	row, err := s.loadPayable(r)
 	// MySQL counts only the rows an UPDATE changed: 0 rows for a new

@@ -412,6 +412,16 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 }
 
 // migrate creates or completes the server's own tables and their indexes.
+// write runs fn, the server's write to its own tables, in a transaction of
+// the store ([store.Store.InTransaction]), which on PostgreSQL runs at READ
+// COMMITTED whatever the server's default isolation: a row lock or an
+// update then waits for a concurrent writer and goes on with what it
+// committed, where under REPEATABLE READ PostgreSQL answers a
+// serialization failure (a 500).
+func (s *Server) write(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	return s.store.InTransaction(ctx, func(_ context.Context, tx *gorm.DB) error { return fn(tx) })
+}
+
 // binaryCollation converts MySQL table name to utf8mb4 with the binary
 // collation, if it is not already: ids compare as the engine compares them
 // (under MySQL's default, case-insensitive collation, partner "ACME" read
