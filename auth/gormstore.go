@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -247,17 +248,16 @@ func (g *GormStore) UpdateClientSecret(ctx context.Context, id string, secretHas
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	res := g.db.WithContext(ctx).Table(g.clients).Where("id = ?", id).Updates(map[string]any{
-		"secret_hash": b64.EncodeToString(secretHash), "prev_secret_hash": b64.EncodeToString(prevHash),
-		"prev_valid_until": nanos(prevValidUntil),
+	n, err := g.change(ctx, func(db *gorm.DB) *gorm.DB {
+		return db.Table(g.clients).Where("id = ?", id).Updates(map[string]any{
+			"secret_hash": b64.EncodeToString(secretHash), "prev_secret_hash": b64.EncodeToString(prevHash),
+			"prev_valid_until": nanos(prevValidUntil),
+		})
 	})
-	if res.Error != nil {
-		return res.Error
+	if err == nil && n == 0 {
+		err = ErrNotFound
 	}
-	if res.RowsAffected == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return err
 }
 
 // DeleteClient implements [Store].
@@ -265,14 +265,13 @@ func (g *GormStore) DeleteClient(ctx context.Context, id string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	res := g.db.WithContext(ctx).Table(g.clients).Where("id = ?", id).Delete(&clientRow{})
-	if res.Error != nil {
-		return res.Error
+	n, err := g.change(ctx, func(db *gorm.DB) *gorm.DB {
+		return db.Table(g.clients).Where("id = ?", id).Delete(&clientRow{})
+	})
+	if err == nil && n == 0 {
+		err = ErrNotFound
 	}
-	if res.RowsAffected == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return err
 }
 
 // AddSigningKey implements [Store].
@@ -313,8 +312,11 @@ func (g *GormStore) RetireSigningKeys(ctx context.Context, keep string, retiredA
 	if len(older) == 0 {
 		return nil
 	}
-	return db.Table(g.keys).Where("retired_at = 0 AND kid IN ?", older).
-		Updates(map[string]any{"retired_at": nanos(retiredAt), "verify_until": nanos(verifyUntil)}).Error
+	_, err := g.change(ctx, func(db *gorm.DB) *gorm.DB {
+		return db.Table(g.keys).Where("retired_at = 0 AND kid IN ?", older).
+			Updates(map[string]any{"retired_at": nanos(retiredAt), "verify_until": nanos(verifyUntil)})
+	})
+	return err
 }
 
 // SigningKeys implements [Store].
@@ -375,6 +377,28 @@ func (g *GormStore) PruneRevocations(ctx context.Context, t time.Time) (int64, e
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	res := g.db.WithContext(ctx).Table(g.revoks).Where("expires_at < ?", nanos(t)).Delete(&revocationRow{})
-	return res.RowsAffected, res.Error
+	return g.change(ctx, func(db *gorm.DB) *gorm.DB {
+		return db.Table(g.revoks).Where("expires_at < ?", nanos(t)).Delete(&revocationRow{})
+	})
+}
+
+// change runs stmt, an UPDATE or DELETE, and returns the rows it affected.
+// On PostgreSQL it runs in a transaction at READ COMMITTED, whatever the
+// server's default isolation: a row another replica is changing is then
+// waited for and changed after it. Under REPEATABLE READ or SERIALIZABLE,
+// PostgreSQL refuses to change a row changed since the statement's snapshot
+// (SQLSTATE 40001), and concurrent key or secret rotations failed half way.
+func (g *GormStore) change(ctx context.Context, stmt func(db *gorm.DB) *gorm.DB) (int64, error) {
+	db := g.db.WithContext(ctx)
+	if db.Dialector.Name() != "postgres" {
+		res := stmt(db)
+		return res.RowsAffected, res.Error
+	}
+	var n int64
+	err := db.Transaction(func(tx *gorm.DB) error {
+		res := stmt(tx)
+		n = res.RowsAffected
+		return res.Error
+	}, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	return n, err
 }
