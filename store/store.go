@@ -815,6 +815,11 @@ func (s *Store) Prune(ctx context.Context, upTo int64) (int64, error) {
 		return 0, err
 	}
 	upTo = min(upTo, latest-1)
-	res := s.db.WithContext(ctx).Exec("DELETE FROM "+s.changes+" WHERE revision <= ?", upTo)
-	return res.RowsAffected, res.Error
+	var n int64
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Exec("DELETE FROM "+s.changes+" WHERE revision <= ?", upTo)
+		n = res.RowsAffected
+		return res.Error
+	}, s.txOpts...) // two replicas pruning at once: see writeTxOptions
+	return n, err
 }
