@@ -40,8 +40,10 @@
 // and a [Watcher] that applies the other replicas' changes incrementally,
 // in commit order, from the change feed (revisions are assigned under a
 // lock on the revision row, so they follow commit order without gaps).
-// On PostgreSQL commits notify the watchers with NOTIFY (the payload is
-// the revision); everywhere the watchers also poll, and a catch-up that
+// On PostgreSQL commits notify the watchers with NOTIFY (the payload names
+// the feed, by its table's oid, and the revision: deployments with the same
+// table prefix in other schemas of the database share the channel, and a
+// watcher takes only its own feed's); everywhere the watchers also poll, and a catch-up that
 // failed is retried within milliseconds rather than at the next poll.
 //
 // Writers on different replicas take turns rather than refusing each

@@ -3,10 +3,13 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/gatehouse-authz/gatehouse/model"
 	"github.com/gatehouse-authz/gatehouse/policy"
 )
 
@@ -158,4 +161,60 @@ func testDatabaseReset(t *testing.T, b backend) {
 		t.Fatalf("following the new feed: at %d, %v", w.Revision(), err)
 	}
 	assertSameRules(t, "following the new feed", storedRules(t, stA), sortedRules(engB.Rules()))
+}
+
+// TestNotificationsOfAnotherSchema: two deployments in two schemas of one
+// PostgreSQL database, with the same table prefix, share the NOTIFY
+// channel. A replica takes only its own feed's notifications: the other
+// deployment's revisions made it "behind" for good (Known 5, Applied 0),
+// and Behind, the middleware's Fresh check, refused every request.
+func TestNotificationsOfAnotherSchema(t *testing.T) {
+	b := postgresBackend(t)
+	ctx := context.Background()
+	dsn := dsnOf(t, b)
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	admin := openDSN(t, dsn)
+	prefix := newPrefix()
+	var stores [3]*Store // A and A2 in one schema, B in another
+	for i, schema := range []string{prefix + "a", prefix + "a", prefix + "b"} {
+		if err := admin.Exec("CREATE SCHEMA IF NOT EXISTS " + schema).Error; err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { admin.Exec("DROP SCHEMA IF EXISTS " + schema + " CASCADE") })
+		st, err := New(ctx, openDSN(t, dsn+sep+"search_path="+schema), WithTablePrefix(prefix))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		stores[i] = st
+	}
+	engA, engA2, engB := newEngine(t, stores[0]), newEngine(t, stores[1]), newEngine(t, stores[2])
+	wA := newWatcher(t, stores[0], engA, WithPollInterval(time.Hour))
+	newWatcher(t, stores[1], engA2, WithPollInterval(time.Hour))
+	waitFor(t, 5*time.Second, "A listening", func() bool { return wA.Lag().Listening })
+	for i := range 5 {
+		if _, err := engB.CreateEntity(ctx, "p1", model.EntityID(fmt.Sprint("b", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A change of A's own deployment, committed after B's: its
+	// notification comes after theirs.
+	if _, err := engA2.CreateEntity(ctx, "p1", "a0"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "A applying its deployment's change", func() bool { return wA.Revision() == 1 })
+	if l := wA.Lag(); l.Known != 1 || l.Behind() != 0 {
+		t.Fatalf("A's lag = %+v: want known 1, not behind (B's 5 changes are another deployment's)", l)
+	}
+	if err := wA.Behind(); err != nil {
+		t.Fatalf("Behind: %v", err)
+	}
+	if _, err := engA.GetEntity(ctx, "b0"); err == nil {
+		t.Fatal("A holds B's entity")
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -38,6 +39,10 @@ func (w *Watcher) listenLoop() {
 	}
 }
 
+// feedOID is the SQL of the change feed's oid (as text) on PostgreSQL, the
+// table's name its one parameter: what a notification's payload names.
+const feedOID = "CAST(CAST(CAST(? AS regclass) AS oid) AS text)"
+
 // listenOnce holds one pool connection in LISTEN until an error or ctx ends.
 // After a poll interval without notifications it pings the connection
 // (bounded by the read timeout), so that a connection that silently
@@ -67,6 +72,15 @@ func (w *Watcher) listenOnce(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("%w: LISTEN: %w", driver.ErrBadConn, err)
 		}
+		// Which feed is ours: the changes table as this connection's
+		// search_path resolves it, as the statements that write it do.
+		var feed string
+		qctx, cancel := w.readCtx(ctx)
+		err = c.QueryRow(qctx, "SELECT "+strings.ReplaceAll(feedOID, "?", "$1"), w.st.changes).Scan(&feed)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("%w: reading the change feed's oid: %w", driver.ErrBadConn, err)
+		}
 		w.listening.Store(true)
 		defer w.listening.Store(false)
 		w.kick() // catch up on what happened before LISTEN took effect
@@ -88,9 +102,20 @@ func (w *Watcher) listenOnce(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("%w: %w", driver.ErrBadConn, err)
 			}
-			// The payload is the committed revision: from now on the
-			// replica knows it is behind until it applied it.
-			if rev, err := strconv.ParseInt(n.Payload, 10, 64); err == nil && rev > 0 {
+			// The payload is the feed and the committed revision: from
+			// now on the replica knows it is behind until it applied it.
+			// Another deployment's notification (another schema's tables
+			// of the same prefix) is not ours: its revisions would make
+			// the replica behind for good. (A payload of a revision alone,
+			// from a replica of an earlier version, is taken as ours.)
+			payload := n.Payload
+			if id, rev, ok := strings.Cut(payload, ":"); ok {
+				if id != feed {
+					continue
+				}
+				payload = rev
+			}
+			if rev, err := strconv.ParseInt(payload, 10, 64); err == nil && rev > 0 {
 				w.st.noteKnown(rev)
 			}
 			w.kick()

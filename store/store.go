@@ -619,8 +619,11 @@ func (s *Store) writeIn(ctx context.Context, tx *gorm.DB, ch *policy.Change, rev
 		return fmt.Errorf("store: appending to the change feed: %w", err)
 	}
 	if s.dialect == dialectPostgres {
-		// Delivered when (and only if) the transaction commits.
-		if err := tx.Exec("SELECT pg_notify(?, ?)", s.channel, strconv.FormatInt(rev, 10)).Error; err != nil {
+		// Delivered when (and only if) the transaction commits. The
+		// payload names the feed ("oid:revision", the oid of the changes
+		// table): the channel is the database's, and deployments in other
+		// schemas with the same prefix share it (see listenOnce).
+		if err := tx.Exec("SELECT pg_notify(?, "+feedOID+" || ':' || ?)", s.channel, s.changes, strconv.FormatInt(rev, 10)).Error; err != nil {
 			return fmt.Errorf("store: notifying: %w", err)
 		}
 	}
