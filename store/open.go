@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	mysqldriver "github.com/go-sql-driver/mysql"
 	"gorm.io/driver/mysql"
 	"gorm.io/driver/postgres"
 	"gorm.io/driver/sqlite"
@@ -21,7 +22,8 @@ import (
 //
 //   - "postgres://..." or "postgresql://...": PostgreSQL (pgx).
 //   - "mysql://" followed by a go-sql-driver DSN, e.g.
-//     "mysql://root@tcp(127.0.0.1:3306)/test?parseTime=true": MySQL or MariaDB.
+//     "mysql://root@tcp(127.0.0.1:3306)/test": MySQL or MariaDB, always
+//     with parseTime=true and autocommit=1 (see mysqlSession).
 //   - anything else, a file path or a "file:" URI: SQLite (cgo), with WAL,
 //     a 5 s busy timeout, foreign keys on and immediate write transactions
 //     (parameters already in the DSN are kept). [Store.Load] reads in a
@@ -65,7 +67,12 @@ func open(ctx context.Context, dsn string, readOnly bool) (*gorm.DB, error) {
 		}
 		d = postgres.Open(dsn)
 	case strings.HasPrefix(dsn, "mysql://"):
-		d = mysql.Open(strings.TrimPrefix(dsn, "mysql://"))
+		cfg, err := mysqldriver.ParseDSN(strings.TrimPrefix(dsn, "mysql://"))
+		if err != nil {
+			return nil, fmt.Errorf("%w: malformed MySQL DSN %q: %w", ErrUnsupported, safe, scrub(err, secrets))
+		}
+		mysqlSession(cfg)
+		d = mysql.New(mysql.Config{DSNConfig: cfg})
 	case dsn == "":
 		return nil, fmt.Errorf("%w: empty DSN", ErrUnsupported)
 	case strings.Contains(dsn, "://"):
@@ -92,6 +99,25 @@ func open(ctx context.Context, dsn string, readOnly bool) (*gorm.DB, error) {
 		return nil, fmt.Errorf("store: connecting to %s: %w", safe, scrub(err, secrets))
 	}
 	return db, nil
+}
+
+// mysqlSession sets what every MySQL connection needs, whatever the DSN
+// says: parseTime, without which time.Time columns (the application's
+// rows) do not scan, and autocommit on for the session, since with it off
+// (a DSN's autocommit=0, a server's init_connect) every plain read joins
+// one transaction that never ends, and a watcher or a revocation poll
+// reads the same old snapshot for good.
+func mysqlSession(cfg *mysqldriver.Config) {
+	cfg.ParseTime = true
+	if cfg.Params == nil {
+		cfg.Params = map[string]string{}
+	}
+	for k := range cfg.Params {
+		if strings.EqualFold(k, "autocommit") {
+			delete(cfg.Params, k)
+		}
+	}
+	cfg.Params["autocommit"] = "1"
 }
 
 // sqliteMemoryUnshared reports whether dsn names a SQLite in-memory

@@ -329,3 +329,36 @@ func TestOpenReadOnly(t *testing.T) {
 		t.Errorf("the missing database was created: %v", err)
 	}
 }
+
+// TestOpenMySQLSession: whatever the DSN says, Open's MySQL connections
+// parse times (the application's time.Time columns scanned with 500s
+// without parseTime=true) and autocommit (with it off, every plain read
+// joined one transaction that never ended: a watcher read the same
+// snapshot for good, and went on deciding on stale policies).
+func TestOpenMySQLSession(t *testing.T) {
+	dsn := os.Getenv("GATEHOUSE_TEST_MYSQL_DSN")
+	if dsn == "" {
+		t.Skip("GATEHOUSE_TEST_MYSQL_DSN is not set (e.g. mysql://root@tcp(127.0.0.1:3306)/test?parseTime=true)")
+	}
+	base, _, _ := strings.Cut(dsn, "?")
+	for _, d := range []string{base, base + "?parseTime=false&autocommit=0", base + "?AUTOCOMMIT=0"} {
+		db, err := Open(context.Background(), d)
+		if err != nil {
+			t.Fatalf("Open(%q): %v", d, err)
+		}
+		var now time.Time
+		if err := db.Raw("SELECT NOW()").Scan(&now).Error; err != nil || now.IsZero() {
+			t.Errorf("%q: a DATETIME scans as %v, %v", d, now, err)
+		}
+		var auto int
+		if err := db.Raw("SELECT @@autocommit").Scan(&auto).Error; err != nil || auto != 1 {
+			t.Errorf("%q: @@autocommit = %d, %v; want 1", d, auto, err)
+		}
+		if sqlDB, err := db.DB(); err == nil {
+			_ = sqlDB.Close()
+		}
+	}
+	if _, err := Open(context.Background(), "mysql://root@tcp(127.0.0.1:3306/test"); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("malformed DSN: %v, want ErrUnsupported", err)
+	}
+}
