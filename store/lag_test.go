@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"gorm.io/gorm"
+
 	"github.com/gatehouse-authz/gatehouse/model"
 	"github.com/gatehouse-authz/gatehouse/policy"
 )
@@ -216,5 +218,56 @@ func TestNotificationsOfAnotherSchema(t *testing.T) {
 	}
 	if _, err := engA.GetEntity(ctx, "b0"); err == nil {
 		t.Fatal("A holds B's entity")
+	}
+}
+
+// TestWatcherReadsOnlyCommittedMySQL: on a MySQL server set to READ
+// UNCOMMITTED, a watcher does not apply a change that another replica's
+// open transaction has written: it applied it, and the replica decided
+// on a change that was then rolled back.
+func TestWatcherReadsOnlyCommittedMySQL(t *testing.T) {
+	b := mysqlBackend(t)
+	dsn := dsnOf(t, b)
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	dsn += sep + "tx_isolation=%27READ-UNCOMMITTED%27" // MariaDB's name of the variable
+	var level string
+	if err := openDSN(t, dsn).Raw("SELECT @@session.tx_isolation").Scan(&level).Error; err != nil || level != "READ-UNCOMMITTED" {
+		t.Fatalf("tx_isolation = %q, %v; want READ-UNCOMMITTED", level, err)
+	}
+	ctx := context.Background()
+	stA, stB, engA, engB := twoReplicas(t, backend{b.name, func(t testing.TB) *gorm.DB { return openDSN(t, dsn) }})
+	wB := syncWatcher(t, stB, engB)
+	errRollback := errors.New("rolled back (on purpose)")
+	written, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		done <- stA.InTransaction(ctx, func(ctx context.Context, _ *gorm.DB) error {
+			if _, err := engA.CreateEntity(ctx, "p1", "ghost"); err != nil {
+				return err
+			}
+			close(written)
+			<-release
+			return errRollback
+		})
+	}()
+	select {
+	case <-written:
+	case err := <-done:
+		t.Fatalf("InTransaction: %v", err)
+	}
+	syncErr := wB.Sync(ctx)
+	_, getErr := engB.GetEntity(ctx, "ghost")
+	rev := wB.Revision()
+	close(release)
+	if err := <-done; !errors.Is(err, errRollback) {
+		t.Fatalf("InTransaction = %v, want the rollback", err)
+	}
+	if syncErr != nil {
+		t.Fatalf("Sync: %v", syncErr)
+	}
+	if !errors.Is(getErr, policy.ErrNotFound) || rev != 0 {
+		t.Fatalf("B applied an uncommitted change: GetEntity = %v, revision %d", getErr, rev)
 	}
 }

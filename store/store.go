@@ -181,7 +181,26 @@ func (s *Store) Revision(ctx context.Context) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	return s.readRevision(s.db.WithContext(ctx))
+	var rev int64
+	err := s.committed(ctx, func(db *gorm.DB) (err error) {
+		rev, err = s.readRevision(db)
+		return err
+	})
+	return rev, err
+}
+
+// committed runs fn, reads outside the change lock (a watcher's), so that
+// they see only committed rows: on MySQL in a read-only transaction at
+// READ COMMITTED, since a server set to READ UNCOMMITTED would let a
+// watcher read, and apply, a change another replica's transaction had
+// written and then rolled back. Elsewhere fn reads as it is (PostgreSQL's
+// lowest level is READ COMMITTED; SQLite's readers see only commits).
+func (s *Store) committed(ctx context.Context, fn func(db *gorm.DB) error) error {
+	db := s.db.WithContext(ctx)
+	if s.dialect != dialectMySQL {
+		return fn(db)
+	}
+	return db.Transaction(fn, &sql.TxOptions{Isolation: sql.LevelReadCommitted, ReadOnly: true})
 }
 
 func (s *Store) readRevision(db *gorm.DB) (int64, error) {

@@ -483,8 +483,9 @@ func (w *Watcher) sync(ctx context.Context) error {
 		}
 		var rows []changeRow
 		rctx, cancel := w.readCtx(ctx)
-		err := w.st.db.WithContext(rctx).Table(w.st.changes).
-			Where("revision > ?", cur).Order("revision").Limit(feedBatch).Find(&rows).Error
+		err := w.st.committed(rctx, func(db *gorm.DB) error {
+			return db.Table(w.st.changes).Where("revision > ?", cur).Order("revision").Limit(feedBatch).Find(&rows).Error
+		})
 		cancel()
 		if err != nil {
 			return fmt.Errorf("store: reading the change feed: %w", err)
