@@ -271,3 +271,31 @@ func TestWatcherReadsOnlyCommittedMySQL(t *testing.T) {
 		t.Fatalf("B applied an uncommitted change: GetEntity = %v, revision %d", getErr, rev)
 	}
 }
+
+// TestNotificationsAfterTablesRemade: a listening watcher still hears its
+// feed after the tables were dropped and made again (a restore: a new
+// oid). It took the new feed's notifications for another deployment's and
+// ignored them, listening but deaf until its next poll.
+func TestNotificationsAfterTablesRemade(t *testing.T) {
+	ctx := context.Background()
+	stA, stB, engA, engB := twoReplicas(t, postgresBackend(t))
+	wB := newWatcher(t, stB, engB, WithPollInterval(time.Hour))
+	waitFor(t, 5*time.Second, "B listening", func() bool { return wB.Lag().Listening })
+	if _, err := engA.CreateEntity(ctx, "p1", "e1"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "B applying revision 1", func() bool { return wB.Revision() == 1 })
+	if err := stA.dropTables(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := stA.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	engA2 := newEngine(t, stA)
+	for i := range 3 {
+		if _, err := engA2.CreateEntity(ctx, "p1", model.EntityID(fmt.Sprint("n", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 5*time.Second, "B hearing of revision 3 of the new tables", func() bool { return wB.Known() == 3 })
+}

@@ -74,12 +74,19 @@ func (w *Watcher) listenOnce(ctx context.Context) error {
 		}
 		// Which feed is ours: the changes table as this connection's
 		// search_path resolves it, as the statements that write it do.
+		// It is read again when a notification names another: the tables
+		// may have been dropped and made again (a restore), with a new oid.
 		var feed string
-		qctx, cancel := w.readCtx(ctx)
-		err = c.QueryRow(qctx, "SELECT "+strings.ReplaceAll(feedOID, "?", "$1"), w.st.changes).Scan(&feed)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("%w: reading the change feed's oid: %w", driver.ErrBadConn, err)
+		readFeed := func() error {
+			qctx, cancel := w.readCtx(ctx)
+			defer cancel()
+			if err := c.QueryRow(qctx, "SELECT "+strings.ReplaceAll(feedOID, "?", "$1"), w.st.changes).Scan(&feed); err != nil {
+				return fmt.Errorf("%w: reading the change feed's oid: %w", driver.ErrBadConn, err)
+			}
+			return nil
+		}
+		if err := readFeed(); err != nil {
+			return err
 		}
 		w.listening.Store(true)
 		defer w.listening.Store(false)
@@ -111,7 +118,12 @@ func (w *Watcher) listenOnce(ctx context.Context) error {
 			payload := n.Payload
 			if id, rev, ok := strings.Cut(payload, ":"); ok {
 				if id != feed {
-					continue
+					if err := readFeed(); err != nil {
+						return err
+					}
+					if id != feed {
+						continue
+					}
 				}
 				payload = rev
 			}
