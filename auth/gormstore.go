@@ -204,14 +204,13 @@ func (g *GormStore) CreateClient(ctx context.Context, c ClientRecord) error {
 		s := string(b)
 		row.APIs = &s
 	}
-	res := g.db.WithContext(ctx).Table(g.clients).Clauses(clause.OnConflict{DoNothing: true}).Create(&row)
-	if res.Error != nil {
-		return res.Error
+	n, err := g.change(ctx, func(db *gorm.DB) *gorm.DB {
+		return db.Table(g.clients).Clauses(clause.OnConflict{DoNothing: true}).Create(&row)
+	})
+	if err == nil && n == 0 {
+		err = fmt.Errorf("client %q: %w", c.ID, ErrConflict)
 	}
-	if res.RowsAffected == 0 {
-		return fmt.Errorf("client %q: %w", c.ID, ErrConflict)
-	}
-	return nil
+	return err
 }
 
 // Client implements [Store].
@@ -350,8 +349,10 @@ func (g *GormStore) AddRevocation(ctx context.Context, r Revocation) error {
 		return err
 	}
 	row := revocationRow{JTI: r.ID, PartnerID: string(r.PartnerID), ExpiresAt: nanos(r.ExpiresAt), RevokedAt: nanos(r.RevokedAt)}
-	return g.db.WithContext(ctx).Table(g.revoks).
-		Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "jti"}}, DoNothing: true}).Create(&row).Error
+	_, err := g.change(ctx, func(db *gorm.DB) *gorm.DB {
+		return db.Table(g.revoks).Clauses(clause.OnConflict{Columns: []clause.Column{{Name: "jti"}}, DoNothing: true}).Create(&row)
+	})
+	return err
 }
 
 // Revocations implements [Store].
@@ -382,12 +383,15 @@ func (g *GormStore) PruneRevocations(ctx context.Context, t time.Time) (int64, e
 	})
 }
 
-// change runs stmt, an UPDATE or DELETE, and returns the rows it affected.
-// On PostgreSQL it runs in a transaction at READ COMMITTED, whatever the
-// server's default isolation: a row another replica is changing is then
-// waited for and changed after it. Under REPEATABLE READ or SERIALIZABLE,
-// PostgreSQL refuses to change a row changed since the statement's snapshot
-// (SQLSTATE 40001), and concurrent key or secret rotations failed half way.
+// change runs stmt, an UPDATE, a DELETE or an INSERT that may conflict,
+// and returns the rows it affected. On PostgreSQL it runs in a transaction
+// at READ COMMITTED, whatever the server's default isolation: a row another
+// replica is changing (or inserting) is then waited for, and the statement
+// goes on with what that replica committed. Under REPEATABLE READ or
+// SERIALIZABLE, PostgreSQL refuses to change a row changed since the
+// statement's snapshot, or to skip an insert over a row committed since
+// (SQLSTATE 40001): concurrent key or secret rotations failed half way, and
+// a token revoked on two replicas at once failed on one.
 func (g *GormStore) change(ctx context.Context, stmt func(db *gorm.DB) *gorm.DB) (int64, error) {
 	db := g.db.WithContext(ctx)
 	if db.Dialector.Name() != "postgres" {

@@ -19,7 +19,9 @@ type revisionRow struct {
 
 // Migrate creates or completes the store's tables; it is idempotent and
 // safe to run at every start (the quickstart does), but it is never run
-// implicitly. The tables, named after the prefix (see [WithTablePrefix]):
+// implicitly. Two processes creating the tables at the same moment may
+// fail on one of them (the table creation races), which a retry resolves:
+// run it from one process, as a deployment step, or retry it. The tables, named after the prefix (see [WithTablePrefix]):
 //
 //   - <prefix>rules: the Casbin rules, in gorm-adapter's layout (id, ptype,
 //     v0..v5, unique over all columns), created by gorm-adapter; any
