@@ -67,12 +67,11 @@ func open(ctx context.Context, dsn string, readOnly bool) (*gorm.DB, error) {
 		}
 		d = postgres.Open(dsn)
 	case strings.HasPrefix(dsn, "mysql://"):
-		cfg, err := mysqldriver.ParseDSN(strings.TrimPrefix(dsn, "mysql://"))
+		my, err := mysqlDSN(strings.TrimPrefix(dsn, "mysql://"))
 		if err != nil {
 			return nil, fmt.Errorf("%w: malformed MySQL DSN %q: %w", ErrUnsupported, safe, scrub(err, secrets))
 		}
-		mysqlSession(cfg)
-		d = mysql.New(mysql.Config{DSNConfig: cfg})
+		d = mysql.Open(my)
 	case dsn == "":
 		return nil, fmt.Errorf("%w: empty DSN", ErrUnsupported)
 	case strings.Contains(dsn, "://"):
@@ -101,23 +100,50 @@ func open(ctx context.Context, dsn string, readOnly bool) (*gorm.DB, error) {
 	return db, nil
 }
 
-// mysqlSession sets what every MySQL connection needs, whatever the DSN
-// says: parseTime, without which time.Time columns (the application's
-// rows) do not scan, and autocommit on for the session, since with it off
-// (a DSN's autocommit=0, a server's init_connect) every plain read joins
-// one transaction that never ends, and a watcher or a revocation poll
-// reads the same old snapshot for good.
-func mysqlSession(cfg *mysqldriver.Config) {
-	cfg.ParseTime = true
-	if cfg.Params == nil {
-		cfg.Params = map[string]string{}
+// mysqlDSN returns go-sql-driver DSN dsn with what every connection
+// needs, whatever dsn says: parseTime=true, without which time.Time
+// columns (the application's rows) do not scan, and autocommit on for the
+// session, since with it off (a DSN's autocommit=0, a server's
+// init_connect) every plain read joins one transaction that never ends,
+// and a watcher or a revocation poll reads the same old snapshot for good.
+// The DSN's own settings of the two (in any of MySQL's spellings of a
+// session variable) are dropped; its other parameters are kept as written.
+func mysqlDSN(dsn string) (string, error) {
+	if _, err := mysqldriver.ParseDSN(dsn); err != nil {
+		return "", err
 	}
-	for k := range cfg.Params {
-		if strings.EqualFold(k, "autocommit") {
-			delete(cfg.Params, k)
+	// The parameters follow the first "?" after the last "/" (a password
+	// or an address may hold either), as the driver reads them.
+	// The empty DSN (all defaults) is the only one the driver reads
+	// without a "/".
+	base, query := dsn, ""
+	slash := strings.LastIndexByte(dsn, '/')
+	if slash < 0 {
+		base = "/"
+	} else if q := strings.IndexByte(dsn[slash+1:], '?'); q >= 0 {
+		base, query = dsn[:slash+1+q], dsn[slash+2+q:]
+	}
+	params := []string{}
+	for _, kv := range strings.Split(query, "&") {
+		k, _, _ := strings.Cut(kv, "=")
+		if k, err := url.QueryUnescape(k); kv == "" || err == nil && (k == "parseTime" || sessionVar(k) == "autocommit") {
+			continue
 		}
+		params = append(params, kv)
 	}
-	cfg.Params["autocommit"] = "1"
+	return base + "?" + strings.Join(append(params, "parseTime=true", "autocommit=1"), "&"), nil
+}
+
+// sessionVar returns the name of the session variable a DSN parameter
+// sets ("@@SESSION.autocommit" and "@@autocommit" set "autocommit"), in
+// lower case.
+func sessionVar(k string) string {
+	k = strings.ToLower(strings.TrimSpace(k))
+	k = strings.TrimPrefix(k, "@@")
+	for _, scope := range []string{"session.", "local."} {
+		k = strings.TrimPrefix(k, scope)
+	}
+	return k
 }
 
 // sqliteMemoryUnshared reports whether dsn names a SQLite in-memory

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	mysqldriver "github.com/go-sql-driver/mysql"
 	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
 
@@ -330,6 +331,29 @@ func TestOpenReadOnly(t *testing.T) {
 	}
 }
 
+// TestMySQLDSN: mysqlDSN sets parseTime and autocommit whatever the DSN
+// says, and keeps every other parameter as written (round-tripping the DSN
+// through the driver's Config lost connectionAttributes).
+func TestMySQLDSN(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"root@tcp(127.0.0.1:3306)/test", "root@tcp(127.0.0.1:3306)/test?parseTime=true&autocommit=1"},
+		{"root@tcp(127.0.0.1:3306)/test?parseTime=true", "root@tcp(127.0.0.1:3306)/test?parseTime=true&autocommit=1"},
+		{"u:p@ss/w?rd@tcp(h:1)/db?connectionAttributes=program_name:x&loc=Local&parseTime=false",
+			"u:p@ss/w?rd@tcp(h:1)/db?connectionAttributes=program_name:x&loc=Local&parseTime=true&autocommit=1"},
+		{"root@unix(/tmp/my.sock)/db?@@autocommit=0&%40%40session.AutoCommit=0&@@local.autocommit=0&autocommit=0&sql_mode=%27ANSI%27",
+			"root@unix(/tmp/my.sock)/db?sql_mode=%27ANSI%27&parseTime=true&autocommit=1"},
+		{"root@tcp(h)/db?&&", "root@tcp(h)/db?parseTime=true&autocommit=1"},
+	} {
+		got, err := mysqlDSN(tc.in)
+		if err != nil || got != tc.want {
+			t.Errorf("mysqlDSN(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+	if _, err := mysqlDSN("root@tcp(127.0.0.1:3306"); err == nil {
+		t.Error("a DSN without a database slash was taken")
+	}
+}
+
 // TestOpenMySQLSession: whatever the DSN says, Open's MySQL connections
 // parse times (the application's time.Time columns scanned with 500s
 // without parseTime=true) and autocommit (with it off, every plain read
@@ -341,7 +365,13 @@ func TestOpenMySQLSession(t *testing.T) {
 		t.Skip("GATEHOUSE_TEST_MYSQL_DSN is not set (e.g. mysql://root@tcp(127.0.0.1:3306)/test?parseTime=true)")
 	}
 	base, _, _ := strings.Cut(dsn, "?")
-	for _, d := range []string{base, base + "?parseTime=false&autocommit=0", base + "?AUTOCOMMIT=0"} {
+	// The driver sends the parameters in map order: a spelling left in
+	// would win now and then, so each DSN is opened several times.
+	var dsns []string
+	for range 8 {
+		dsns = append(dsns, base, base+"?parseTime=false&autocommit=0", base+"?AUTOCOMMIT=0", base+"?@@autocommit=0", base+"?%40%40SESSION.autocommit=0")
+	}
+	for _, d := range dsns {
 		db, err := Open(context.Background(), d)
 		if err != nil {
 			t.Fatalf("Open(%q): %v", d, err)
@@ -361,4 +391,33 @@ func TestOpenMySQLSession(t *testing.T) {
 	if _, err := Open(context.Background(), "mysql://root@tcp(127.0.0.1:3306/test"); !errors.Is(err, ErrUnsupported) {
 		t.Errorf("malformed DSN: %v, want ErrUnsupported", err)
 	}
+}
+
+// FuzzMySQLDSN: mysqlDSN never panics, and a DSN the driver reads comes
+// out read by it too, with parseTime on and autocommit set once, to 1.
+func FuzzMySQLDSN(f *testing.F) {
+	for _, s := range []string{"root@tcp(127.0.0.1:3306)/test?parseTime=true", "u:p@ss/w?rd@tcp(h:1)/db?a=1&autocommit=0", "/db?@@autocommit=0&&x", "root@unix(/s)/d?"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, dsn string) {
+		out, err := mysqlDSN(dsn)
+		if err != nil {
+			return
+		}
+		cfg, err := mysqldriver.ParseDSN(out)
+		if err != nil {
+			t.Fatalf("mysqlDSN(%q) = %q, which does not parse: %v", dsn, out, err)
+		}
+		if !cfg.ParseTime {
+			t.Fatalf("mysqlDSN(%q) = %q: parseTime off", dsn, out)
+		}
+		for k, v := range cfg.Params {
+			if sessionVar(k) == "autocommit" && (k != "autocommit" || v != "1") {
+				t.Fatalf("mysqlDSN(%q) = %q: %s=%s left", dsn, out, k, v)
+			}
+		}
+		if cfg.Params["autocommit"] != "1" {
+			t.Fatalf("mysqlDSN(%q) = %q: no autocommit=1", dsn, out)
+		}
+	})
 }
