@@ -37,7 +37,8 @@ type Routes []Route
 // request as its entry in table says (as [Middleware.Require],
 // [Middleware.RequireOwned] or [Middleware.PartnerOnly] would). The table is
 // checked first: a malformed pattern (a wildcard's braces unbalanced, a
-// wildcard without a name, a name twice) or a repeated one, a missing
+// wildcard without a name, a name twice in a pattern with a method) or a
+// repeated one, a missing
 // object type, an object type or action outside the engine's catalog, or a
 // method with no default action is an error.
 //
@@ -224,7 +225,7 @@ func splitPattern(p string) (method, path string, err error) {
 	if path == "" || strings.ContainsAny(path, " \t") {
 		return "", "", fmt.Errorf("%w: pattern %q: want [METHOD ]path", ErrConfig, p)
 	}
-	if err := checkWildcards(path); err != nil {
+	if err := checkWildcards(path, method != ""); err != nil {
 		return "", "", fmt.Errorf("%w: pattern %q: %w", ErrConfig, p, err)
 	}
 	return method, path, nil
@@ -233,8 +234,11 @@ func splitPattern(p string) (method, path string, err error) {
 // checkWildcards checks the {name} wildcards of a pattern's path as
 // http.ServeMux and chi both write them: braces balanced (a chi regular
 // expression may nest its own, as in {id:[0-9]{3}}; a '}' outside one is
-// a literal), each wildcard named, and no name twice.
-func checkWildcards(path string) error {
+// a literal), each wildcard named, and, in a pattern with a method
+// (http.ServeMux's form), no name twice. chi reports a route mounted under
+// a pattern with the mount's pattern in front, where a name may repeat
+// ("/entities/{id}/users/{id}").
+func checkWildcards(path string, unique bool) error {
 	var names []string
 	depth, start := 0, 0
 	for i := 0; i < len(path); i++ {
@@ -259,7 +263,7 @@ func checkWildcards(path string) error {
 			if name == "" {
 				return errors.New("a wildcard without a name")
 			}
-			if name != "$" && slices.Contains(names, name) {
+			if unique && name != "$" && slices.Contains(names, name) {
 				return fmt.Errorf("wildcard {%s} twice", name)
 			}
 			names = append(names, name)
