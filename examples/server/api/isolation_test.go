@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/gatehouse-authz/gatehouse/examples/server/api"
@@ -13,7 +14,8 @@ import (
 // TestConcurrentWritesUnderRepeatableRead: on a PostgreSQL whose default
 // isolation is REPEATABLE READ (as ALTER DATABASE can set it), concurrent
 // PATCHes of one entity and payables created in it all succeed, and
-// concurrent changes of one payable answer 200 or 409: the server's writes
+// concurrent changes of one payable answer 200 or 409 (its deletions 204
+// once, then 404): the server's writes
 // run at READ COMMITTED, where a row lock or an update waits for the holder
 // and then sees what it committed. Under the server's default, locking or
 // updating a row another request had just changed failed with a
@@ -60,7 +62,7 @@ func TestConcurrentWritesUnderRepeatableRead(t *testing.T) {
 	// Changes of one payable: PATCHes and an approval race; each answers
 	// 200, or 409 once the payable is approved, never 500.
 	pay := e.id("POST", "/payables", pt, ent, map[string]any{"currency": "EUR", "total_amount": 1}, 200)
-	bad := make(chan string, n+1)
+	bad := make(chan string, 2*n+1)
 	for i := range n + 1 {
 		wg.Add(1)
 		go func() {
@@ -75,6 +77,26 @@ func TestConcurrentWritesUnderRepeatableRead(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	// Deletions of one payable race: one 204, the others 404.
+	del := e.id("POST", "/payables", pt, ent, map[string]any{"currency": "EUR", "total_amount": 2}, 200)
+	var deleted atomic.Int32
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			status, got, err := e.send("DELETE", "/payables/"+del, pt, ent, nil)
+			switch {
+			case err == nil && status == 204:
+				deleted.Add(1)
+			case err != nil || status != 404:
+				bad <- fmt.Sprintf("DELETE payable: %d %v %s", status, err, got)
+			}
+		}()
+	}
+	wg.Wait()
+	if deleted.Load() != 1 {
+		t.Errorf("%d deletions of one payable answered 204, want 1", deleted.Load())
+	}
 	close(errs)
 	close(bad)
 	for msg := range errs {

@@ -411,7 +411,6 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 	})
 }
 
-// migrate creates or completes the server's own tables and their indexes.
 // write runs fn, the server's write to its own tables, in a transaction of
 // the store ([store.Store.InTransaction]), which on PostgreSQL runs at READ
 // COMMITTED whatever the server's default isolation: a row lock or an
@@ -441,6 +440,7 @@ func binaryCollation(db *gorm.DB, name string) error {
 	return db.Exec("ALTER TABLE " + name + " CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_bin").Error
 }
 
+// migrate creates or completes the server's own tables and their indexes.
 func (s *Server) migrate(ctx context.Context) error {
 	db := s.DB.WithContext(ctx)
 	for _, t := range []struct {
