@@ -298,19 +298,19 @@ func assertSameDecisions(t testing.TB, a, b *policy.Engine, reqs []policy.Reques
 
 // openTransaction runs change in an InTransaction of st, in the
 // background, and returns once change returned nil: the transaction is
-// open, with the change written. commit lets it commit and returns what
-// InTransaction returned.
-func openTransaction(t testing.TB, st *Store, change func(ctx context.Context) error) (commit func() error) {
+// open, with the change written. end ends it: fn's return is err (nil
+// commits, an error rolls back), and end returns what InTransaction
+// returned.
+func openTransaction(t testing.TB, st *Store, change func(ctx context.Context) error) (end func(err error) error) {
 	t.Helper()
-	written, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	written, release, done := make(chan struct{}), make(chan error, 1), make(chan error, 1)
 	go func() {
 		done <- st.InTransaction(context.Background(), func(ctx context.Context, _ *gorm.DB) error {
 			if err := change(ctx); err != nil {
 				return err
 			}
 			close(written)
-			<-release
-			return nil
+			return <-release
 		})
 	}()
 	select {
@@ -318,8 +318,8 @@ func openTransaction(t testing.TB, st *Store, change func(ctx context.Context) e
 	case err := <-done:
 		t.Fatalf("InTransaction: %v", err)
 	}
-	return func() error {
-		close(release)
+	return func(err error) error {
+		release <- err
 		return <-done
 	}
 }

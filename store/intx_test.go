@@ -78,7 +78,7 @@ func testInTransactionPublishAfterReload(t *testing.T, b backend) {
 	go func() { syncDone <- wA.Sync(ctx) }() // reloads; waits in "load"
 	<-loading
 	txDone := make(chan error, 1)
-	go func() { txDone <- commit() }() // revision 3; its publication waits for the reload
+	go func() { txDone <- commit(nil) }() // revision 3; its publication waits for the reload
 	waitRevision(t, stB, 3)
 	if err := engB.RemoveUser(ctx, "e1", "u1"); err != nil { // revision 4
 		t.Fatal(err)

@@ -241,27 +241,14 @@ func TestWatcherReadsOnlyCommittedMySQL(t *testing.T) {
 	stA, stB, engA, engB := twoReplicas(t, backend{b.name, func(t testing.TB) *gorm.DB { return openDSN(t, dsn) }})
 	wB := syncWatcher(t, stB, engB)
 	errRollback := errors.New("rolled back (on purpose)")
-	written, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
-	go func() {
-		done <- stA.InTransaction(ctx, func(ctx context.Context, _ *gorm.DB) error {
-			if _, err := engA.CreateEntity(ctx, "p1", "ghost"); err != nil {
-				return err
-			}
-			close(written)
-			<-release
-			return errRollback
-		})
-	}()
-	select {
-	case <-written:
-	case err := <-done:
-		t.Fatalf("InTransaction: %v", err)
-	}
+	end := openTransaction(t, stA, func(ctx context.Context) error {
+		_, err := engA.CreateEntity(ctx, "p1", "ghost")
+		return err
+	})
 	syncErr := wB.Sync(ctx)
 	_, getErr := engB.GetEntity(ctx, "ghost")
 	rev := wB.Revision()
-	close(release)
-	if err := <-done; !errors.Is(err, errRollback) {
+	if err := end(errRollback); !errors.Is(err, errRollback) {
 		t.Fatalf("InTransaction = %v, want the rollback", err)
 	}
 	if syncErr != nil {

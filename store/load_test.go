@@ -33,7 +33,7 @@ func testLoadDuringWrite(t *testing.T, b backend) {
 	var got []model.Rule
 	err := stB.Load(ctx, func(r model.Rule) error { got = append(got, r); return nil })
 	took := time.Since(start)
-	txErr := commit()
+	txErr := commit(nil)
 	if err != nil {
 		t.Fatalf("Load while a write transaction is open: %v (after %v)", err, took)
 	}
