@@ -161,24 +161,27 @@ func (m *Middleware) Routes(table Routes) (func(http.Handler) http.Handler, erro
 
 // ownedMux returns a mux of the table's routes that have an owner lookup,
 // each authorizing the request with its guard in rt and then calling next.
-// It returns nil, and logs, if a pattern is not one http.ServeMux accepts.
-func (m *Middleware) ownedMux(table Routes, rt map[string]map[string]*guard, next http.Handler) (mux *http.ServeMux) {
-	defer func() {
-		if v := recover(); v != nil {
-			m.log.Error("gatehouse: the route table does not fit http.ServeMux; owned routes will be refused", slog.Any("error", v))
-			mux = nil
-		}
-	}()
-	mux = http.NewServeMux()
+// A pattern http.ServeMux refuses (a chi-style one, "/a/{id}/b/{id}") is
+// logged and left out, and only it: the application's mux cannot have it
+// either, so no request is matched to it, and the other owned routes work.
+func (m *Middleware) ownedMux(table Routes, rt map[string]map[string]*guard, next http.Handler) *http.ServeMux {
+	mux := http.NewServeMux()
 	for _, e := range table {
 		if e.Owner == nil {
 			continue
 		}
 		method, path, _ := splitPattern(e.Pattern)
 		g := rt[path][method]
-		mux.Handle(e.Pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			m.authorize(w, r, g, g.act, next)
-		}))
+		func() {
+			defer func() {
+				if v := recover(); v != nil {
+					m.log.Error("gatehouse: http.ServeMux refuses a route of the table; it is left out", slog.String("pattern", e.Pattern), slog.Any("error", v))
+				}
+			}()
+			mux.Handle(e.Pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				m.authorize(w, r, g, g.act, next)
+			}))
+		}()
 	}
 	return mux
 }

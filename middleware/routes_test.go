@@ -147,6 +147,45 @@ func TestRoutesServeMux(t *testing.T) {
 	}
 }
 
+// TestRoutesServeMuxRefusedPattern: around an http.ServeMux, an owned
+// route whose pattern ServeMux refuses (a chi-style one that repeats a
+// wildcard name) is left out and logged; the other owned routes still
+// work. One such route made every owned route answer 500.
+func TestRoutesServeMuxRefusedPattern(t *testing.T) {
+	wd := newWorld(t)
+	logs := &syncBuffer{}
+	mw, err := middleware.New(middleware.Config{Authenticator: wd.auth, Engine: wd.eng, Logger: debugLogger(logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := append(wd.table(), middleware.Route{Pattern: "/receivables/{id}/lines/{id}", Object: "receivable", Owner: wd.lookup})
+	guard, err := mw.Routes(table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	for _, p := range []string{"GET /payables", "GET /payables/{id}", "POST /payables/{id}/approve"} {
+		mux.Handle(p, http.HandlerFunc(echo))
+	}
+	h := guard(mux)
+	for _, tc := range []struct {
+		method, path, token string
+		want                int
+	}{
+		{"GET", "/payables/o2", tokU2, 200},
+		{"GET", "/payables/o1", tokU2, 403},
+		{"POST", "/payables/o2/approve", tokU2, 200},
+		{"GET", "/payables", tokU1, 200},
+	} {
+		if w := do(h, tc.method, tc.path, "Bearer "+tc.token, nil); w.Code != tc.want {
+			t.Errorf("%s %s: %d, want %d: %s", tc.method, tc.path, w.Code, tc.want, w.Body)
+		}
+	}
+	if !strings.Contains(logs.String(), "/receivables/{id}/lines/{id}") {
+		t.Error("the refused pattern was not logged")
+	}
+}
+
 func TestRoutesTableErrors(t *testing.T) {
 	wd := newWorld(t)
 	mw, err := middleware.New(middleware.Config{Authenticator: wd.auth, Engine: wd.eng})
