@@ -23,7 +23,7 @@ import (
 //   - "postgres://..." or "postgresql://...": PostgreSQL (pgx).
 //   - "mysql://" followed by a go-sql-driver DSN, e.g.
 //     "mysql://root@tcp(127.0.0.1:3306)/test": MySQL or MariaDB, always
-//     with parseTime=true and autocommit=1 (see mysqlSession).
+//     with parseTime=true and autocommit=1 (see mysqlDSN).
 //   - anything else, a file path or a "file:" URI: SQLite (cgo), with WAL,
 //     a 5 s busy timeout, foreign keys on and immediate write transactions
 //     (parameters already in the DSN are kept). [Store.Load] reads in a
@@ -106,16 +106,17 @@ func open(ctx context.Context, dsn string, readOnly bool) (*gorm.DB, error) {
 // session, since with it off (a DSN's autocommit=0, a server's
 // init_connect) every plain read joins one transaction that never ends,
 // and a watcher or a revocation poll reads the same old snapshot for good.
-// The DSN's own settings of the two (in any of MySQL's spellings of a
-// session variable) are dropped; its other parameters are kept as written.
+// The DSN's own parseTime and autocommit parameters are dropped; a DSN
+// that sets autocommit otherwise (another spelling of the variable, or in
+// another parameter's value: the driver sends them all in one SET) is
+// refused. Its other parameters are kept as written.
 func mysqlDSN(dsn string) (string, error) {
 	if _, err := mysqldriver.ParseDSN(dsn); err != nil {
 		return "", err
 	}
 	// The parameters follow the first "?" after the last "/" (a password
-	// or an address may hold either), as the driver reads them.
-	// The empty DSN (all defaults) is the only one the driver reads
-	// without a "/".
+	// or an address may hold either), as the driver reads them. The empty
+	// DSN (all defaults) is the only one the driver reads without a "/".
 	base, query := dsn, ""
 	slash := strings.LastIndexByte(dsn, '/')
 	if slash < 0 {
@@ -125,25 +126,20 @@ func mysqlDSN(dsn string) (string, error) {
 	}
 	params := []string{}
 	for _, kv := range strings.Split(query, "&") {
-		k, _, _ := strings.Cut(kv, "=")
-		if k, err := url.QueryUnescape(k); kv == "" || err == nil && (k == "parseTime" || sessionVar(k) == "autocommit") {
+		k, v, _ := strings.Cut(kv, "=")
+		if kv == "" || k == "parseTime" || k == "autocommit" {
 			continue
+		}
+		uv, err := url.QueryUnescape(v)
+		if err != nil {
+			uv = v
+		}
+		if strings.Contains(strings.ToLower(k+"="+uv), "autocommit") {
+			return "", fmt.Errorf("parameter %q sets autocommit, which the store needs on (it sets autocommit=1 itself)", k)
 		}
 		params = append(params, kv)
 	}
 	return base + "?" + strings.Join(append(params, "parseTime=true", "autocommit=1"), "&"), nil
-}
-
-// sessionVar returns the name of the session variable a DSN parameter
-// sets ("@@SESSION.autocommit" and "@@autocommit" set "autocommit"), in
-// lower case.
-func sessionVar(k string) string {
-	k = strings.ToLower(strings.TrimSpace(k))
-	k = strings.TrimPrefix(k, "@@")
-	for _, scope := range []string{"session.", "local."} {
-		k = strings.TrimPrefix(k, scope)
-	}
-	return k
 }
 
 // sqliteMemoryUnshared reports whether dsn names a SQLite in-memory
