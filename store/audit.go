@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"gorm.io/gorm"
+
 	"github.com/gatehouse-authz/gatehouse/model"
 )
 
@@ -35,7 +37,34 @@ func (s *Store) Audit(ctx context.Context, f AuditFilter) ([]AuditRecord, error)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	q := s.db.WithContext(ctx).Table(s.changes)
+	var rows []changeRow
+	err := s.committed(ctx, func(db *gorm.DB) error {
+		return s.auditQuery(db, f).Find(&rows).Error
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: reading the audit trail: %w", err)
+	}
+	out := make([]AuditRecord, 0, len(rows))
+	for _, r := range rows {
+		rm, err := decodeRules(r.Removed)
+		if err != nil {
+			return nil, fmt.Errorf("store: audit record %d: %w", r.Revision, err)
+		}
+		add, err := decodeRules(r.Added)
+		if err != nil {
+			return nil, fmt.Errorf("store: audit record %d: %w", r.Revision, err)
+		}
+		out = append(out, AuditRecord{
+			Revision: r.Revision, At: time.UnixMicro(r.At).UTC(), Op: r.Op,
+			Entity: model.EntityID(r.Entity), Actor: r.Actor, Removed: rm, Added: add,
+		})
+	}
+	return out, nil
+}
+
+// auditQuery is the query of f's records through db.
+func (s *Store) auditQuery(db *gorm.DB, f AuditFilter) *gorm.DB {
+	q := db.Table(s.changes)
 	if f.Entity != "" {
 		q = q.Where("entity = ?", string(f.Entity))
 	}
@@ -56,24 +85,5 @@ func (s *Store) Audit(ctx context.Context, f AuditFilter) ([]AuditRecord, error)
 	if f.Limit > 0 {
 		q = q.Limit(f.Limit)
 	}
-	var rows []changeRow
-	if err := q.Find(&rows).Error; err != nil {
-		return nil, fmt.Errorf("store: reading the audit trail: %w", err)
-	}
-	out := make([]AuditRecord, 0, len(rows))
-	for _, r := range rows {
-		rm, err := decodeRules(r.Removed)
-		if err != nil {
-			return nil, fmt.Errorf("store: audit record %d: %w", r.Revision, err)
-		}
-		add, err := decodeRules(r.Added)
-		if err != nil {
-			return nil, fmt.Errorf("store: audit record %d: %w", r.Revision, err)
-		}
-		out = append(out, AuditRecord{
-			Revision: r.Revision, At: time.UnixMicro(r.At).UTC(), Op: r.Op,
-			Entity: model.EntityID(r.Entity), Actor: r.Actor, Removed: rm, Added: add,
-		})
-	}
-	return out, nil
+	return q
 }

@@ -248,6 +248,7 @@ func TestWatcherReadsOnlyCommittedMySQL(t *testing.T) {
 	syncErr := wB.Sync(ctx)
 	_, getErr := engB.GetEntity(ctx, "ghost")
 	rev := wB.Revision()
+	audit, auditErr := stB.Audit(ctx, AuditFilter{})
 	if err := end(errRollback); !errors.Is(err, errRollback) {
 		t.Fatalf("InTransaction = %v, want the rollback", err)
 	}
@@ -256,6 +257,16 @@ func TestWatcherReadsOnlyCommittedMySQL(t *testing.T) {
 	}
 	if !errors.Is(getErr, policy.ErrNotFound) || rev != 0 {
 		t.Fatalf("B applied an uncommitted change: GetEntity = %v, revision %d", getErr, rev)
+	}
+	if auditErr != nil || len(audit) != 0 {
+		t.Fatalf("the audit trail showed an uncommitted change: %+v, %v", audit, auditErr)
+	}
+	// Only such sessions pay for the transaction around the reads.
+	if !stB.dirtyReads(stB.db) {
+		t.Error("dirtyReads: false at READ UNCOMMITTED")
+	}
+	if st := newStore(t, b, b.open(t), newPrefix()); st.dirtyReads(st.db) {
+		t.Error("dirtyReads: true at the server's default")
 	}
 }
 
