@@ -76,6 +76,13 @@
 // refused, with an error wrapping both [ErrConflict] and [ErrBehind];
 // [Watcher.Retry] catches up and tries again.
 //
+// A database whose tables were dropped and made again (a restore) is
+// reloaded whole when its revision is below the replica's, and, on
+// PostgreSQL with a listening watcher, whenever the change table is new
+// (its oid changed). Elsewhere, a restore to a revision at or above the
+// replica's is taken for the feed's continuation: restart the replicas
+// after one.
+//
 // # Concurrency
 //
 // Store and Watcher are safe for concurrent use. A Store serves one

@@ -272,8 +272,11 @@ func TestWatcherReadsOnlyCommittedMySQL(t *testing.T) {
 
 // TestNotificationsAfterTablesRemade: a listening watcher still hears its
 // feed after the tables were dropped and made again (a restore: a new
-// oid). It took the new feed's notifications for another deployment's and
-// ignored them, listening but deaf until its next poll.
+// oid), and reloads rather than taking the new feed's revisions for the
+// old one's continuation. It took the new feed's notifications for another
+// deployment's and ignored them, listening but deaf until its next poll;
+// and the poll applied only the revisions above its old cursor, keeping
+// entities the new tables do not have.
 func TestNotificationsAfterTablesRemade(t *testing.T) {
 	ctx := context.Background()
 	stA, stB, engA, engB := twoReplicas(t, postgresBackend(t))
@@ -296,4 +299,11 @@ func TestNotificationsAfterTablesRemade(t *testing.T) {
 		}
 	}
 	waitFor(t, 5*time.Second, "B hearing of revision 3 of the new tables", func() bool { return wB.Known() == 3 })
+	if err := wB.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	assertSameRules(t, "B and the new tables", storedRules(t, stA), sortedRules(engB.Rules()))
+	if err := wB.Behind(); err != nil {
+		t.Fatalf("Behind: %v", err)
+	}
 }

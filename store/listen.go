@@ -76,12 +76,17 @@ func (w *Watcher) listenOnce(ctx context.Context) error {
 		// search_path resolves it, as the statements that write it do.
 		// It is read again when a notification names another: the tables
 		// may have been dropped and made again (a restore), with a new oid.
+		// A new oid, here or on a later connection, makes the next sync
+		// reload: the new feed's revisions do not continue the old one's.
 		var feed string
 		readFeed := func() error {
 			qctx, cancel := w.readCtx(ctx)
 			defer cancel()
 			if err := c.QueryRow(qctx, "SELECT "+strings.ReplaceAll(feedOID, "?", "$1"), w.st.changes).Scan(&feed); err != nil {
 				return fmt.Errorf("%w: reading the change feed's oid: %w", driver.ErrBadConn, err)
+			}
+			if prev, _ := w.feed.Swap(feed).(string); prev != "" && prev != feed {
+				w.remade.Store(true)
 			}
 			return nil
 		}

@@ -58,6 +58,8 @@ type Watcher struct {
 	advMu     sync.Mutex
 	advanced  chan struct{} // closed and replaced when cursor moves
 	listening atomic.Bool   // the LISTEN connection is up
+	feed      atomic.Value  // string: the change feed's oid, as the LISTEN connection last read it (PostgreSQL)
+	remade    atomic.Bool   // the feed's oid changed: its tables were made again, and the next sync reloads
 	hook      func(ctx context.Context) error
 
 	stMu    sync.Mutex // guards the fields below
@@ -475,6 +477,9 @@ func (w *Watcher) sync(ctx context.Context) error {
 	}
 	if cur := w.cursor.Load(); latest < cur { // the database was reset under us
 		return w.reload(ctx, "store revision went back")
+	}
+	if w.remade.Swap(false) { // so was it, to a revision that may be higher
+		return w.reload(ctx, "the change feed's tables were made again")
 	}
 	for {
 		cur := w.cursor.Load()
