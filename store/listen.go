@@ -93,7 +93,6 @@ func (w *Watcher) listenOnce(ctx context.Context) error {
 		if err := readFeed(); err != nil {
 			return err
 		}
-		foreign := map[string]bool{} // feeds of other deployments seen on the channel
 		w.listening.Store(true)
 		defer w.listening.Store(false)
 		w.kick() // catch up on what happened before LISTEN took effect
@@ -124,17 +123,10 @@ func (w *Watcher) listenOnce(ctx context.Context) error {
 			payload := n.Payload
 			if id, rev, ok := strings.Cut(payload, ":"); ok {
 				if id != feed {
-					if foreign[id] {
-						continue // known to be another deployment's: no query
-					}
 					if err := readFeed(); err != nil {
 						return err
 					}
 					if id != feed {
-						if len(foreign) >= 64 {
-							clear(foreign)
-						}
-						foreign[id] = true
 						continue
 					}
 				}
