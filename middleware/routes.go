@@ -111,7 +111,7 @@ func (m *Middleware) Routes(table Routes) (func(http.Handler) http.Handler, erro
 	}
 	return func(next http.Handler) http.Handler {
 		mux, _ := next.(*http.ServeMux)
-		var owned *http.ServeMux // routes with an owner lookup, to set path values around a mux
+		var owned ownedRoutes // routes with an owner lookup, to set path values around a mux
 		if mux != nil {
 			owned = m.ownedMux(table, rt, next)
 		}
@@ -147,11 +147,16 @@ func (m *Middleware) Routes(table Routes) (func(http.Handler) http.Handler, erro
 				// outer router's), and the owner lookup needs them: a
 				// private mux holding the owned routes matches the request
 				// (setting r's path values) and authorizes it.
-				if owned == nil {
+				// It must pick the route the application's mux picked:
+				// another (a table entry ServeMux left out, a stale one
+				// more specific) would authorize with another's guard.
+				if _, op := owned.mux.Handler(r); owned.guards[op] != g {
+					m.log.ErrorContext(r.Context(), "gatehouse: the owned route does not match the mux's; request refused",
+						slog.String("pattern", pat), slog.String("owned_pattern", op))
 					m.fail(w, r, http.StatusInternalServerError, CodeInternal, detailInternal)
 					return
 				}
-				owned.ServeHTTP(w, r)
+				owned.mux.ServeHTTP(w, r)
 				return
 			}
 			m.authorize(w, r, g, g.act, next)
@@ -159,13 +164,21 @@ func (m *Middleware) Routes(table Routes) (func(http.Handler) http.Handler, erro
 	}, nil
 }
 
+// ownedRoutes are the owned routes of a table in a mux of their own, and
+// the guard of each pattern the mux holds.
+type ownedRoutes struct {
+	mux    *http.ServeMux
+	guards map[string]*guard
+}
+
 // ownedMux returns a mux of the table's routes that have an owner lookup,
 // each authorizing the request with its guard in rt and then calling next.
-// A pattern http.ServeMux refuses (a chi-style one, "/a/{id}/b/{id}") is
-// logged and left out, and only it: the application's mux cannot have it
-// either, so no request is matched to it, and the other owned routes work.
-func (m *Middleware) ownedMux(table Routes, rt map[string]map[string]*guard, next http.Handler) *http.ServeMux {
-	mux := http.NewServeMux()
+// A pattern http.ServeMux refuses (a chi-style one, "/a/{id}/b/{id}", or
+// one that conflicts with another) is logged and left out, and only it;
+// a request the application's mux gives to a route the owned mux serves
+// with another guard is refused (see Routes).
+func (m *Middleware) ownedMux(table Routes, rt map[string]map[string]*guard, next http.Handler) ownedRoutes {
+	o := ownedRoutes{mux: http.NewServeMux(), guards: map[string]*guard{}}
 	for _, e := range table {
 		if e.Owner == nil {
 			continue
@@ -178,12 +191,13 @@ func (m *Middleware) ownedMux(table Routes, rt map[string]map[string]*guard, nex
 					m.log.Error("gatehouse: http.ServeMux refuses a route of the table; it is left out", slog.String("pattern", e.Pattern), slog.Any("error", v))
 				}
 			}()
-			mux.Handle(e.Pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			o.mux.Handle(e.Pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				m.authorize(w, r, g, g.act, next)
 			}))
+			o.guards[e.Pattern] = g
 		}()
 	}
-	return mux
+	return o
 }
 
 // lookupRoute finds the guard of a request. The method comes from the
