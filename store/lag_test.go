@@ -307,3 +307,42 @@ func TestNotificationsAfterTablesRemade(t *testing.T) {
 		t.Fatalf("Behind: %v", err)
 	}
 }
+
+// TestRemadeSurvivesFailedReload: when the reload that a remade feed asks
+// for fails, the next sync tries it again, rather than taking the new
+// feed's revisions for the old one's continuation (the flag was cleared
+// before the reload, and lost with it).
+func TestRemadeSurvivesFailedReload(t *testing.T) {
+	ctx := context.Background()
+	stA, stB, engA, engB := twoReplicas(t, postgresBackend(t))
+	wB := newWatcher(t, stB, engB, WithPollInterval(time.Hour), WithReloadTimeout(time.Nanosecond)) // every reload fails
+	waitFor(t, 5*time.Second, "B listening", func() bool { return wB.Lag().Listening })
+	if _, err := engA.CreateEntity(ctx, "p1", "e1"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "B applying revision 1", func() bool { return wB.Revision() == 1 })
+	if err := stA.dropTables(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := stA.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	engA2 := newEngine(t, stA)
+	for i := range 3 {
+		if _, err := engA2.CreateEntity(ctx, "p1", model.EntityID(fmt.Sprint("n", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 5*time.Second, "B hearing of revision 3 of the new tables", func() bool { return wB.Known() == 3 })
+	for i := range 2 {
+		if err := wB.Sync(ctx); err == nil {
+			t.Fatalf("sync %d after the tables were remade succeeded with every reload failing", i+1)
+		}
+	}
+	if _, err := engB.GetEntity(ctx, "n0"); err == nil {
+		t.Fatal("B applied the new feed's changes as the old one's")
+	}
+	if err := wB.Behind(); err == nil {
+		t.Fatal("Behind: nil with the reload failing")
+	}
+}

@@ -478,7 +478,7 @@ func (w *Watcher) sync(ctx context.Context) error {
 	if cur := w.cursor.Load(); latest < cur { // the database was reset under us
 		return w.reload(ctx, "store revision went back")
 	}
-	if w.remade.Swap(false) { // so was it, to a revision that may be higher
+	if w.remade.Load() { // so was it, to a revision that may be higher
 		return w.reload(ctx, "the change feed's tables were made again")
 	}
 	for {
@@ -615,11 +615,17 @@ func (w *Watcher) reloadNow(ctx context.Context, why string) error {
 
 func (w *Watcher) reload(ctx context.Context, why string) error {
 	w.st.log.InfoContext(ctx, "gatehouse: reloading the whole policy", "why", why, "revision", w.cursor.Load())
+	// A reload answers a remade feed known before it starts; one that
+	// fails leaves it to answer, and one made during it sets it again.
+	remade := w.remade.Swap(false)
 	bound, read := w.reloadBound, w.st.rowsRead.Load()
 	rctx, cancel := context.WithTimeout(ctx, bound)
 	err := w.eng.Reload(rctx)
 	cancel()
 	if err != nil {
+		if remade {
+			w.remade.Store(true)
+		}
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			// A load that read rules is slow, not stuck: give the next one
 			// more time. One that read nothing waits on a database that
