@@ -69,7 +69,7 @@
 // reads hang; each read is also bounded by [WithReadTimeout])
 // ([Watcher.Lag] has the details). It reads no database, so a server can check it on every
 // request. [Watcher.Sync] catches up with every change committed before
-// the call (one round trip when there is none), and [Watcher.Wait] waits
+// the call (one read when there is none), and [Watcher.Wait] waits
 // for a revision. A management call does not need either: the change
 // lock catches its replica up first. Only a replica that cannot catch up
 // (no Watcher for its engine, or a feed it cannot read) has its change

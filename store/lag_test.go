@@ -261,13 +261,6 @@ func TestWatcherReadsOnlyCommittedMySQL(t *testing.T) {
 	if auditErr != nil || len(audit) != 0 {
 		t.Fatalf("the audit trail showed an uncommitted change: %+v, %v", audit, auditErr)
 	}
-	// Only such sessions pay for the transaction around the reads.
-	if !stB.dirtyReads(stB.db) {
-		t.Error("dirtyReads: false at READ UNCOMMITTED")
-	}
-	if st := newStore(t, b, b.open(t), newPrefix()); st.dirtyReads(st.db) {
-		t.Error("dirtyReads: true at the server's default")
-	}
 }
 
 // TestNotificationsAfterTablesRemade: a listening watcher still hears its

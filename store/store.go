@@ -62,7 +62,6 @@ type Store struct {
 	wakers                   map[*Watcher]struct{}
 	pubMu                    sync.Mutex   // held from an InTransaction's commit until its changes are published
 	spSeq                    atomic.Int64 // names savepoints
-	dirty                    atomic.Int32 // MySQL sessions read uncommitted rows: 0 not known yet, 1 no, 2 yes
 	own                      ownCommits   // own changes whose publication is in doubt
 
 	lagMu  sync.Mutex // orders the updates of applied, known and behind
@@ -191,47 +190,20 @@ func (s *Store) Revision(ctx context.Context) (int64, error) {
 }
 
 // committed runs fn, reads outside the change lock (a watcher's, the
-// audit trail's), so that they see only committed rows. On a MySQL server
-// whose sessions are at READ UNCOMMITTED, fn runs in a read-only
-// transaction at READ COMMITTED: a watcher read, and applied, a change
-// another replica's transaction had written and then rolled back.
-// Otherwise fn reads as it is, in one round trip (the transaction costs
-// three more statements; PostgreSQL's lowest level is READ COMMITTED, and
-// SQLite's readers see only commits).
+// audit trail's), so that they see only committed rows: on MySQL in a
+// read-only transaction at READ COMMITTED, since on a server set to READ
+// UNCOMMITTED a watcher read, and applied, a change another replica's
+// transaction had written and then rolled back. (A session's level cannot
+// be asked once for all: the pool opens new connections, which take the
+// server's default of the moment.) Elsewhere fn reads as it is:
+// PostgreSQL's lowest level is READ COMMITTED, and SQLite's readers see
+// only commits.
 func (s *Store) committed(ctx context.Context, fn func(db *gorm.DB) error) error {
 	db := s.db.WithContext(ctx)
-	if s.dialect != dialectMySQL || !s.dirtyReads(db) {
+	if s.dialect != dialectMySQL {
 		return fn(db)
 	}
 	return db.Transaction(fn, &sql.TxOptions{Isolation: sql.LevelReadCommitted, ReadOnly: true})
-}
-
-// dirtyReads reports whether the MySQL sessions read uncommitted rows
-// (their isolation is READ UNCOMMITTED). It asks the server once; when the
-// answer cannot be read, it says yes (the safe way) and asks again next
-// time. A server's default changed later reaches new connections only,
-// which a new Store (a restart) sees.
-func (s *Store) dirtyReads(db *gorm.DB) bool {
-	switch s.dirty.Load() {
-	case 1:
-		return false
-	case 2:
-		return true
-	}
-	var level string
-	err := db.Raw("SELECT @@SESSION.tx_isolation").Scan(&level).Error // MariaDB, MySQL 5.7
-	if err != nil {
-		err = db.Raw("SELECT @@SESSION.transaction_isolation").Scan(&level).Error // MySQL 8
-	}
-	if err != nil {
-		return true
-	}
-	v := int32(1)
-	if strings.EqualFold(level, "READ-UNCOMMITTED") {
-		v = 2
-	}
-	s.dirty.Store(v)
-	return v == 2
 }
 
 func (s *Store) readRevision(db *gorm.DB) (int64, error) {

@@ -279,7 +279,7 @@ func (w *Watcher) Lag() Lag {
 // answering) is reported by the bound, or by the failure of its reads
 // after [WithReadTimeout]. It reads no database: call it before serving
 // a decision that must not come from a state known to be stale, and
-// [Watcher.Sync] (one round trip) before validating a change against
+// [Watcher.Sync] (one read) before validating a change against
 // every committed one.
 //
 // The watcher learns of a change when it is notified (PostgreSQL), when
@@ -413,9 +413,10 @@ func (w *Watcher) run() {
 const feedBatch = 500
 
 // Sync applies, now, every change committed before the call: it reads the
-// database's revision and applies the changes up to it (one round trip
-// when there are none). Call it before validating a change against every
-// committed one. An error wraps [ErrBehind]: the replica could not catch
+// database's revision and applies the changes up to it (one read when
+// there are none: a round trip, or on MySQL a read-only transaction, so
+// that it sees only committed rows). Call it before validating a change
+// against every committed one. An error wraps [ErrBehind]: the replica could not catch
 // up.
 func (w *Watcher) Sync(ctx context.Context) error {
 	err := w.sync(ctx)
