@@ -108,10 +108,11 @@ func open(ctx context.Context, dsn string, readOnly bool) (*gorm.DB, error) {
 // and a watcher or a revocation poll reads the same old snapshot for good.
 // The DSN's own parseTime and autocommit parameters are dropped; a DSN
 // that sets autocommit otherwise (another spelling of the variable, or in
-// another parameter's value: the driver sends them all in one SET) is
+// another variable's value: the driver sends them all in one SET) is
 // refused. Its other parameters are kept as written.
 func mysqlDSN(dsn string) (string, error) {
-	if _, err := mysqldriver.ParseDSN(dsn); err != nil {
+	cfg, err := mysqldriver.ParseDSN(dsn)
+	if err != nil {
 		return "", err
 	}
 	// The parameters follow the first "?" after the last "/" (a password
@@ -134,7 +135,9 @@ func mysqlDSN(dsn string) (string, error) {
 		if err != nil {
 			uv = v
 		}
-		if strings.Contains(strings.ToLower(k+"="+uv), "autocommit") {
+		// Only parameters the driver sends in its SET can set it (not its
+		// own, as connectionAttributes=program_name:autocommit-auditor).
+		if _, sent := cfg.Params[k]; sent && strings.Contains(strings.ToLower(k+"="+uv), "autocommit") {
 			return "", fmt.Errorf("parameter %q sets autocommit, which the store needs on (it sets autocommit=1 itself)", k)
 		}
 		params = append(params, kv)

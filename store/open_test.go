@@ -343,6 +343,8 @@ func TestMySQLDSN(t *testing.T) {
 		{"root@unix(/tmp/my.sock)/db?autocommit=0&sql_mode=%27ANSI%27",
 			"root@unix(/tmp/my.sock)/db?sql_mode=%27ANSI%27&parseTime=true&autocommit=1"},
 		{"root@tcp(h)/db?&&", "root@tcp(h)/db?parseTime=true&autocommit=1"},
+		{"root@tcp(h)/db?connectionAttributes=program_name:autocommit-auditor", // the driver's own: no SET
+			"root@tcp(h)/db?connectionAttributes=program_name:autocommit-auditor&parseTime=true&autocommit=1"},
 	} {
 		got, err := mysqlDSN(tc.in)
 		if err != nil || got != tc.want {
