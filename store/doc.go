@@ -77,11 +77,13 @@
 // [Watcher.Retry] catches up and tries again.
 //
 // A database whose tables were dropped and made again (a restore) is
-// reloaded whole when its revision is below the replica's, and, on
-// PostgreSQL with a listening watcher, whenever the change table is new
-// (its oid changed). Elsewhere, a restore to a revision at or above the
-// replica's is taken for the feed's continuation: restart the replicas
-// after one.
+// reloaded whole when its revision is below the replica's. On PostgreSQL,
+// a listening watcher also reloads when it learns that the change table is
+// new (its oid changed): from the first notification of the new table, or
+// when its connection is made again. A restore to a revision at or above
+// the replica's is otherwise taken for the feed's continuation (on MySQL
+// and SQLite, and on PostgreSQL until a commit notifies): restart the
+// replicas after a restore.
 //
 // # Concurrency
 //
