@@ -271,28 +271,8 @@ func TestWatcherReadsOnlyCommittedMySQL(t *testing.T) {
 // and the poll applied only the revisions above its old cursor, keeping
 // entities the new tables do not have.
 func TestNotificationsAfterTablesRemade(t *testing.T) {
-	ctx := context.Background()
-	stA, stB, engA, engB := twoReplicas(t, postgresBackend(t))
-	wB := newWatcher(t, stB, engB, WithPollInterval(time.Hour))
-	waitFor(t, 5*time.Second, "B listening", func() bool { return wB.Lag().Listening })
-	if _, err := engA.CreateEntity(ctx, "p1", "e1"); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 5*time.Second, "B applying revision 1", func() bool { return wB.Revision() == 1 })
-	if err := stA.dropTables(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := stA.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	engA2 := newEngine(t, stA)
-	for i := range 3 {
-		if _, err := engA2.CreateEntity(ctx, "p1", model.EntityID(fmt.Sprint("n", i))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	waitFor(t, 5*time.Second, "B hearing of revision 3 of the new tables", func() bool { return wB.Known() == 3 })
-	if err := wB.Sync(ctx); err != nil {
+	stA, engB, wB := remadeTables(t)
+	if err := wB.Sync(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	assertSameRules(t, "B and the new tables", storedRules(t, stA), sortedRules(engB.Rules()))
@@ -301,14 +281,15 @@ func TestNotificationsAfterTablesRemade(t *testing.T) {
 	}
 }
 
-// TestRemadeSurvivesFailedReload: when the reload that a remade feed asks
-// for fails, the next sync tries it again, rather than taking the new
-// feed's revisions for the old one's continuation (the flag was cleared
-// before the reload, and lost with it).
-func TestRemadeSurvivesFailedReload(t *testing.T) {
+// remadeTables: replica B, listening, applies revision 1 (entity e1) of
+// replica A; then A's tables are dropped and made again, and a new engine
+// on them makes revisions 1 to 3 (n0, n1, n2). It returns once B has heard
+// of revision 3.
+func remadeTables(t *testing.T, opts ...WatcherOption) (stA *Store, engB *policy.Engine, wB *Watcher) {
+	t.Helper()
 	ctx := context.Background()
 	stA, stB, engA, engB := twoReplicas(t, postgresBackend(t))
-	wB := newWatcher(t, stB, engB, WithPollInterval(time.Hour), WithReloadTimeout(time.Nanosecond)) // every reload fails
+	wB = newWatcher(t, stB, engB, append([]WatcherOption{WithPollInterval(time.Hour)}, opts...)...)
 	waitFor(t, 5*time.Second, "B listening", func() bool { return wB.Lag().Listening })
 	if _, err := engA.CreateEntity(ctx, "p1", "e1"); err != nil {
 		t.Fatal(err)
@@ -327,12 +308,21 @@ func TestRemadeSurvivesFailedReload(t *testing.T) {
 		}
 	}
 	waitFor(t, 5*time.Second, "B hearing of revision 3 of the new tables", func() bool { return wB.Known() == 3 })
+	return stA, engB, wB
+}
+
+// TestRemadeSurvivesFailedReload: when the reload that a remade feed asks
+// for fails, the next sync tries it again, rather than taking the new
+// feed's revisions for the old one's continuation (the flag was cleared
+// before the reload, and lost with it).
+func TestRemadeSurvivesFailedReload(t *testing.T) {
+	_, engB, wB := remadeTables(t, WithReloadTimeout(time.Nanosecond)) // every reload fails
 	for i := range 2 {
-		if err := wB.Sync(ctx); err == nil {
+		if err := wB.Sync(context.Background()); err == nil {
 			t.Fatalf("sync %d after the tables were remade succeeded with every reload failing", i+1)
 		}
 	}
-	if _, err := engB.GetEntity(ctx, "n0"); err == nil {
+	if _, err := engB.GetEntity(context.Background(), "n0"); err == nil {
 		t.Fatal("B applied the new feed's changes as the old one's")
 	}
 	if err := wB.Behind(); err == nil {
