@@ -329,3 +329,28 @@ func TestRemadeSurvivesFailedReload(t *testing.T) {
 		t.Fatal("Behind: nil with the reload failing")
 	}
 }
+
+// TestWriteAfterTablesRemade: a change made on a replica that knows its
+// feed's tables were made again reloads first (and is refused while the
+// reload fails), rather than catching up by applying the new feed as the
+// old one's continuation under the change lock and committing on that
+// mixed state.
+func TestWriteAfterTablesRemade(t *testing.T) {
+	ctx := context.Background()
+	t.Run("reload fails", func(t *testing.T) {
+		_, engB, _ := remadeTables(t, WithReloadTimeout(time.Nanosecond))
+		if _, err := engB.CreateEntity(ctx, "p1", "x"); !errors.Is(err, ErrBehind) {
+			t.Fatalf("change = %v, want ErrBehind", err)
+		}
+		if _, err := engB.GetEntity(ctx, "n1"); err == nil {
+			t.Fatal("B applied the new feed's changes as the old one's")
+		}
+	})
+	t.Run("reload works", func(t *testing.T) {
+		stA, engB, _ := remadeTables(t)
+		if _, err := engB.CreateEntity(ctx, "p1", "x"); err != nil {
+			t.Fatal(err)
+		}
+		assertSameRules(t, "B and the new tables", storedRules(t, stA), sortedRules(engB.Rules()))
+	})
+}

@@ -137,6 +137,10 @@ func (s *Store) catchUp(ctx context.Context, tx *gorm.DB, e *policy.Engine, prev
 	have := s.applied.Load()
 	if w != nil {
 		have = w.Revision()
+		if w.remade.Load() {
+			// The feed's revisions do not continue what the engine holds.
+			return fmt.Errorf("%w: the change feed's tables were made again", errNeedReload)
+		}
 	}
 	switch {
 	case prev == have, inTx > 0 && prev == inTx:
