@@ -2,13 +2,13 @@ package auth
 
 import (
 	"context"
-	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
 
+	"github.com/gatehouse-authz/gatehouse/internal/dbwrite"
 	"github.com/gatehouse-authz/gatehouse/model"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -384,25 +384,10 @@ func (g *GormStore) PruneRevocations(ctx context.Context, t time.Time) (int64, e
 }
 
 // change runs stmt, an UPDATE, a DELETE or an INSERT that may conflict,
-// and returns the rows it affected. On PostgreSQL it runs in a transaction
-// at READ COMMITTED, whatever the server's default isolation: a row another
-// replica is changing (or inserting) is then waited for, and the statement
-// goes on with what that replica committed. Under REPEATABLE READ or
-// SERIALIZABLE, PostgreSQL refuses to change a row changed since the
-// statement's snapshot, or to skip an insert over a row committed since
-// (SQLSTATE 40001): concurrent key or secret rotations failed half way, and
+// and returns the rows it affected, at the isolation the store's writes
+// need (see package internal/dbwrite): under a PostgreSQL default of
+// REPEATABLE READ, concurrent key or secret rotations failed half way, and
 // a token revoked on two replicas at once failed on one.
 func (g *GormStore) change(ctx context.Context, stmt func(db *gorm.DB) *gorm.DB) (int64, error) {
-	db := g.db.WithContext(ctx)
-	if db.Dialector.Name() != "postgres" {
-		res := stmt(db)
-		return res.RowsAffected, res.Error
-	}
-	var n int64
-	err := db.Transaction(func(tx *gorm.DB) error {
-		res := stmt(tx)
-		n = res.RowsAffected
-		return res.Error
-	}, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
-	return n, err
+	return dbwrite.Exec(g.db.WithContext(ctx), stmt)
 }

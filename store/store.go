@@ -19,6 +19,7 @@ import (
 	gormadapter "github.com/casbin/gorm-adapter/v3"
 	"gorm.io/gorm"
 
+	"github.com/gatehouse-authz/gatehouse/internal/dbwrite"
 	"github.com/gatehouse-authz/gatehouse/model"
 	"github.com/gatehouse-authz/gatehouse/policy"
 )
@@ -46,7 +47,7 @@ const (
 type Store struct {
 	db                       *gorm.DB
 	dialect                  string
-	txOpts                   []*sql.TxOptions // of the transactions that change: see writeTxOptions
+	txOpts                   []*sql.TxOptions // of the transactions that change (dbwrite.Options)
 	rules, changes, revision string           // table names
 	channel                  string           // PostgreSQL NOTIFY channel
 	origin                   string           // marks the feed rows this store wrote
@@ -118,7 +119,7 @@ func New(ctx context.Context, db *gorm.DB, opts ...Option) (*Store, error) {
 	s := &Store{
 		db:        db,
 		dialect:   dialect,
-		txOpts:    writeTxOptions(dialect),
+		txOpts:    dbwrite.Options(db),
 		rules:     o.prefix + "rules",
 		changes:   o.prefix + "changes",
 		revision:  o.prefix + "revision",
@@ -215,24 +216,6 @@ func (s *Store) readRevision(db *gorm.DB) (int64, error) {
 		return 0, ErrNotMigrated
 	}
 	return rows[0].Revision, nil
-}
-
-// writeTxOptions returns the options of the transactions in which a store
-// of the dialect changes the database (changes, the change lock and
-// [Store.InTransaction]). On PostgreSQL, they run at READ COMMITTED,
-// PostgreSQL's own default, whatever default_transaction_isolation the
-// server, database or role sets: the change lock is an UPDATE of the
-// revision row, which must wait for the last holder and then see the row
-// as it committed it. Under REPEATABLE READ or SERIALIZABLE, PostgreSQL
-// refuses to update a row changed since the transaction's snapshot
-// (SQLSTATE 40001), and every change made while another replica committed
-// failed. MySQL's locking reads see the latest rows at every level, and
-// SQLite has one.
-func writeTxOptions(dialect string) []*sql.TxOptions {
-	if dialect == dialectPostgres {
-		return []*sql.TxOptions{{Isolation: sql.LevelReadCommitted}}
-	}
-	return nil
 }
 
 // readSnapshot runs fn in a read-only snapshot transaction. On SQLite it
@@ -753,8 +736,8 @@ func (s *Store) wake() {
 // later changes of other replicas) is not replayed.
 //
 // On PostgreSQL the transaction runs at READ COMMITTED, whatever the
-// server's default isolation: the change lock needs it (see
-// writeTxOptions). An application that needs a stricter level for its own
+// server's default isolation: the change lock needs it (see package
+// internal/dbwrite). An application that needs a stricter level for its own
 // reads takes row locks (SELECT ... FOR UPDATE) in tx.
 func (s *Store) InTransaction(ctx context.Context, fn func(ctx context.Context, tx *gorm.DB) error) error {
 	if err := ctx.Err(); err != nil {
@@ -840,11 +823,7 @@ func (s *Store) Prune(ctx context.Context, upTo int64) (int64, error) {
 		return 0, err
 	}
 	upTo = min(upTo, latest-1)
-	var n int64
-	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		res := tx.Exec("DELETE FROM "+s.changes+" WHERE revision <= ?", upTo)
-		n = res.RowsAffected
-		return res.Error
-	}, s.txOpts...) // two replicas pruning at once: see writeTxOptions
-	return n, err
+	return dbwrite.Exec(s.db.WithContext(ctx), func(db *gorm.DB) *gorm.DB { // two replicas pruning at once
+		return db.Exec("DELETE FROM "+s.changes+" WHERE revision <= ?", upTo)
+	})
 }
