@@ -46,11 +46,11 @@ type guard struct {
 // It authenticates the request (401) unless a principal is already in the
 // context, refuses object types outside the token's APIs (403, before the
 // entity is looked at), resolves the entity as [Middleware.Entity] does
-// (400, 403) and asks the engine (403 on deny). When the role allows the action on own objects only, the
-// request goes through with [model.ScopeOwn] in the context
-// ([ScopeFromContext]): the handler must restrict itself to the subject's
-// objects (see [FilterScope]); use [Middleware.RequireOwned] for routes
-// about one existing object. An object type or action outside the engine's
+// (400, 403) and asks the engine (403 on deny). When the role allows the
+// action on own objects only, the request goes through with
+// [model.ScopeOwn] in the context ([ScopeFromContext]): the handler must
+// restrict itself to the subject's objects (see [FilterScope]); use
+// [Middleware.RequireOwned] for routes about one existing object. An object type or action outside the engine's
 // catalog is a programming error: it is logged when Require is called and
 // every request answers 500. An explicit act applies whatever the method:
 // register such a guard on a method pattern ("GET /payables"), or leave act

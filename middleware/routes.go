@@ -38,9 +38,8 @@ type Routes []Route
 // [Middleware.RequireOwned] or [Middleware.PartnerOnly] would). The table is
 // checked first: a malformed pattern (a wildcard's braces unbalanced, a
 // wildcard without a name, a name twice in a pattern with a method) or a
-// repeated one, a missing
-// object type, an object type or action outside the engine's catalog, or a
-// method with no default action is an error.
+// repeated one, a missing object type, an object type or action outside
+// the engine's catalog, or a method with no default action is an error.
 //
 // A request's pattern is r.Pattern (set by http.ServeMux and chi once they
 // have matched, so the middleware may wrap each handler or sit in chi's

@@ -17,11 +17,7 @@ import (
 // a nil-pointer panic (found in review).
 func TestLockReloadWatcherClosed(t *testing.T) {
 	ctx := context.Background()
-	b := sqliteBackend(t)
-	prefix := newPrefix()
-	stA := newStore(t, b, b.open(t), prefix)
-	stB := newStore(t, b, b.open(t), prefix)
-	engA, engB := newEngine(t, stA), newEngine(t, stB)
+	stA, stB, engA, engB := twoReplicas(t, sqliteBackend(t))
 	var armed atomic.Bool
 	var wA *Watcher
 	wA = newWatcher(t, stA, engA, WithPollInterval(time.Hour), WithListen(false), withSyncHook(func(context.Context) error {

@@ -416,8 +416,8 @@ const feedBatch = 500
 // database's revision and applies the changes up to it (one read when
 // there are none: a round trip, or on MySQL a read-only transaction, so
 // that it sees only committed rows). Call it before validating a change
-// against every committed one. An error wraps [ErrBehind]: the replica could not catch
-// up.
+// against every committed one. An error wraps [ErrBehind]: the replica
+// could not catch up.
 func (w *Watcher) Sync(ctx context.Context) error {
 	err := w.sync(ctx)
 	w.stMu.Lock()
